@@ -1,0 +1,3 @@
+from embedtrain.cli import main
+
+main()

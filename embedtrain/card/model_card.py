@@ -1,0 +1,110 @@
+"""The model card (README.md) written next to a trained model, following the reference's sections."""
+
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import accelerate
+import datasets
+import torch
+import transformers
+import yaml
+
+from embedtrain import __version__
+from embedtrain.data.source import is_local
+from embedtrain.models.embedder import SentenceEmbedder
+from embedtrain.recipe.schema import Recipe
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    name: str
+    source: str
+    rows: int
+    columns: str  # the resolved column mapping
+    loss: str
+
+
+def render_model_card(model: SentenceEmbedder, recipe: Recipe, train_sets: list[DatasetSummary],
+                      metrics: dict[str, float], history: list[dict], primary_metrics: list[str]) -> str:
+    card = recipe.model.card
+    losses = sorted({recipe.losses[summary.loss].type for summary in train_sets})
+    tags = ["sentence-transformers", "sentence-similarity", "feature-extraction", "dense", "generated_from_trainer",
+            "embedtrain", f"dataset_size:{sum(summary.rows for summary in train_sets)}"]
+    tags += [f"loss:{loss}" for loss in losses] + list(card.tags)
+    front_matter = {
+        "language": card.language or None,
+        "license": card.license,
+        "library_name": "sentence-transformers",
+        "pipeline_tag": "sentence-similarity",
+        "tags": tags,
+        "base_model": recipe.model.base if not is_local(recipe.model.base) else None,
+        "datasets": [s.source for s in train_sets if not is_local(s.source)] or None,
+        "metrics": sorted(metrics) or None,
+    }
+    front_matter = {key: value for key, value in front_matter.items() if value is not None}
+    title = card.model_name or f"Sentence embedding model fine-tuned from {Path(recipe.model.base).name}"
+    sections = [
+        "---\n" + yaml.safe_dump(front_matter, sort_keys=False, allow_unicode=True) + "---",
+        f"# {title}",
+        f"A dense sentence-embedding model fine-tuned from `{recipe.model.base}` with "
+        f"[embedtrain](https://pypi.org/project/embedtrain/) on {', '.join(s.name for s in train_sets)}. It maps text "
+        f"to a {model.embedding_dimension}-dimensional vector for semantic similarity, search, clustering and "
+        f"classification.",
+        "## Model Details\n\n" + _table(["Property", "Value"], [
+            ["Base model", f"`{recipe.model.base}`"],
+            ["Maximum sequence length", f"{model.max_seq_length} tokens"],
+            ["Output dimensionality", str(model.embedding_dimension)],
+            ["Similarity function", model.similarity_fn_name],
+            ["Training datasets", ", ".join(s.name for s in train_sets)],
+        ]),
+        "### Full Model Architecture\n\n```\n" + repr(model) + "\n```",
+        "## Usage\n\n```python\nfrom sentence_transformers import SentenceTransformer\n\n"
+        "model = SentenceTransformer(\"path/to/this/model\")\n"
+        "embeddings = model.encode([\"The weather is lovely today.\", \"It's so sunny outside!\"])\n"
+        "similarities = model.similarity(embeddings, embeddings)\n```",
+    ]
+    if metrics:
+        rows = [[f"**{name}**" if name in primary_metrics else name, f"{value:.4f}"] for name, value in metrics.items()]
+        sections.append("## Evaluation\n\n" + _table(["Metric", "Value"], rows))
+    sections.append(_training_details(recipe, train_sets))
+    if history:
+        sections.append(_training_logs(history, primary_metrics))
+    sections.append("### Framework Versions\n\n" + "\n".join(f"- {name}: {version}" for name, version in [
+        ("Python", platform.python_version()), ("embedtrain", __version__), ("Transformers", transformers.__version__),
+        ("PyTorch", torch.__version__), ("Accelerate", accelerate.__version__), ("Datasets", datasets.__version__)]))
+    sections.append("### Recipe\n\n```yaml\n" + yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False) + "```")
+    return "\n\n".join(sections) + "\n"
+
+
+def _training_details(recipe: Recipe, train_sets: list[DatasetSummary]) -> str:
+    parts = ["## Training Details", "### Training Datasets"]
+    for summary in train_sets:
+        loss = recipe.losses[summary.loss]
+        parts.append(f"#### {summary.name}\n\n- Source: `{summary.source}`\n- Size: {summary.rows} rows\n"
+                     f"- Columns: {summary.columns}\n- Loss: `{loss.type}` with parameters:\n\n```json\n"
+                     f"{json.dumps(loss.model_dump(exclude={'type'}), indent=2)}\n```")
+    training = recipe.training.model_dump(mode="json", exclude={"output_dir"})
+    parts.append("### Training Hyperparameters\n\n" + "\n".join(f"- `{key}`: {value}" for key, value in training.items()))
+    return "\n\n".join(parts)
+
+
+def _training_logs(history: list[dict], primary_metrics: list[str]) -> str:
+    columns = ["step", "epoch", "loss"] + primary_metrics
+    rows: dict[int, dict] = {}
+    for record in history:
+        rows.setdefault(record["step"], {}).update(record)
+    body = [[_format(row.get(column)) for column in columns] for _, row in sorted(rows.items())]
+    return "### Training Logs\n\n" + _table([c.replace("_", " ") if c in ("step", "epoch", "loss") else c for c in columns], body)
+
+
+def _format(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(":---" for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])

@@ -1,0 +1,72 @@
+"""Where a dataset comes from (a hub id or a local file/folder) and how it is loaded."""
+
+from pathlib import Path
+
+import datasets
+from pydantic import Field
+
+from embedtrain.config import StrictModel
+from embedtrain.errors import DataError
+
+LOCAL_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".arrow": "arrow"}
+"""File suffix -> `datasets` builder for local files."""
+
+
+class DataSource(StrictModel):
+    """A dataset: a hub id or a local path, which split, and which columns feed which input."""
+
+    source: str = Field(description="hub dataset id (org/name) or a local file or folder (csv, tsv, json, jsonl, parquet, arrow)")
+    subset: str | None = Field(None, description="hub configuration name")
+    split: str = Field("train", description="split, with optional slicing such as train[:1000]; a local file is the 'train' split")
+    revision: str | None = Field(None, description="hub revision (branch, tag or commit)")
+    columns: dict[str, str | list[str]] | None = Field(
+        None, description="input -> column, e.g. {anchor: question, positive: answer, label: score}; "
+        "without it, the label is taken by name and the inputs by position")
+    ignore_columns: list[str] = Field(default_factory=list, description="columns that are deliberately not used")
+    max_samples: int | None = Field(None, gt=0, description="keep only the first N rows (after shuffling, if shuffle_seed is set)")
+    shuffle_seed: int | None = Field(None, description="shuffle the rows with this seed before max_samples")
+
+
+def is_local(source: str) -> bool:
+    """A source is local if it exists on disk or looks like a path; otherwise it is a hub id."""
+    path = Path(source).expanduser()
+    return path.exists() or path.suffix in LOCAL_BUILDERS or source.startswith((".", "/", "~")) or source.count("/") > 1
+
+
+def load_source(config: DataSource, where: str) -> datasets.Dataset:
+    """Load the rows `config` describes; `where` (e.g. `datasets.train.stsb`) names it in errors."""
+    try:
+        dataset = _load(config, where)
+    except DataError:
+        raise
+    except Exception as error:  # datasets raises many unrelated types; all mean "cannot load this"
+        raise DataError(f"{where}: cannot load {config.source!r} (split {config.split!r}): {type(error).__name__}: {error}") from error
+    if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDataset, datasets.IterableDatasetDict)):
+        raise DataError(f"{where}: {config.source!r} did not load as a single split; set `split:`")
+    if config.shuffle_seed is not None:
+        dataset = dataset.shuffle(seed=config.shuffle_seed)
+    if config.max_samples is not None:
+        dataset = dataset.select(range(min(config.max_samples, len(dataset))))
+    # Materialise shuffling/selection, so that row numbers in error messages are those of the rows used.
+    return dataset.flatten_indices() if dataset._indices is not None else dataset
+
+
+def _load(config: DataSource, where: str) -> datasets.Dataset:
+    if not is_local(config.source):
+        return datasets.load_dataset(config.source, config.subset, split=config.split, revision=config.revision)
+    path = Path(config.source).expanduser()
+    if not path.exists():
+        raise DataError(f"{where}.source: {str(path)!r} does not exist (relative paths are resolved from the "
+                        f"current directory, {Path.cwd()})")
+    if path.is_dir():
+        if (path / "dataset_info.json").exists() and (path / "state.json").exists():
+            return datasets.load_from_disk(str(path))
+        return datasets.load_dataset(str(path), split=config.split)
+    builder = LOCAL_BUILDERS.get(path.suffix.lower())
+    if builder is None:
+        raise DataError(f"{where}.source: cannot tell the format of {str(path)!r}; use one of "
+                        f"{', '.join(LOCAL_BUILDERS)}")
+    if path.stat().st_size == 0:
+        raise DataError(f"{where}.source: {str(path)!r} is empty")
+    options = {"sep": "\t"} if path.suffix.lower() == ".tsv" else {}
+    return datasets.load_dataset(builder, data_files=str(path), split=config.split, **options)

@@ -1,0 +1,85 @@
+"""Checkpoints: written atomically, found again on resume, rotated by `save_total_limit`.
+
+A checkpoint is `checkpoints/checkpoint-<step>/` holding `model/` (a loadable model in the
+sentence-transformers layout), `state/` (accelerate's optimizer, scheduler, RNG and model state)
+and `trainer_state.json`. It is assembled in a hidden temporary folder and renamed into place
+only when complete, so a killed run never leaves a half-written checkpoint that resume would pick.
+"""
+
+import json
+import logging
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "trainer_state.json"
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+
+
+@dataclass
+class TrainerState:
+    """Where training stands: enough, with accelerate's state, to continue exactly."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # current epoch
+    batches_in_epoch: int = 0  # batches of the current epoch already consumed
+    best_metric: float | None = None
+    best_checkpoint: str | None = None
+    best_metrics: dict[str, float] = field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainerState":
+        return cls(**json.loads(path.read_text(encoding="utf-8")))
+
+
+class CheckpointManager:
+    def __init__(self, output_dir: Path, save_total_limit: int | None) -> None:
+        self.root = output_dir / "checkpoints"
+        self.save_total_limit = save_total_limit
+
+    def path_for(self, step: int) -> Path:
+        return self.root / f"checkpoint-{step:07d}"
+
+    def staging_path(self, step: int) -> Path:
+        return self.root / f".checkpoint-{step:07d}.partial"
+
+    def remove_partial(self) -> None:
+        """Remove leftovers of a checkpoint that a killed run did not finish."""
+        for partial in self.root.glob(".checkpoint-*.partial"):
+            shutil.rmtree(partial, ignore_errors=True)
+
+    def completed(self) -> list[Path]:
+        """Complete checkpoints, oldest first."""
+        if not self.root.exists():
+            return []
+        found = [p for p in self.root.iterdir() if CHECKPOINT_PATTERN.match(p.name) and (p / STATE_FILE).exists()]
+        return sorted(found, key=lambda p: int(CHECKPOINT_PATTERN.match(p.name).group(1)))
+
+    def latest(self) -> Path | None:
+        completed = self.completed()
+        return completed[-1] if completed else None
+
+    def publish(self, step: int) -> Path:
+        """Atomically move the finished staging folder into place."""
+        final = self.path_for(step)
+        if final.exists():  # the same step saved again (e.g. end of training right after a periodic save)
+            shutil.rmtree(final)
+        self.staging_path(step).rename(final)
+        return final
+
+    def rotate(self, keep: Path | None) -> None:
+        """Delete the oldest checkpoints beyond `save_total_limit`, never `keep` (the best one)."""
+        if self.save_total_limit is None:
+            return
+        completed = self.completed()
+        removable = [p for p in completed if keep is None or p.resolve() != keep.resolve()]
+        excess = len(completed) - self.save_total_limit
+        for path in removable[:max(excess, 0)]:
+            logger.info("removing old checkpoint %s", path)
+            shutil.rmtree(path)

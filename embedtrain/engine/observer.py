@@ -1,0 +1,19 @@
+"""How the training loop reports progress. The library only calls these hooks; the CLI draws them."""
+
+from pathlib import Path
+
+
+class TrainingObserver:
+    """Receives training events on the main process. Every hook is optional (no-op by default)."""
+
+    def on_train_start(self, total_steps: int, start_step: int) -> None: ...
+
+    def on_step(self, step: int) -> None: ...
+
+    def on_log(self, record: dict) -> None: ...
+
+    def on_evaluate(self, step: int, metrics: dict[str, float]) -> None: ...
+
+    def on_checkpoint(self, path: Path) -> None: ...
+
+    def on_train_end(self, final_dir: Path, metrics: dict[str, float]) -> None: ...

@@ -1,0 +1,62 @@
+"""From a validated recipe to a trained model: data and contracts first, then the model, then the loop."""
+
+import logging
+from pathlib import Path
+
+from accelerate import PartialState
+from accelerate.utils import set_seed
+
+from embedtrain.card.model_card import DatasetSummary, render_model_card
+from embedtrain.data.training_data import prepare_datasets
+from embedtrain.engine.checkpoint import CheckpointManager
+from embedtrain.engine.observer import TrainingObserver
+from embedtrain.engine.trainer import Trainer, TrainingResult
+from embedtrain.errors import RecipeError
+from embedtrain.evaluation import build_evaluator
+from embedtrain.losses import build_loss
+from embedtrain.models.build import build_model
+from embedtrain.recipe.loading import dump_recipe
+from embedtrain.recipe.schema import Recipe
+
+logger = logging.getLogger(__name__)
+
+RESOLVED_RECIPE = "recipe.yaml"
+
+
+def run_training(recipe: Recipe, *, resume: bool = False, observer: TrainingObserver | None = None) -> TrainingResult:
+    output_dir = Path(recipe.training.output_dir)
+    _check_output_dir(output_dir, recipe, resume)
+    # Every dataset is loaded and checked against its loss or evaluator before any model weights are loaded.
+    train_sets = prepare_datasets(recipe, "train")
+    eval_sets = prepare_datasets(recipe, "eval")
+    evaluators = [build_evaluator(params, f"evaluators[{index}] ({params.name})")
+                  for index, params in enumerate(recipe.evaluators)]
+
+    set_seed(recipe.training.seed)
+    model = build_model(recipe.model)
+    losses = {name: build_loss(params, model.embedding_dimension) for name, params in recipe.losses.items()}
+    summaries = [DatasetSummary(name, recipe.datasets.train[name].source, len(d.rows), d.mapping.describe(), d.loss_name)
+                 for name, d in train_sets.items()]
+    primary_metrics = [evaluator.primary_metric for evaluator in evaluators] + [f"{name}_loss" for name in eval_sets]
+
+    def write_card(directory: Path, metrics: dict[str, float], history: list[dict]) -> None:
+        card = render_model_card(model, recipe, summaries, metrics, history, primary_metrics)
+        (directory / "README.md").write_text(card, encoding="utf-8")
+
+    trainer = Trainer(recipe.training, model, losses, train_sets, eval_sets, evaluators, observer, on_final_save=write_card)
+    return trainer.train(resume=resume)
+
+
+def _check_output_dir(output_dir: Path, recipe: Recipe, resume: bool) -> None:
+    """Refuse to mix a new run into an old one; record the resolved recipe."""
+    has_run = (output_dir / "final").exists() or CheckpointManager(output_dir, None).latest() is not None
+    if has_run and not resume:
+        raise RecipeError(f"training.output_dir: {output_dir} already holds a training run; pass --resume to continue "
+                          f"it, or choose another output directory (--output-dir)")
+    resolved = dump_recipe(recipe)
+    recipe_file = output_dir / RESOLVED_RECIPE
+    if resume and recipe_file.exists() and recipe_file.read_text(encoding="utf-8") != resolved:
+        logger.warning("the recipe differs from %s, which the run started with; continuing with the new one", recipe_file)
+    if PartialState().is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        recipe_file.write_text(resolved, encoding="utf-8")

@@ -1,0 +1,302 @@
+"""The training loop, on accelerate: one code path for CPU, one GPU and `accelerate launch` with many processes."""
+
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from torch import Tensor, nn
+
+from embedtrain.data.training_data import Collator, PreparedDataset, ProportionalBatchSampler, TrainingRows, eval_batches
+from embedtrain.engine.checkpoint import STATE_FILE, CheckpointManager, TrainerState
+from embedtrain.engine.metrics_log import MetricsLog
+from embedtrain.engine.observer import TrainingObserver
+from embedtrain.engine.optim import build_optimizer, build_scheduler
+from embedtrain.errors import TrainingError
+from embedtrain.evaluation import Evaluator
+from embedtrain.losses import EmbeddingLoss
+from embedtrain.models import SentenceEmbedder, save_model
+from embedtrain.recipe.schema import TrainingConfig
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingModule(nn.Module):
+    """The model and every loss in one module, so that one DDP wrapper covers all trainable parameters."""
+
+    def __init__(self, model: SentenceEmbedder, losses: dict[str, EmbeddingLoss], loss_of_dataset: dict[str, str]) -> None:
+        super().__init__()
+        self.model = model
+        self.losses = nn.ModuleDict(losses)
+        self.loss_of_dataset = loss_of_dataset
+
+    def forward(self, batch: dict) -> Tensor:
+        loss = self.losses[self.loss_of_dataset[batch["dataset"]]](self.model, batch["features"], batch["labels"])
+        return sum(loss.values()) if isinstance(loss, dict) else loss
+
+
+@dataclass
+class TrainingResult:
+    final_dir: Path
+    metrics: dict[str, float]
+    steps: int
+    train_seconds: float
+
+
+def resolve_precision(precision: str) -> str:
+    """Recipe precision -> accelerate's mixed_precision."""
+    if precision == "auto":
+        if not torch.cuda.is_available():
+            return "no"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return {"fp32": "no"}.get(precision, precision)
+
+
+def lower_is_better(metric: str) -> bool:
+    return metric.endswith("_loss")
+
+
+class Trainer:
+    def __init__(self, config: TrainingConfig, model: SentenceEmbedder, losses: dict[str, EmbeddingLoss],
+                 train_sets: dict[str, PreparedDataset], eval_sets: dict[str, PreparedDataset],
+                 evaluators: list[Evaluator], observer: TrainingObserver | None = None,
+                 on_final_save=None) -> None:
+        self.config = config
+        self.output_dir = Path(config.output_dir)
+        self.train_sets, self.eval_sets, self.evaluators = train_sets, eval_sets, evaluators
+        self.observer = observer or TrainingObserver()
+        self.on_final_save = on_final_save  # callback(final_dir, metrics, history) writing the model card
+        has_loss_parameters = any(any(True for _ in loss.parameters()) for loss in losses.values())
+        self.accelerator = Accelerator(
+            mixed_precision=resolve_precision(config.precision),
+            gradient_accumulation_steps=config.gradient_accumulation_steps,
+            step_scheduler_with_optimizer=False,
+            # Batches of different datasets may leave another dataset's loss parameters unused.
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=has_loss_parameters and len(losses) > 1)],
+        )
+        self.module = TrainingModule(model, losses, {name: d.loss_name for name, d in train_sets.items() | eval_sets.items()})
+        self.collator = Collator(model.tokenize)
+        self.checkpoints = CheckpointManager(self.output_dir, config.save_total_limit)
+        self.metrics_log = MetricsLog(self.output_dir / "metrics.jsonl")
+        self.state = TrainerState()
+        self.latest_evaluation: tuple[int, dict[str, float]] = (-1, {})
+
+    @property
+    def model(self) -> SentenceEmbedder:
+        return self.accelerator.unwrap_model(self.module).model
+
+    def train(self, resume: bool = False) -> TrainingResult:
+        config, accelerator = self.config, self.accelerator
+        rows = TrainingRows(self.train_sets)
+        self.sampler = ProportionalBatchSampler([len(d.rows) for d in self.train_sets.values()], config.batch_size,
+                                                config.dataloader_drop_last, config.seed)
+        loader = torch.utils.data.DataLoader(
+            rows, batch_sampler=self.sampler, collate_fn=self.collator, num_workers=config.dataloader_num_workers,
+            pin_memory=torch.cuda.is_available(),
+            generator=torch.Generator(),  # keeps the DataLoader from drawing on the global RNG (exact resume)
+        )
+        optimizer = build_optimizer(self.module, config)
+        self.module, optimizer, loader = accelerator.prepare(self.module, optimizer, loader)
+        steps_per_epoch = max(1, math.ceil(len(loader) / config.gradient_accumulation_steps))
+        total_steps = config.max_steps or config.epochs * steps_per_epoch
+        scheduler = build_scheduler(optimizer, config, total_steps)
+        accelerator.register_for_checkpointing(scheduler)
+
+        if resume:
+            self._resume()
+        if self.state.step == 0 and config.eval_before_training:
+            self._evaluate()
+        self._notify("on_train_start", total_steps, self.state.step)
+
+        started = time.perf_counter()
+        window = self._new_window()
+        grad_norm = None
+        while self.state.step < total_steps:
+            self.sampler.set_epoch(self.state.epoch)
+            batches = accelerator.skip_first_batches(loader, self.state.batches_in_epoch) if self.state.batches_in_epoch else loader
+            for batch in batches:
+                with accelerator.accumulate(self.module):
+                    loss = self.module(batch)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and config.max_grad_norm is not None:
+                        grad_norm = accelerator.clip_grad_norm_(self.module.parameters(), config.max_grad_norm)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                window.add(batch["dataset"], loss.detach())
+                self.state.batches_in_epoch += 1
+                if not accelerator.sync_gradients:
+                    continue
+                scheduler.step()
+                self.state.step += 1
+                self._notify("on_step", self.state.step)
+                at_end = self.state.step >= total_steps
+                if self.state.step % config.logging_steps == 0 or at_end:
+                    self._log(window, scheduler.get_last_lr()[0], grad_norm, steps_per_epoch)
+                    window = self._new_window()
+                if config.eval_steps and self.state.step % config.eval_steps == 0 and not at_end:
+                    self._evaluate()
+                if config.save_steps and self.state.step % config.save_steps == 0 and not at_end:
+                    self._save_checkpoint()
+                if at_end:
+                    break
+            else:
+                self.state.epoch += 1
+                self.state.batches_in_epoch = 0
+        train_seconds = time.perf_counter() - started
+
+        metrics = self._evaluate()
+        if config.save_steps or config.load_best_model_at_end:
+            self._save_checkpoint()
+        final_dir = self._save_final(metrics)
+        self._notify("on_train_end", final_dir, metrics)
+        return TrainingResult(final_dir, metrics, self.state.step, train_seconds)
+
+    # -- reporting -------------------------------------------------------------------------------------------
+
+    def _new_window(self) -> "_LossWindow":
+        return _LossWindow(list(self.train_sets), self.accelerator.device)
+
+    def _notify(self, hook: str, *args) -> None:
+        if self.accelerator.is_main_process:
+            getattr(self.observer, hook)(*args)
+
+    def _log(self, window: "_LossWindow", learning_rate: float, grad_norm: Tensor | None, steps_per_epoch: int) -> None:
+        losses = window.means(self.accelerator)  # one host sync per logging step, not per step
+        if not all(math.isfinite(value) for value in losses.values()):
+            raise TrainingError(f"the training loss became non-finite by step {self.state.step} ({losses}); lower the "
+                                f"learning rate, enable gradient clipping (training.max_grad_norm) or use fp32/bf16")
+        record = {"step": self.state.step, "epoch": round(self.state.step / steps_per_epoch, 4),
+                  "loss": losses.pop("all"), "learning_rate": learning_rate}
+        if len(self.train_sets) > 1:
+            record |= {f"{name}_loss": value for name, value in losses.items()}
+        if grad_norm is not None:
+            record["grad_norm"] = float(grad_norm)
+        if self.accelerator.is_main_process:
+            self.metrics_log.write(record)
+        self._notify("on_log", record)
+
+    # -- evaluation ------------------------------------------------------------------------------------------
+
+    def _evaluate(self) -> dict[str, float]:
+        """Evaluators and eval losses, on the main process only; the others wait."""
+        metrics: dict[str, float] = {}
+        if self.accelerator.is_main_process and (self.evaluators or self.eval_sets):
+            module = self.accelerator.unwrap_model(self.module)
+            was_training = module.training
+            module.eval()
+            try:
+                for evaluator in self.evaluators:
+                    metrics |= evaluator(module.model)
+                with torch.no_grad():
+                    for name, dataset in self.eval_sets.items():
+                        metrics[f"{name}_loss"] = self._eval_loss(module, dataset)
+            finally:
+                module.train(was_training)
+            self.metrics_log.write({"step": self.state.step, **metrics})
+            self._notify("on_evaluate", self.state.step, metrics)
+        self.latest_evaluation = (self.state.step, metrics)
+        self.accelerator.wait_for_everyone()
+        return metrics
+
+    def _eval_loss(self, module: TrainingModule, dataset: PreparedDataset) -> float:
+        total, count = 0.0, 0
+        device = self.accelerator.device
+        for batch in eval_batches(dataset, self.config.batch_size, self.collator):
+            batch["features"] = [{k: v.to(device) for k, v in features.items()} for features in batch["features"]]
+            batch["labels"] = batch["labels"].to(device) if batch["labels"] is not None else None
+            size = len(batch["features"][0]["input_ids"])
+            total += float(module(batch)) * size
+            count += size
+        return total / count
+
+    def _track_best(self) -> None:
+        """At a checkpoint: is the evaluation of this step the best so far? (Only checkpoints can be kept.)"""
+        name = self.config.metric_for_best_model
+        step, metrics = self.latest_evaluation
+        if name is None or step != self.state.step or name not in metrics:
+            return
+        value = metrics[name]
+        best = self.state.best_metric
+        if best is None or (value < best if lower_is_better(name) else value > best):
+            self.state.best_metric = value
+            self.state.best_checkpoint = self.checkpoints.path_for(self.state.step).name
+            self.state.best_metrics = metrics
+
+    # -- checkpoints -----------------------------------------------------------------------------------------
+
+    def _save_checkpoint(self) -> None:
+        accelerator, step = self.accelerator, self.state.step
+        staging = self.checkpoints.staging_path(step)
+        if accelerator.is_main_process:
+            shutil.rmtree(staging, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(staging / "state"))
+        if accelerator.is_main_process:
+            self._track_best()
+            save_model(self.model, staging / "model")
+            self.state.save(staging / STATE_FILE)  # written last: its presence marks a complete checkpoint
+            path = self.checkpoints.publish(step)
+            best = self.checkpoints.root / self.state.best_checkpoint if self.state.best_checkpoint else None
+            self.checkpoints.rotate(keep=best)
+            self._notify("on_checkpoint", path)
+        accelerator.wait_for_everyone()
+
+    def _resume(self) -> None:
+        self.checkpoints.remove_partial()
+        latest = self.checkpoints.latest()
+        if latest is None:
+            logger.warning("--resume: no checkpoint in %s; starting from scratch", self.checkpoints.root)
+            return
+        self.accelerator.load_state(str(latest / "state"))
+        self.state = TrainerState.load(latest / STATE_FILE)
+        if self.accelerator.is_main_process:
+            self.metrics_log.truncate_after(self.state.step)
+        logger.info("resumed from %s (step %d)", latest, self.state.step)
+
+    def _save_final(self, metrics: dict[str, float]) -> Path:
+        """Write output_dir/final atomically: the best checkpoint's model, or the model as trained."""
+        final = self.output_dir / "final"
+        if self.accelerator.is_main_process:
+            staging = self.output_dir / ".final.partial"
+            shutil.rmtree(staging, ignore_errors=True)
+            best = self.state.best_checkpoint
+            if self.config.load_best_model_at_end and best:
+                shutil.copytree(self.checkpoints.root / best / "model", staging)
+                metrics = self.state.best_metrics
+            else:
+                save_model(self.model, staging)
+            if self.on_final_save is not None:
+                self.on_final_save(staging, metrics, self.metrics_log.read())
+            shutil.rmtree(final, ignore_errors=True)
+            staging.rename(final)
+        self.accelerator.wait_for_everyone()
+        return final
+
+
+class _LossWindow:
+    """Loss sums per dataset since the last log, kept on the device (no host sync per step).
+
+    Every process holds the same dataset order, so the sums can be reduced across processes even
+    when a process saw no batch of some dataset.
+    """
+
+    def __init__(self, datasets: list[str], device: torch.device) -> None:
+        self.datasets = datasets
+        self.sums = torch.zeros(len(datasets), device=device)
+        self.counts = torch.zeros(len(datasets), device=device)
+
+    def add(self, dataset: str, loss: Tensor) -> None:
+        index = self.datasets.index(dataset)
+        self.sums[index] += loss.float()
+        self.counts[index] += 1
+
+    def means(self, accelerator: Accelerator) -> dict[str, float]:
+        """Mean loss per dataset that had batches, and over all batches ('all'), across processes."""
+        sums, counts = accelerator.reduce(self.sums, "sum").tolist(), accelerator.reduce(self.counts, "sum").tolist()
+        means = {name: total / count for name, total, count in zip(self.datasets, sums, counts) if count}
+        means["all"] = sum(sums) / max(sum(counts), 1)
+        return means

@@ -1,0 +1,103 @@
+"""The evaluator registry: a YAML `type`, a parameters model (part of the recipe schema), a column contract.
+
+An evaluator returns a flat dict of metrics named `{name}_{metric}` as the reference names them,
+and knows those names before it runs, so `metric_for_best_model` is checked when the recipe loads.
+"""
+
+from dataclasses import dataclass
+from typing import Callable, ClassVar, Literal, TypeVar
+
+from pydantic import Field
+
+from embedtrain.data.contract import ColumnContract, check_rows, resolve_columns
+from embedtrain.data.source import DataSource, load_source
+from embedtrain.models.embedder import SentenceEmbedder
+
+SimilarityNames = list[Literal["cosine", "dot", "euclidean", "manhattan"]]
+
+
+class EvaluatorParams(DataSource):
+    """Base of an evaluator's recipe entry: its data source plus `type`, `name` and options."""
+
+    type: str
+    name: str = Field(description="prefix of the metric names, e.g. sts-dev -> sts-dev_spearman_cosine")
+    batch_size: int = Field(32, gt=0, description="texts per forward pass when embedding")
+
+
+class Evaluator:
+    """Embeds its data with a model and returns `{name}_{metric}: value`."""
+
+    contract: ClassVar[ColumnContract]
+
+    def __init__(self, params: EvaluatorParams, columns: dict[str, list]) -> None:
+        self.params = params
+        self.columns = columns
+
+    @classmethod
+    def metric_keys(cls, params: EvaluatorParams) -> list[str]:
+        """Metric names before the `{name}_` prefix."""
+        raise NotImplementedError
+
+    @classmethod
+    def primary_key(cls, params: EvaluatorParams) -> str:
+        raise NotImplementedError
+
+    @classmethod
+    def metric_names(cls, params: EvaluatorParams) -> list[str]:
+        return [f"{params.name}_{key}" for key in cls.metric_keys(params)]
+
+    @property
+    def primary_metric(self) -> str:
+        return f"{self.params.name}_{self.primary_key(self.params)}"
+
+    def compute(self, model: SentenceEmbedder) -> dict[str, float]:
+        raise NotImplementedError
+
+    def __call__(self, model: SentenceEmbedder) -> dict[str, float]:
+        return {f"{self.params.name}_{key}": value for key, value in self.compute(model).items()}
+
+
+@dataclass(frozen=True)
+class EvaluatorSpec:
+    type: str
+    params_model: type[EvaluatorParams]
+    evaluator_class: type[Evaluator]
+
+
+EVALUATORS: dict[str, EvaluatorSpec] = {}
+
+E = TypeVar("E", bound=type[Evaluator])
+
+
+def register_evaluator(params: type[EvaluatorParams]) -> Callable[[E], E]:
+    def decorate(evaluator_class: E) -> E:
+        (type_name,) = params.model_fields["type"].annotation.__args__
+        EVALUATORS[type_name] = EvaluatorSpec(type_name, params, evaluator_class)
+        return evaluator_class
+
+    return decorate
+
+
+def build_evaluator(params: EvaluatorParams, where: str) -> Evaluator:
+    """Load the evaluator's data, match its columns to the evaluator's inputs, and build it."""
+    spec = EVALUATORS[params.type]
+    contract = spec.evaluator_class.contract
+    dataset = load_source(params, where)
+    mapping = resolve_columns(dataset.column_names, contract, params.columns, params.ignore_columns, where)
+    check_rows(dataset, mapping, contract, where)
+    columns = {role: list(dataset[column]) for role, column in mapping.inputs}
+    if mapping.label:
+        columns["label"] = list(dataset[mapping.label])
+    return spec.evaluator_class(params, columns)
+
+
+def metric_names(params: EvaluatorParams) -> list[str]:
+    return EVALUATORS[params.type].evaluator_class.metric_names(params)
+
+
+def embed_unique(model: SentenceEmbedder, texts: list[str], batch_size: int, prompt_name: str | None = None):
+    """Embed each distinct text once -> (embeddings, {text: row of embeddings})."""
+    unique = list(dict.fromkeys(texts))
+    embeddings = model.encode(unique, batch_size=batch_size, prompt_name=prompt_name)
+    index = {text: row for row, text in enumerate(unique)}
+    return embeddings, index

@@ -1,0 +1,48 @@
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from embedtrain.data.contract import ColumnContract
+from embedtrain.evaluation.metrics import pearson, spearman
+from embedtrain.evaluation.registry import Evaluator, EvaluatorParams, SimilarityNames, embed_unique, register_evaluator
+from embedtrain.models.embedder import SentenceEmbedder
+from embedtrain.similarity import PAIRWISE
+
+
+class EmbeddingSimilarityParams(EvaluatorParams):
+    type: Literal["sts"]
+    similarity_fn_names: SimilarityNames = Field(default_factory=lambda: ["cosine"], min_length=1)
+
+
+@register_evaluator(EmbeddingSimilarityParams)
+class EmbeddingSimilarityEvaluator(Evaluator):
+    """Pearson and Spearman correlation between pair similarities and gold scores (STS)."""
+
+    contract: ClassVar = ColumnContract(inputs=("sentence1", "sentence2"), label="score")
+
+    @classmethod
+    def metric_keys(cls, params: EmbeddingSimilarityParams) -> list[str]:
+        keys = [f"{stat}_{fn}" for fn in params.similarity_fn_names for stat in ("pearson", "spearman")]
+        return keys + (["pearson_max", "spearman_max"] if len(params.similarity_fn_names) > 1 else [])
+
+    @classmethod
+    def primary_key(cls, params: EmbeddingSimilarityParams) -> str:
+        return "spearman_max" if len(params.similarity_fn_names) > 1 else f"spearman_{params.similarity_fn_names[0]}"
+
+    def compute(self, model: SentenceEmbedder) -> dict[str, float]:
+        first, second = self.columns["sentence1"], self.columns["sentence2"]
+        embeddings, index = embed_unique(model, first + second, self.params.batch_size)
+        a = embeddings[torch.tensor([index[text] for text in first])]
+        b = embeddings[torch.tensor([index[text] for text in second])]
+        gold = np.asarray(self.columns["label"], dtype=np.float64)
+        metrics = {}
+        for fn in self.params.similarity_fn_names:
+            scores = PAIRWISE[fn](a, b).numpy()
+            metrics[f"pearson_{fn}"] = pearson(gold, scores)
+            metrics[f"spearman_{fn}"] = spearman(gold, scores)
+        if len(self.params.similarity_fn_names) > 1:
+            metrics["pearson_max"] = max(metrics[f"pearson_{fn}"] for fn in self.params.similarity_fn_names)
+            metrics["spearman_max"] = max(metrics[f"spearman_{fn}"] for fn in self.params.similarity_fn_names)
+        return metrics

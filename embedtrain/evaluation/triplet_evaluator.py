@@ -1,0 +1,47 @@
+from typing import ClassVar, Literal
+
+import torch
+from pydantic import Field
+
+from embedtrain.data.contract import ColumnContract
+from embedtrain.evaluation.registry import Evaluator, EvaluatorParams, SimilarityNames, embed_unique, register_evaluator
+from embedtrain.models.embedder import SentenceEmbedder
+from embedtrain.similarity import PAIRWISE
+
+
+class TripletParams(EvaluatorParams):
+    type: Literal["triplet"]
+    similarity_fn_names: SimilarityNames = Field(default_factory=lambda: ["cosine"], min_length=1)
+    margin: float = Field(0.0, description="a triplet counts as correct when sim(a, p) > sim(a, n) + margin")
+
+
+@register_evaluator(TripletParams)
+class TripletEvaluator(Evaluator):
+    """Share of (anchor, positive, negative) triplets where the anchor is closer to the positive."""
+
+    contract: ClassVar = ColumnContract(inputs=("anchor", "positive", "negative"))
+
+    @classmethod
+    def metric_keys(cls, params: TripletParams) -> list[str]:
+        keys = [f"{fn}_accuracy" for fn in params.similarity_fn_names]
+        return keys + (["max_accuracy"] if len(params.similarity_fn_names) > 1 else [])
+
+    @classmethod
+    def primary_key(cls, params: TripletParams) -> str:
+        return "max_accuracy" if len(params.similarity_fn_names) > 1 else f"{params.similarity_fn_names[0]}_accuracy"
+
+    def compute(self, model: SentenceEmbedder) -> dict[str, float]:
+        # Anchors are queries, positives and negatives documents (their prompts differ on asymmetric models).
+        anchors, anchor_index = embed_unique(model, self.columns["anchor"], self.params.batch_size, "query")
+        documents, document_index = embed_unique(
+            model, self.columns["positive"] + self.columns["negative"], self.params.batch_size, "document")
+        a = anchors[torch.tensor([anchor_index[text] for text in self.columns["anchor"]])]
+        p = documents[torch.tensor([document_index[text] for text in self.columns["positive"]])]
+        n = documents[torch.tensor([document_index[text] for text in self.columns["negative"]])]
+        metrics = {}
+        for fn in self.params.similarity_fn_names:
+            correct = PAIRWISE[fn](a, p) > PAIRWISE[fn](a, n) + self.params.margin
+            metrics[f"{fn}_accuracy"] = correct.float().mean().item()
+        if len(self.params.similarity_fn_names) > 1:
+            metrics["max_accuracy"] = max(metrics.values())
+        return metrics

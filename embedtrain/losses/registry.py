@@ -1,0 +1,92 @@
+"""The loss registry: one entry per loss, declaring its YAML name, parameters and data contract.
+
+A loss is added by writing one file that defines a parameters model (which becomes part of the
+recipe schema) and a loss class decorated with `register_loss`. The contract says which inputs
+(text columns) the loss takes, in order, and which label it needs; the data layer checks every
+dataset against it before training starts.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, TypeVar
+
+from torch import Tensor, nn
+
+from embedtrain.config import StrictModel
+from embedtrain.data.contract import ColumnContract
+
+
+class LossParams(StrictModel):
+    """Base class for a loss's recipe parameters. Subclasses declare `type: Literal["<LossName>"]`."""
+
+    type: str
+
+
+class EmbeddingLoss(nn.Module):
+    """A loss over sentence embeddings.
+
+    `forward(model, features, labels)` embeds each input column with `model` and hands the
+    embeddings to `compute_loss_from_embeddings`; wrappers (Matryoshka, GradCache, ...) compose
+    through that split. The model is passed in, not stored, so one loss works with the bare model,
+    a DDP-wrapped one, or a compiled one.
+    """
+
+    params: LossParams
+
+    def forward(self, model: nn.Module, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
+        embeddings = [model(column)["sentence_embedding"] for column in features]
+        return self.compute_loss_from_embeddings(embeddings, labels)
+
+    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
+        raise NotImplementedError
+
+    @classmethod
+    def from_params(cls, params: LossParams, embedding_dimension: int) -> "EmbeddingLoss":
+        """Build the loss from its recipe parameters; `embedding_dimension` is the model's output size."""
+        return cls(**params.model_dump(exclude={"type"}))
+
+    def get_config_dict(self) -> dict[str, Any]:
+        """Parameters for the model card, as given in the recipe."""
+        return self.params.model_dump(exclude={"type"})
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    name: str
+    params_model: type[LossParams]
+    contract: ColumnContract
+    loss_class: type[EmbeddingLoss]
+
+    @property
+    def description(self) -> str:
+        return (self.loss_class.__doc__ or "").strip().splitlines()[0]
+
+
+LOSSES: dict[str, LossSpec] = {}
+
+L = TypeVar("L", bound=type[EmbeddingLoss])
+
+
+def register_loss(params: type[LossParams], contract: ColumnContract) -> Callable[[L], L]:
+    """Class decorator: registers a loss under its class name, which is its `type` in a recipe."""
+
+    def decorate(loss_class: L) -> L:
+        name = loss_class.__name__
+        declared = params.model_fields["type"].annotation
+        if declared != Literal[name]:  # type: ignore[valid-type]
+            raise TypeError(f"{params.__name__}.type must be Literal['{name}'], the name of the loss class")
+        if name in LOSSES:
+            raise TypeError(f"loss {name!r} is registered twice")
+        LOSSES[name] = LossSpec(name=name, params_model=params, contract=contract, loss_class=loss_class)
+        loss_class.params_model = params  # type: ignore[attr-defined]
+        return loss_class
+
+    return decorate
+
+
+def build_loss(params: LossParams, embedding_dimension: int) -> EmbeddingLoss:
+    """Instantiate the loss a recipe entry describes."""
+    spec = LOSSES[params.type]
+    loss = spec.loss_class.from_params(params, embedding_dimension)
+    loss.params = params
+    return loss
+

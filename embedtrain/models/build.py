@@ -1,0 +1,39 @@
+"""Build the model a recipe's `model:` section describes."""
+
+from embedtrain.errors import RecipeError
+from embedtrain.models.embedder import SentenceEmbedder
+from embedtrain.models.io import load_model, resolve_model_path
+from embedtrain.modules import Dense, Normalize, Pooling
+from embedtrain.recipe.schema import ModelConfig
+
+
+def build_model(config: ModelConfig) -> SentenceEmbedder:
+    """Load `config.base` and apply the recipe's settings on top of it.
+
+    A plain Hugging Face checkpoint gets Pooling (mean by default) [+ Dense]; a sentence-transformers
+    model keeps its own pooling and dense layers, so setting them for one is an error.
+    """
+    path = resolve_model_path(config.base, config.revision)
+    is_sentence_model = (path / "modules.json").exists()
+    if is_sentence_model and (config.pooling is not None or config.dense is not None):
+        raise RecipeError(f"model.pooling / model.dense: {config.base} is already a sentence-transformers model with its "
+                          f"own pooling; remove these keys (they apply to plain Hugging Face checkpoints)")
+    model = load_model(path, trust_remote_code=config.trust_remote_code,
+                       attn_implementation=config.attn_implementation, max_seq_length=config.max_seq_length)
+    modules = list(model)
+    if not is_sentence_model:
+        modes = (config.pooling,) if isinstance(config.pooling, str) else tuple(config.pooling or ("mean",))
+        modules = [modules[0], Pooling(modules[0].embedding_dimension, modes)]
+        if config.dense is not None:
+            modules.append(Dense(modules[1].embedding_dimension, config.dense.out_features, config.dense.bias,
+                                 config.dense.activation))
+    if config.normalize is not None:
+        modules = [module for module in modules if not isinstance(module, Normalize)]
+        if config.normalize:
+            modules.append(Normalize())
+    return SentenceEmbedder(
+        modules,
+        prompts=model.prompts | config.prompts,
+        default_prompt_name=config.default_prompt_name or model.default_prompt_name,
+        similarity_fn_name=config.similarity_fn_name or model.similarity_fn_name,
+    )

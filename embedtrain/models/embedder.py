@@ -1,0 +1,90 @@
+"""The dense sentence embedder: Transformer -> Pooling -> [Dense] -> [Normalize]."""
+
+import torch
+from torch import Tensor, nn
+
+from embedtrain.modules import Dense, Pooling, Transformer
+from embedtrain.similarity import MATRIX, PAIRWISE, SimilarityName
+
+
+class SentenceEmbedder(nn.Sequential):
+    """An ordered stack of modules whose last output is `sentence_embedding`.
+
+    `prompts` are named prefixes (e.g. {"query": "query: "}) saved with the model so inference uses
+    the prompts training used; `similarity_fn_name` is how embeddings are compared.
+    """
+
+    def __init__(self, modules: list[nn.Module], *, prompts: dict[str, str] | None = None,
+                 default_prompt_name: str | None = None, similarity_fn_name: SimilarityName = "cosine") -> None:
+        super().__init__(*modules)
+        if not isinstance(modules[0], Transformer):
+            raise TypeError("the first module must be a Transformer")
+        self.prompts = {"query": "", "document": ""} | dict(prompts or {})
+        if default_prompt_name is not None and default_prompt_name not in self.prompts:
+            raise ValueError(f"default_prompt_name {default_prompt_name!r} is not one of the prompts {sorted(self.prompts)}")
+        self.default_prompt_name = default_prompt_name
+        self.similarity_fn_name = similarity_fn_name
+
+    @property
+    def transformer(self) -> Transformer:
+        return self[0]
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.transformer.max_seq_length
+
+    @property
+    def embedding_dimension(self) -> int:
+        """Size of `sentence_embedding`: that of the last module that sets it."""
+        for module in reversed(self):
+            if isinstance(module, (Dense, Pooling)):
+                return module.embedding_dimension
+        return self.transformer.embedding_dimension
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def tokenize(self, texts: list[str], prompt: str | None = None) -> dict[str, Tensor]:
+        return self.transformer.tokenize(texts, prompt)
+
+    def resolve_prompt(self, prompt_name: str | None = None, prompt: str | None = None) -> str | None:
+        """An explicit prompt wins; else the named one; else the default prompt, if any."""
+        if prompt is not None:
+            return prompt
+        name = prompt_name if prompt_name is not None else self.default_prompt_name
+        if name is None:
+            return None
+        if name not in self.prompts:
+            raise ValueError(f"prompt {name!r} is not defined; the model has prompts {sorted(self.prompts)}")
+        return self.prompts[name] or None
+
+    @torch.inference_mode()
+    def encode(self, texts: list[str], *, batch_size: int = 32, prompt_name: str | None = None,
+               prompt: str | None = None) -> Tensor:
+        """Embed `texts` -> float32 tensor (len(texts), dim) on the CPU, in the input order.
+
+        Texts are processed longest first so each batch holds texts of similar length (less padding).
+        """
+        prompt = self.resolve_prompt(prompt_name, prompt)
+        was_training = self.training
+        self.eval()
+        order = sorted(range(len(texts)), key=lambda index: -len(texts[index]))
+        embeddings = torch.empty((len(texts), self.embedding_dimension), dtype=torch.float32)
+        try:
+            for start in range(0, len(texts), batch_size):
+                batch = order[start:start + batch_size]
+                features = self.tokenize([texts[index] for index in batch], prompt)
+                features = {key: value.to(self.device) for key, value in features.items()}
+                embeddings[batch] = self(features)["sentence_embedding"].float().cpu()
+        finally:
+            self.train(was_training)
+        return embeddings
+
+    def similarity(self, a: Tensor, b: Tensor) -> Tensor:
+        """(n, d) x (m, d) -> (n, m) scores with the model's similarity function."""
+        return MATRIX[self.similarity_fn_name](a, b)
+
+    def similarity_pairwise(self, a: Tensor, b: Tensor) -> Tensor:
+        """(n, d) x (n, d) -> (n,) scores of each row pair."""
+        return PAIRWISE[self.similarity_fn_name](a, b)

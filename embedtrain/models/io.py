@@ -1,0 +1,102 @@
+"""Reading and writing models in the sentence-transformers on-disk layout.
+
+Writes the legacy layout (reference §2.13), which sentence-transformers 5.x and 6.x both load;
+reads the legacy and the v5.4+ layouts, and plain Hugging Face checkpoints (mean pooling).
+"""
+
+import logging
+from pathlib import Path
+
+import torch
+import transformers
+
+from embedtrain import __version__
+from embedtrain.errors import ModelLoadError
+from embedtrain.models.embedder import SentenceEmbedder
+from embedtrain.modules import Dense, Normalize, Pooling, Transformer
+from embedtrain.modules.files import read_json, write_json
+
+logger = logging.getLogger(__name__)
+
+MODULE_CLASSES = {cls.__name__: cls for cls in (Transformer, Pooling, Dense, Normalize)}
+FORMAT_VERSION = "5.1.2"
+"""The reference version whose layout is written, so that older loaders do not warn."""
+
+
+def resolve_model_path(name_or_path: str | Path, revision: str | None = None) -> Path:
+    """A local directory as it is; otherwise a hub id, downloaded (or taken from the local hub cache)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise ModelLoadError(f"{str(path)!r} is a file; a model is a directory")
+    if str(name_or_path).startswith((".", "/", "~")) or str(name_or_path).count("/") > 1:
+        raise ModelLoadError(f"model directory {str(path)!r} does not exist")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(str(name_or_path), revision=revision))
+    except Exception as error:  # offline, unknown repo, gated repo, ...
+        raise ModelLoadError(f"cannot get model {str(name_or_path)!r} from the Hugging Face hub "
+                             f"({type(error).__name__}: {error}). Pass a local model directory instead.") from error
+
+
+def load_model(name_or_path: str | Path, *, revision: str | None = None, trust_remote_code: bool = False,
+               attn_implementation: str | None = None, max_seq_length: int | None = None) -> SentenceEmbedder:
+    """Load a sentence-transformers model folder (either layout) or a plain Hugging Face checkpoint."""
+    path = resolve_model_path(name_or_path, revision)
+    options = {"trust_remote_code": trust_remote_code, "attn_implementation": attn_implementation,
+               "max_seq_length": max_seq_length}
+    if not (path / "modules.json").exists():
+        if not (path / "config.json").exists():
+            raise ModelLoadError(f"{path}: neither a sentence-transformers model (modules.json) nor a Hugging Face "
+                                 f"checkpoint (config.json)")
+        transformer = Transformer.load(path, **options)
+        logger.info("%s is a plain Hugging Face checkpoint: adding mean pooling", path)
+        return SentenceEmbedder([transformer, Pooling(transformer.embedding_dimension, ("mean",))])
+
+    modules = []
+    for entry in read_json(path / "modules.json"):
+        class_name = _module_class_name(entry["type"], path)
+        module_dir = path / entry.get("path", "")
+        if class_name == "Transformer":
+            modules.append(Transformer.load(module_dir, **options))
+        else:
+            modules.append(MODULE_CLASSES[class_name].load(module_dir))
+    settings = read_json(path / "config_sentence_transformers.json") if (path / "config_sentence_transformers.json").exists() else {}
+    model_type = settings.get("model_type", "SentenceTransformer")
+    if model_type != "SentenceTransformer":
+        raise ModelLoadError(f"{path}: a {model_type} model, not a dense sentence-embedding model")
+    return SentenceEmbedder(modules, prompts=settings.get("prompts"), default_prompt_name=settings.get("default_prompt_name"),
+                            similarity_fn_name=settings.get("similarity_fn_name") or "cosine")
+
+
+def _module_class_name(type_string: str, path: Path) -> str:
+    """`sentence_transformers.models.Pooling`, `...modules.pooling.Pooling`, ... -> `Pooling`."""
+    if not type_string.startswith("sentence_transformers."):
+        raise ModelLoadError(f"{path}/modules.json: module type {type_string!r} is custom code, which embedtrain does "
+                             f"not run")
+    class_name = type_string.rsplit(".", 1)[-1]
+    if class_name not in MODULE_CLASSES:
+        raise ModelLoadError(f"{path}/modules.json: module type {type_string!r} is not supported by embedtrain "
+                             f"(supported: {sorted(MODULE_CLASSES)})")
+    return class_name
+
+
+def save_model(model: SentenceEmbedder, directory: Path) -> None:
+    """Write `model` into `directory` (created) in the legacy sentence-transformers layout."""
+    directory.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for index, module in enumerate(model):
+        folder = "" if index == 0 else f"{index}_{type(module).__name__}"
+        module.save(directory / folder)
+        entries.append({"idx": index, "name": str(index), "path": folder, "type": module.st_type})
+    write_json(directory / "modules.json", entries)
+    write_json(directory / "config_sentence_transformers.json", {
+        "model_type": "SentenceTransformer",
+        "__version__": {"sentence_transformers": FORMAT_VERSION, "transformers": transformers.__version__,
+                        "pytorch": torch.__version__, "embedtrain": __version__},
+        "prompts": model.prompts,
+        "default_prompt_name": model.default_prompt_name,
+        "similarity_fn_name": model.similarity_fn_name,
+    })

@@ -1,0 +1,104 @@
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from embedtrain.modules.files import read_json, write_json
+
+CONFIG_FILE = "sentence_bert_config.json"
+LEGACY_CONFIG_FILES = (
+    CONFIG_FILE,
+    "sentence_roberta_config.json",
+    "sentence_distilbert_config.json",
+    "sentence_camembert_config.json",
+    "sentence_albert_config.json",
+    "sentence_xlm-roberta_config.json",
+    "sentence_xlnet_config.json",
+)
+
+
+class Transformer(nn.Module):
+    """A Hugging Face encoder (AutoModel) and its tokenizer: texts -> `token_embeddings`.
+
+    Saved in the model's root folder: `config.json`, `model.safetensors`, the tokenizer files and
+    `sentence_bert_config.json` with the maximum sequence length (legacy layout).
+    """
+
+    st_type = "sentence_transformers.models.Transformer"
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_seq_length: int,
+                 do_lower_case: bool = False) -> None:
+        super().__init__()
+        self.auto_model = model
+        self.tokenizer = tokenizer
+        self.max_seq_length = max_seq_length
+        self.do_lower_case = do_lower_case
+        self._prompt_lengths: dict[str, int] = {}
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, *, max_seq_length: int | None = None, do_lower_case: bool = False,
+                        trust_remote_code: bool = False, attn_implementation: str | None = None,
+                        revision: str | None = None) -> "Transformer":
+        options = {"trust_remote_code": trust_remote_code, "revision": revision}
+        config = AutoConfig.from_pretrained(name_or_path, **options)
+        model_options = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        model = AutoModel.from_pretrained(name_or_path, config=config, **options, **model_options)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, **options)
+        if max_seq_length is None:
+            limits = [tokenizer.model_max_length, getattr(config, "max_position_embeddings", None)]
+            max_seq_length = min(limit for limit in limits if limit and limit < 1_000_000)
+        return cls(model, tokenizer, max_seq_length, do_lower_case)
+
+    @classmethod
+    def load(cls, directory: Path, *, trust_remote_code: bool = False, attn_implementation: str | None = None,
+             max_seq_length: int | None = None) -> "Transformer":
+        """Reads the legacy `sentence_*_config.json` (max_seq_length) or the v5.4+ layout (length in the tokenizer config)."""
+        config = next((read_json(directory / name) for name in LEGACY_CONFIG_FILES if (directory / name).exists()), {})
+        return cls.from_pretrained(
+            directory,
+            max_seq_length=max_seq_length or config.get("max_seq_length"),
+            do_lower_case=config.get("do_lower_case", False),
+            trust_remote_code=trust_remote_code,
+            attn_implementation=attn_implementation,
+        )
+
+    @property
+    def embedding_dimension(self) -> int:
+        return self.auto_model.config.hidden_size
+
+    def tokenize(self, texts: list[str], prompt: str | None = None) -> dict[str, Tensor]:
+        """Texts -> padded input tensors; with a prompt, also `prompt_length` for prompt-aware pooling."""
+        if prompt:
+            texts = [prompt + text for text in texts]
+        if self.do_lower_case:
+            texts = [text.lower() for text in texts]
+        features = dict(self.tokenizer(texts, padding=True, truncation="longest_first", max_length=self.max_seq_length,
+                                       return_tensors="pt"))
+        if prompt:
+            features["prompt_length"] = torch.full((len(texts),), self.prompt_length(prompt), dtype=torch.long)
+        return features
+
+    def prompt_length(self, prompt: str) -> int:
+        """Tokens the prompt occupies at the start of a text, including a leading special token but not a trailing one."""
+        if prompt not in self._prompt_lengths:
+            ids = self.tokenizer(prompt, truncation=True, max_length=self.max_seq_length)["input_ids"]
+            length = len(ids)
+            if ids and ids[-1] in self.tokenizer.all_special_ids:
+                length -= 1
+            self._prompt_lengths[prompt] = length
+        return self._prompt_lengths[prompt]
+
+    def forward(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
+        inputs = {key: features[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in features}
+        output = self.auto_model(**inputs, return_dict=True)
+        features["token_embeddings"] = output.last_hidden_state
+        return features
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.auto_model.save_pretrained(directory)
+        # The v5.4+ reference reads the length from the tokenizer config, the legacy one from sentence_bert_config.json.
+        self.tokenizer.model_max_length = self.max_seq_length
+        self.tokenizer.save_pretrained(directory)
+        write_json(directory / CONFIG_FILE, {"max_seq_length": self.max_seq_length, "do_lower_case": self.do_lower_case})

@@ -1,0 +1,1 @@
+"""The recipe: its pydantic schema and loading from YAML with overrides."""

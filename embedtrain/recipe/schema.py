@@ -1,0 +1,148 @@
+"""The recipe schema. Every section is strict (unknown keys are errors) and frozen once loaded.
+
+Loss and evaluator entries are discriminated unions built from their registries, so adding a loss
+or an evaluator adds it to the schema (and to its JSON schema) with no change here.
+"""
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, model_validator
+
+from embedtrain.config import StrictModel
+from embedtrain.data.source import DataSource
+from embedtrain.errors import did_you_mean
+from embedtrain.evaluation import EVALUATORS, metric_names
+from embedtrain.losses import LOSSES
+from embedtrain.modules.dense import Activation
+from embedtrain.modules.pooling import PoolingMode
+
+LossConfig = Annotated[Union[tuple(spec.params_model for spec in LOSSES.values())], Field(discriminator="type")]
+EvaluatorConfig = Annotated[Union[tuple(spec.params_model for spec in EVALUATORS.values())], Field(discriminator="type")]
+
+
+class DenseConfig(StrictModel):
+    out_features: int = Field(gt=0, description="output dimension")
+    bias: bool = True
+    activation: Activation = "tanh"
+
+
+class CardConfig(StrictModel):
+    """Metadata for the model card (README.md) of the saved model."""
+
+    model_name: str | None = None
+    language: list[str] = Field(default_factory=list)
+    license: str | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
+class ModelConfig(StrictModel):
+    base: str = Field(description="hub id or local directory: a sentence-transformers model or a plain Hugging Face checkpoint")
+    revision: str | None = None
+    pooling: PoolingMode | list[PoolingMode] | None = Field(
+        None, description="pooling for a plain checkpoint (default mean); a sentence-transformers model keeps its own")
+    dense: DenseConfig | None = Field(None, description="a Dense layer after pooling, for a plain checkpoint")
+    normalize: bool | None = Field(None, description="L2-normalise embeddings (adds or removes the Normalize module)")
+    max_seq_length: int | None = Field(None, gt=0, description="truncate texts to this many tokens")
+    prompts: dict[str, str] = Field(default_factory=dict, description="named prompts saved with the model, e.g. {query: 'query: '}")
+    default_prompt_name: str | None = None
+    similarity_fn_name: Literal["cosine", "dot", "euclidean", "manhattan"] | None = None
+    trust_remote_code: bool = False
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = None
+    card: CardConfig = Field(default_factory=CardConfig)
+
+    @model_validator(mode="after")
+    def _default_prompt_is_defined(self) -> "ModelConfig":
+        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
+            raise ValueError(f"default_prompt_name {self.default_prompt_name!r} is not a key of prompts")
+        return self
+
+
+class DatasetConfig(DataSource):
+    loss: str | None = Field(None, description="name of the entry in `losses:` (may be omitted when there is only one)")
+
+
+class DatasetsConfig(StrictModel):
+    train: dict[str, DatasetConfig] = Field(min_length=1, description="named training datasets")
+    eval: dict[str, DatasetConfig] = Field(default_factory=dict, description="named datasets for evaluation loss")
+
+
+class TrainingConfig(StrictModel):
+    output_dir: str = Field(description="checkpoints, metrics.jsonl, the resolved recipe and final/ go here")
+    epochs: int = Field(1, gt=0)
+    max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps (overrides epochs)")
+    batch_size: int = Field(16, gt=0, description="rows per batch on each process")
+    gradient_accumulation_steps: int = Field(1, gt=0)
+    learning_rate: float = Field(2e-5, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_epsilon: float = Field(1e-8, gt=0)
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of the optimizer steps spent warming up")
+    warmup_steps: int | None = Field(None, ge=0, description="warm-up in optimizer steps (instead of warmup_ratio)")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="clip gradients to this norm; null disables clipping")
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
+        "auto", description="auto: bf16 on GPUs that support it, fp16 on other GPUs, fp32 on CPU")
+    seed: int = 42
+    logging_steps: int = Field(10, gt=0)
+    eval_steps: int | None = Field(None, gt=0, description="evaluate every N steps (always before and after training)")
+    eval_before_training: bool = True
+    save_steps: int | None = Field(None, gt=0, description="write a checkpoint every N steps (and at the end)")
+    save_total_limit: int | None = Field(None, gt=0, description="keep only the newest N checkpoints (and the best)")
+    metric_for_best_model: str | None = Field(None, description="metric that picks the best checkpoint, e.g. sts-dev_spearman_cosine")
+    load_best_model_at_end: bool = Field(False, description="save the best checkpoint's model as final/")
+    dataloader_drop_last: bool = False
+    dataloader_num_workers: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TrainingConfig":
+        if self.warmup_steps is not None and self.warmup_ratio:
+            raise ValueError("set warmup_ratio or warmup_steps, not both")
+        if self.load_best_model_at_end and not self.metric_for_best_model:
+            raise ValueError("load_best_model_at_end needs metric_for_best_model")
+        if self.load_best_model_at_end and self.save_steps and (not self.eval_steps or self.save_steps % self.eval_steps):
+            raise ValueError("load_best_model_at_end: save_steps must be a multiple of eval_steps, so that every "
+                             "checkpoint has been evaluated")
+        return self
+
+
+class Recipe(StrictModel):
+    model: ModelConfig
+    losses: dict[str, LossConfig] = Field(min_length=1, description="named losses; datasets refer to them by name")
+    datasets: DatasetsConfig
+    evaluators: list[EvaluatorConfig] = Field(default_factory=list)
+    training: TrainingConfig
+
+    def loss_name_for(self, dataset: DatasetConfig) -> str:
+        """The loss a dataset trains with (its `loss:`, or the only loss)."""
+        return dataset.loss or next(iter(self.losses))
+
+    def metric_names(self) -> list[str]:
+        """Every metric an evaluation produces: evaluator metrics and one loss per eval dataset."""
+        names = [name for evaluator in self.evaluators for name in metric_names(evaluator)]
+        return names + [f"eval_{name}_loss" for name in self.datasets.eval]
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> "Recipe":
+        problems = []
+        for split, entries in (("train", self.datasets.train), ("eval", self.datasets.eval)):
+            for name, dataset in entries.items():
+                if dataset.loss is None and len(self.losses) > 1:
+                    problems.append(f"datasets.{split}.{name}.loss: required when several losses are defined "
+                                    f"({', '.join(self.losses)})")
+                elif dataset.loss is not None and dataset.loss not in self.losses:
+                    problems.append(f"datasets.{split}.{name}.loss: {dataset.loss!r} is not defined in losses "
+                                    f"({', '.join(self.losses)}){did_you_mean(dataset.loss, list(self.losses))}")
+        names = [evaluator.name for evaluator in self.evaluators]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            problems.append(f"evaluators: names must be unique, {duplicates} repeat")
+        metric = self.training.metric_for_best_model
+        if metric is not None:
+            available = self.metric_names()
+            if metric not in available:
+                problems.append(f"training.metric_for_best_model: {metric!r} is not produced by the evaluators or eval "
+                                f"datasets{did_you_mean(metric, available)}; available: {available}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
