@@ -89,7 +89,7 @@ class _user_errors:
 
 
 def _fail(message: str, code: ExitCode) -> None:
-    console.print(f"[bold red]error:[/bold red] {escape(message)}")
+    console.print(f"[bold red]error:[/bold red] {escape(message)}", soft_wrap=True)  # paths stay copyable
     raise typer.Exit(int(code))
 
 

@@ -92,10 +92,10 @@ class Trainer:
     def train(self, resume: bool = False) -> TrainingResult:
         config, accelerator = self.config, self.accelerator
         rows = TrainingRows(self.train_sets)
-        self.sampler = ProportionalBatchSampler([len(d.rows) for d in self.train_sets.values()], config.batch_size,
+        sampler = ProportionalBatchSampler([len(d.rows) for d in self.train_sets.values()], config.batch_size,
                                                 config.dataloader_drop_last, config.seed)
         loader = torch.utils.data.DataLoader(
-            rows, batch_sampler=self.sampler, collate_fn=self.collator, num_workers=config.dataloader_num_workers,
+            rows, batch_sampler=sampler, collate_fn=self.collator, num_workers=config.dataloader_num_workers,
             pin_memory=torch.cuda.is_available(),
             generator=torch.Generator(),  # keeps the DataLoader from drawing on the global RNG (exact resume)
         )
@@ -115,8 +115,10 @@ class Trainer:
         started = time.perf_counter()
         window = self._new_window()
         grad_norm = None
+        self.module.train()  # from_pretrained leaves models in eval mode (dropout off)
         while self.state.step < total_steps:
-            self.sampler.set_epoch(self.state.epoch)
+            # Through the DataLoader, whose own epoch counter would otherwise override the sampler's.
+            loader.set_epoch(self.state.epoch)
             batches = accelerator.skip_first_batches(loader, self.state.batches_in_epoch) if self.state.batches_in_epoch else loader
             for batch in batches:
                 with accelerator.accumulate(self.module):
@@ -186,7 +188,6 @@ class Trainer:
         metrics: dict[str, float] = {}
         if self.accelerator.is_main_process and (self.evaluators or self.eval_sets):
             module = self.accelerator.unwrap_model(self.module)
-            was_training = module.training
             module.eval()
             try:
                 for evaluator in self.evaluators:
@@ -195,7 +196,7 @@ class Trainer:
                     for name, dataset in self.eval_sets.items():
                         metrics[f"{name}_loss"] = self._eval_loss(module, dataset)
             finally:
-                module.train(was_training)
+                module.train()
             self.metrics_log.write({"step": self.state.step, **metrics})
             self._notify("on_evaluate", self.state.step, metrics)
         self.latest_evaluation = (self.state.step, metrics)

@@ -45,6 +45,17 @@ def load_model(name_or_path: str | Path, *, revision: str | None = None, trust_r
                attn_implementation: str | None = None, max_seq_length: int | None = None) -> SentenceEmbedder:
     """Load a sentence-transformers model folder (either layout) or a plain Hugging Face checkpoint."""
     path = resolve_model_path(name_or_path, revision)
+    try:
+        return _load_from_directory(path, trust_remote_code=trust_remote_code, attn_implementation=attn_implementation,
+                                    max_seq_length=max_seq_length)
+    except ModelLoadError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as error:  # a broken or incomplete model folder
+        raise ModelLoadError(f"{path}: cannot read the model ({type(error).__name__}: {error})") from error
+
+
+def _load_from_directory(path: Path, *, trust_remote_code: bool, attn_implementation: str | None,
+                         max_seq_length: int | None) -> SentenceEmbedder:
     options = {"trust_remote_code": trust_remote_code, "attn_implementation": attn_implementation,
                "max_seq_length": max_seq_length}
     if not (path / "modules.json").exists():

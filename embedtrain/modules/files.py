@@ -7,6 +7,8 @@ from typing import Any
 from safetensors.torch import load_file, save_model
 from torch import nn
 
+from embedtrain.errors import ModelLoadError
+
 WEIGHTS_FILE = "model.safetensors"
 
 
@@ -15,7 +17,10 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ModelLoadError(f"{path}: not valid JSON ({error})") from None
 
 
 def save_weights(module: nn.Module, directory: Path) -> None:

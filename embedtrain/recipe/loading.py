@@ -34,9 +34,13 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     for override in overrides or []:
         apply_override(raw, override)
     try:
-        return Recipe.model_validate(raw)
+        recipe = Recipe.model_validate(raw)
     except ValidationError as error:
-        raise RecipeError(format_validation_error(error, raw, lines, path)) from None
+        problems = [(_data_path(raw, item["loc"]), _message(item)) for item in error.errors()]
+        raise RecipeError(format_problems(problems, lines, path)) from None
+    if problems := recipe.cross_reference_problems():
+        raise RecipeError(format_problems(problems, lines, path))
+    return recipe
 
 
 def _read(path: Path) -> str:
@@ -58,7 +62,7 @@ def _line_numbers(node: yaml.Node | None, path: Path, prefix: KeyPath = ()) -> d
         for key_node, value_node in node.value:
             key = key_node.value
             if key in seen:
-                raise RecipeError(f"{path}:{key_node.start_mark.line + 1}: {'.'.join(map(str, prefix + (key,)))}: "
+                raise RecipeError(f"{path}:{key_node.start_mark.line + 1}: {_dotted(prefix + (key,))}: "
                                   f"duplicate key (YAML would silently keep only the last one)")
             seen.add(key)
             lines[prefix + (key,)] = key_node.start_mark.line + 1
@@ -108,18 +112,17 @@ def _index(node: list, part: str, override: str) -> int:
     return int(part)
 
 
-def format_validation_error(error: ValidationError, raw: dict, lines: dict[KeyPath, int], path: Path) -> str:
-    problems = []
-    for item in error.errors():
-        location = _data_path(raw, item["loc"])
+def format_problems(problems: list[tuple[KeyPath, str]], lines: dict[KeyPath, int], path: Path) -> str:
+    """One line per problem, `file:line: key.path: message`, in file order."""
+    rendered = []
+    for location, message in problems:
         line = next((lines[location[:n]] for n in range(len(location), 0, -1) if location[:n] in lines), None)
         key = _dotted(location) or "(recipe)"
-        message = _message(item, location)
-        problems.append((line or 0, f"  {path}:{line}: {key}: {message}" if line else f"  {path}: {key}: {message}"))
-    problems.sort(key=lambda problem: problem[0])
-    count = len(problems)
+        rendered.append((line or 0, f"  {path}:{line}: {key}: {message}" if line else f"  {path}: {key}: {message}"))
+    rendered.sort(key=lambda problem: problem[0])
+    count = len(rendered)
     header = f"{path}: {count} problem{'s' if count > 1 else ''} in the recipe:"
-    return "\n".join([header] + [text for _, text in problems])
+    return "\n".join([header] + [text for _, text in rendered])
 
 
 def _data_path(raw: Any, loc: tuple) -> KeyPath:
@@ -146,7 +149,7 @@ def _dotted(location: KeyPath) -> str:
     return text
 
 
-def _message(item: dict, location: KeyPath) -> str:
+def _message(item: dict) -> str:
     kind = item["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_keys(item["loc"][:-1])
@@ -159,7 +162,8 @@ def _message(item: dict, location: KeyPath) -> str:
         options = [option.strip().strip("'") for option in expected.split(",")]
         return f"unknown type {tag!r}{did_you_mean(tag, options)}; known types: {', '.join(options)}"
     if kind == "union_tag_not_found":
-        return f"needs a `type:` key; known types: {item['ctx']['expected_tags']}"
+        known = [tag for member in _members(_step_through(item["loc"])) for tag in _type_tags(member)]
+        return f"needs a `type:` key; known types: {', '.join(known)}"
     message = item["msg"].removeprefix("Value error, ")
     if "input" in item and not isinstance(item["input"], (dict, list)) and kind != "value_error":
         message += f" (got {item['input']!r})"
@@ -168,13 +172,25 @@ def _message(item: dict, location: KeyPath) -> str:
 
 def _allowed_keys(loc: tuple) -> list[str]:
     """The keys the schema accepts at `loc` (pydantic's location, union tags included)."""
+    model = _model_class(_step_through(loc))
+    return list(model.model_fields) if model else []
+
+
+def _step_through(loc: tuple) -> Any:
+    """The schema annotation at `loc`, or None when the location leaves the schema."""
     annotation: Any = Recipe
     for part in loc:
         annotation = _step(annotation, part)
         if annotation is None:
-            return []
-    model = _model_class(annotation)
-    return list(model.model_fields) if model else []
+            return None
+    return annotation
+
+
+def _type_tags(member: Any) -> tuple:
+    """The `type:` values a discriminated-union member accepts."""
+    if inspect.isclass(member) and issubclass(member, BaseModel) and "type" in member.model_fields:
+        return get_args(member.model_fields["type"].annotation)
+    return ()
 
 
 def _unwrap(annotation: Any) -> Any:
@@ -198,9 +214,8 @@ def _model_class(annotation: Any) -> type[BaseModel] | None:
 def _step(annotation: Any, part: str | int) -> Any:
     members = _members(annotation)
     for member in members:  # discriminated union: the part is the tag of one member
-        if inspect.isclass(member) and issubclass(member, BaseModel) and "type" in member.model_fields:
-            if part in get_args(member.model_fields["type"].annotation):
-                return member
+        if part in _type_tags(member):
+            return member
     model = _model_class(annotation)
     if model is not None:
         field = model.model_fields.get(str(part))

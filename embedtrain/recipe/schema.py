@@ -121,28 +121,28 @@ class Recipe(StrictModel):
         names = [name for evaluator in self.evaluators for name in metric_names(evaluator)]
         return names + [f"eval_{name}_loss" for name in self.datasets.eval]
 
-    @model_validator(mode="after")
-    def _cross_references(self) -> "Recipe":
+    def cross_reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Problems between sections (names that refer to other sections), as (key path, message).
+
+        Checked after the field-level validation, so each problem can be reported at its own YAML line.
+        """
         problems = []
         for split, entries in (("train", self.datasets.train), ("eval", self.datasets.eval)):
             for name, dataset in entries.items():
                 if dataset.loss is None and len(self.losses) > 1:
-                    problems.append(f"datasets.{split}.{name}.loss: required when several losses are defined "
-                                    f"({', '.join(self.losses)})")
+                    problems.append((("datasets", split, name),
+                                     f"`loss:` is required when several losses are defined ({', '.join(self.losses)})"))
                 elif dataset.loss is not None and dataset.loss not in self.losses:
-                    problems.append(f"datasets.{split}.{name}.loss: {dataset.loss!r} is not defined in losses "
-                                    f"({', '.join(self.losses)}){did_you_mean(dataset.loss, list(self.losses))}")
+                    problems.append((("datasets", split, name, "loss"),
+                                     f"{dataset.loss!r} is not defined in losses ({', '.join(self.losses)})"
+                                     f"{did_you_mean(dataset.loss, list(self.losses))}"))
         names = [evaluator.name for evaluator in self.evaluators]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            problems.append(f"evaluators: names must be unique, {duplicates} repeat")
+        for index, name in enumerate(names):
+            if names.index(name) != index:
+                problems.append((("evaluators", index, "name"), f"{name!r} is already the name of evaluators[{names.index(name)}]"))
         metric = self.training.metric_for_best_model
-        if metric is not None:
-            available = self.metric_names()
-            if metric not in available:
-                problems.append(f"training.metric_for_best_model: {metric!r} is not produced by the evaluators or eval "
-                                f"datasets{did_you_mean(metric, available)}; available: {available}")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
-
+        if metric is not None and metric not in (available := self.metric_names()):
+            problems.append((("training", "metric_for_best_model"),
+                             f"{metric!r} is not produced by the evaluators or eval datasets"
+                             f"{did_you_mean(metric, available)}; available: {available}"))
+        return problems

