@@ -182,3 +182,25 @@ def test_bad_input_exits_with_its_code_and_no_traceback(tmp_path, tiny_checkpoin
 def test_version_and_help():
     assert runner.invoke(app, ["--version"]).output.startswith("embedtrain ")
     assert "Examples" in runner.invoke(app, ["train", "--help"]).output
+
+
+@pytest.mark.slow
+def test_two_processes_share_the_data_and_write_once(tmp_path, tiny_checkpoint, sts_csv):
+    """`torchrun --nproc_per_node 2` on CPU (gloo): each process gets half the batches; one writes the artifacts."""
+    import os
+    import subprocess
+    import sys
+
+    recipe = write_recipe(tmp_path, tiny_checkpoint, sts_csv, sts_csv, epochs=1, batch_size=4, save_steps=3,
+                          logging_steps=1)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "embedtrain", "train",
+               str(recipe)]
+    environment = os.environ | {"ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    run = tmp_path / "run"
+    assert sorted(train_losses(run)) == list(range(1, 7))  # 12 batches split over 2 processes
+    assert len([r for r in read_metrics(run) if "sts-dev_spearman_cosine" in r]) == 2  # evaluated once, not per rank
+    state = run / "checkpoints" / "checkpoint-0000006" / "state"
+    assert (state / "random_states_0.pkl").exists() and (state / "random_states_1.pkl").exists()
+    assert (run / "final" / "modules.json").exists()

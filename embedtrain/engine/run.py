@@ -3,14 +3,14 @@
 import logging
 from pathlib import Path
 
-from accelerate import PartialState
+from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from embedtrain.card.model_card import DatasetSummary, render_model_card
 from embedtrain.data.training_data import prepare_datasets
 from embedtrain.engine.checkpoint import CheckpointManager
 from embedtrain.engine.observer import TrainingObserver
-from embedtrain.engine.trainer import Trainer, TrainingResult
+from embedtrain.engine.trainer import Trainer, TrainingResult, build_accelerator
 from embedtrain.errors import RecipeError
 from embedtrain.evaluation import build_evaluator
 from embedtrain.losses import build_loss
@@ -25,7 +25,8 @@ RESOLVED_RECIPE = "recipe.yaml"
 
 def run_training(recipe: Recipe, *, resume: bool = False, observer: TrainingObserver | None = None) -> TrainingResult:
     output_dir = Path(recipe.training.output_dir)
-    _check_output_dir(output_dir, recipe, resume)
+    accelerator = build_accelerator(recipe.training)
+    _check_output_dir(output_dir, recipe, resume, accelerator)
     # Every dataset is loaded and checked against its loss or evaluator before any model weights are loaded.
     train_sets = prepare_datasets(recipe, "train")
     eval_sets = prepare_datasets(recipe, "eval")
@@ -43,11 +44,11 @@ def run_training(recipe: Recipe, *, resume: bool = False, observer: TrainingObse
         card = render_model_card(model, recipe, summaries, metrics, history, primary_metrics)
         (directory / "README.md").write_text(card, encoding="utf-8")
 
-    trainer = Trainer(recipe.training, model, losses, train_sets, eval_sets, evaluators, observer, on_final_save=write_card)
+    trainer = Trainer(accelerator, recipe.training, model, losses, train_sets, eval_sets, evaluators, observer, on_final_save=write_card)
     return trainer.train(resume=resume)
 
 
-def _check_output_dir(output_dir: Path, recipe: Recipe, resume: bool) -> None:
+def _check_output_dir(output_dir: Path, recipe: Recipe, resume: bool, accelerator: Accelerator) -> None:
     """Refuse to mix a new run into an old one; record the resolved recipe."""
     has_run = (output_dir / "final").exists() or CheckpointManager(output_dir, None).latest() is not None
     if has_run and not resume:
@@ -57,6 +58,6 @@ def _check_output_dir(output_dir: Path, recipe: Recipe, resume: bool) -> None:
     recipe_file = output_dir / RESOLVED_RECIPE
     if resume and recipe_file.exists() and recipe_file.read_text(encoding="utf-8") != resolved:
         logger.warning("the recipe differs from %s, which the run started with; continuing with the new one", recipe_file)
-    if PartialState().is_main_process:
+    if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         recipe_file.write_text(resolved, encoding="utf-8")

@@ -56,28 +56,33 @@ def resolve_precision(precision: str) -> str:
     return {"fp32": "no"}.get(precision, precision)
 
 
+def build_accelerator(config: TrainingConfig) -> Accelerator:
+    """The process's Accelerator. Create it before anything else asks accelerate about the processes."""
+    return Accelerator(
+        mixed_precision=resolve_precision(config.precision),
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        step_scheduler_with_optimizer=False,
+        # Some parameters get no gradient in a step: the encoder's unused pooler head, and the loss parameters of
+        # datasets other than the batch's. DDP must be told, as the reference's trainer does by default.
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+
+
 def lower_is_better(metric: str) -> bool:
     return metric.endswith("_loss")
 
 
 class Trainer:
-    def __init__(self, config: TrainingConfig, model: SentenceEmbedder, losses: dict[str, EmbeddingLoss],
-                 train_sets: dict[str, PreparedDataset], eval_sets: dict[str, PreparedDataset],
-                 evaluators: list[Evaluator], observer: TrainingObserver | None = None,
-                 on_final_save=None) -> None:
+    def __init__(self, accelerator: Accelerator, config: TrainingConfig, model: SentenceEmbedder,
+                 losses: dict[str, EmbeddingLoss], train_sets: dict[str, PreparedDataset],
+                 eval_sets: dict[str, PreparedDataset], evaluators: list[Evaluator],
+                 observer: TrainingObserver | None = None, on_final_save=None) -> None:
         self.config = config
         self.output_dir = Path(config.output_dir)
         self.train_sets, self.eval_sets, self.evaluators = train_sets, eval_sets, evaluators
         self.observer = observer or TrainingObserver()
         self.on_final_save = on_final_save  # callback(final_dir, metrics, history) writing the model card
-        has_loss_parameters = any(any(True for _ in loss.parameters()) for loss in losses.values())
-        self.accelerator = Accelerator(
-            mixed_precision=resolve_precision(config.precision),
-            gradient_accumulation_steps=config.gradient_accumulation_steps,
-            step_scheduler_with_optimizer=False,
-            # Batches of different datasets may leave another dataset's loss parameters unused.
-            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=has_loss_parameters and len(losses) > 1)],
-        )
+        self.accelerator = accelerator
         self.module = TrainingModule(model, losses, {name: d.loss_name for name, d in train_sets.items() | eval_sets.items()})
         self.collator = Collator(model.tokenize)
         self.checkpoints = CheckpointManager(self.output_dir, config.save_total_limit)
