@@ -3,7 +3,7 @@
 import logging
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.logging import RichHandler
@@ -42,7 +42,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+    version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True,
                                                     help="Show the version and exit.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logs of embedtrain.")] = False,
 ) -> None:
@@ -52,18 +52,19 @@ def main_options(
 @app.command(epilog=TRAIN_EXAMPLES)
 def train(
     recipe: Annotated[Path, typer.Argument(help="The YAML recipe.", show_default=False)],
-    overrides: Annotated[list[str], typer.Option("--set", metavar="KEY=VALUE",
-                                                 help="Override a recipe field, e.g. training.epochs=2 (repeatable).")] = [],
+    overrides: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE",
+                                                 help="Override a recipe field, e.g. training.epochs=2 (repeatable).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint in the output directory.")] = False,
-    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", help="Override training.output_dir.")] = None,
+    output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Override training.output_dir.")] = None,
 ) -> None:
     """Train a model from a recipe: validate it and its data, train, evaluate, save to OUTPUT_DIR/final."""
     from embedtrain.console import RichObserver
     from embedtrain.engine.run import run_training
     from embedtrain.recipe.loading import load_recipe
 
+    overrides = list(overrides or [])
     if output_dir is not None:
-        overrides = [*overrides, f"training.output_dir={output_dir}"]
+        overrides.append(f"training.output_dir={output_dir}")
     with _user_errors():
         loaded = load_recipe(recipe, overrides)
         run_training(loaded, resume=resume, observer=RichObserver())

@@ -4,7 +4,8 @@ Names follow the reference (`cosine`, `dot`, `euclidean`, `manhattan`). Distance
 that for every function a higher score means more similar.
 """
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F

@@ -6,9 +6,9 @@ is computed and backpropagated. The loss values agree to 1e-5 relative, and so d
 of every transformer weight (matched by name) and, for SoftmaxLoss, of the classifier.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch
@@ -124,7 +124,7 @@ def assert_same_gradients(ours: nn.Module, reference: nn.Module) -> None:
             assert name.startswith("pooler.") and actual[name] is None, name
             continue
         atol = max(1e-4 * grad.abs().max().item(), 1e-7)
-        torch.testing.assert_close(actual[name], grad, rtol=1e-5, atol=atol, msg=lambda message: f"{name}: {message}")
+        torch.testing.assert_close(actual[name], grad, rtol=1e-5, atol=atol, msg=lambda message, name=name: f"{name}: {message}")
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())

@@ -138,7 +138,7 @@ def test_keeps_the_best_checkpoint_and_saves_it_as_final(tmp_path, tiny_checkpoi
                           metric_for_best_model="sts-dev_spearman_cosine", load_best_model_at_end=True)
     assert runner.invoke(app, ["train", str(recipe)]).exit_code == 0
     run = tmp_path / "run"
-    state = json.loads(next((run / "checkpoints").glob(f"*/trainer_state.json")).read_text())
+    state = json.loads(next((run / "checkpoints").glob("*/trainer_state.json")).read_text())
     evaluations = {r["step"]: r["sts-dev_spearman_cosine"] for r in read_metrics(run) if "sts-dev_spearman_cosine" in r}
     best_step = max((step for step in evaluations if step > 0), key=evaluations.get)
     assert state["best_checkpoint"] == f"checkpoint-{best_step:07d}"

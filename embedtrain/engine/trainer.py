@@ -11,7 +11,13 @@ import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from torch import Tensor, nn
 
-from embedtrain.data.training_data import Collator, PreparedDataset, ProportionalBatchSampler, TrainingRows, eval_batches
+from embedtrain.data.training_data import (
+    Collator,
+    PreparedDataset,
+    ProportionalBatchSampler,
+    TrainingRows,
+    eval_batches,
+)
 from embedtrain.engine.checkpoint import STATE_FILE, CheckpointManager, TrainerState
 from embedtrain.engine.metrics_log import MetricsLog
 from embedtrain.engine.observer import TrainingObserver

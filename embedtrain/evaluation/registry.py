@@ -4,8 +4,9 @@ An evaluator returns a flat dict of metrics named `{name}_{metric}` as the refer
 and knows those names before it runs, so `metric_for_best_model` is checked when the recipe loads.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Literal, TypeVar
+from typing import ClassVar, Literal, TypeVar
 
 from pydantic import Field
 

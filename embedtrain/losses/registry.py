@@ -6,8 +6,9 @@ recipe schema) and a loss class decorated with `register_loss`. The contract say
 dataset against it before training starts.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from torch import Tensor, nn
 

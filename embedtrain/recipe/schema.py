@@ -16,8 +16,9 @@ from embedtrain.losses import LOSSES
 from embedtrain.modules.dense import Activation
 from embedtrain.modules.pooling import PoolingMode
 
-LossConfig = Annotated[Union[tuple(spec.params_model for spec in LOSSES.values())], Field(discriminator="type")]
-EvaluatorConfig = Annotated[Union[tuple(spec.params_model for spec in EVALUATORS.values())], Field(discriminator="type")]
+# Union[...] of a tuple built at import time: the `X | Y` syntax cannot express a registry-sized union.
+LossConfig = Annotated[Union[tuple(spec.params_model for spec in LOSSES.values())], Field(discriminator="type")]  # noqa: UP007
+EvaluatorConfig = Annotated[Union[tuple(s.params_model for s in EVALUATORS.values())], Field(discriminator="type")]  # noqa: UP007
 
 
 class DenseConfig(StrictModel):
