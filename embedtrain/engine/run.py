@@ -50,10 +50,14 @@ def run_training(recipe: Recipe, *, resume: bool = False, observer: TrainingObse
 
 def _check_output_dir(output_dir: Path, recipe: Recipe, resume: bool, accelerator: Accelerator) -> None:
     """Refuse to mix a new run into an old one; record the resolved recipe."""
-    has_run = (output_dir / "final").exists() or CheckpointManager(output_dir, None).latest() is not None
-    if has_run and not resume:
+    finished = (output_dir / "final").exists()
+    has_checkpoint = CheckpointManager(output_dir, None).latest() is not None
+    if (finished or has_checkpoint) and not resume:
         raise RecipeError(f"training.output_dir: {output_dir} already holds a training run; pass --resume to continue "
                           f"it, or choose another output directory (--output-dir)")
+    if resume and finished and not has_checkpoint:
+        raise RecipeError(f"--resume: the run in {output_dir} already finished and kept no checkpoint to resume from "
+                          f"(set training.save_steps to keep some); choose another output directory to train again")
     resolved = dump_recipe(recipe)
     recipe_file = output_dir / RESOLVED_RECIPE
     if resume and recipe_file.exists() and recipe_file.read_text(encoding="utf-8") != resolved:

@@ -100,18 +100,20 @@ class Trainer:
     def model(self) -> SentenceEmbedder:
         return self.accelerator.unwrap_model(self.module).model
 
-    def train(self, resume: bool = False) -> TrainingResult:
-        config, accelerator = self.config, self.accelerator
-        rows = TrainingRows(self.train_sets)
+    def _build_dataloader(self) -> torch.utils.data.DataLoader:
+        config = self.config
         sampler = ProportionalBatchSampler([len(d.rows) for d in self.train_sets.values()], config.batch_size,
-                                                config.dataloader_drop_last, config.seed)
-        loader = torch.utils.data.DataLoader(
-            rows, batch_sampler=sampler, collate_fn=self.collator, num_workers=config.dataloader_num_workers,
-            pin_memory=torch.cuda.is_available(),
+                                           config.dataloader_drop_last, config.seed)
+        return torch.utils.data.DataLoader(
+            TrainingRows(self.train_sets), batch_sampler=sampler, collate_fn=self.collator,
+            num_workers=config.dataloader_num_workers, pin_memory=torch.cuda.is_available(),
             generator=torch.Generator(),  # keeps the DataLoader from drawing on the global RNG (exact resume)
         )
+
+    def train(self, resume: bool = False) -> TrainingResult:
+        config, accelerator = self.config, self.accelerator
         optimizer = build_optimizer(self.module, config)
-        self.module, optimizer, loader = accelerator.prepare(self.module, optimizer, loader)
+        self.module, optimizer, loader = accelerator.prepare(self.module, optimizer, self._build_dataloader())
         steps_per_epoch = max(1, math.ceil(len(loader) / config.gradient_accumulation_steps))
         total_steps = config.max_steps or config.epochs * steps_per_epoch
         scheduler = build_scheduler(optimizer, config, total_steps)
