@@ -43,6 +43,9 @@ class Pooling(nn.Module):
     def embedding_dimension(self) -> int:
         return self.word_embedding_dimension * len(self.modes)
 
+    def extra_repr(self) -> str:
+        return f"word_embedding_dimension={self.word_embedding_dimension}, modes={self.modes}, include_prompt={self.include_prompt}"
+
     def forward(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
         tokens = features["token_embeddings"]
         full_mask = features["attention_mask"]

@@ -67,6 +67,10 @@ class Transformer(nn.Module):
     def embedding_dimension(self) -> int:
         return self.auto_model.config.hidden_size
 
+    def __repr__(self) -> str:  # the encoder's layers would drown everything else in the model's repr
+        architecture = type(self.auto_model).__name__
+        return f"Transformer(max_seq_length={self.max_seq_length}, do_lower_case={self.do_lower_case}, architecture={architecture})"
+
     def tokenize(self, texts: list[str], prompt: str | None = None) -> dict[str, Tensor]:
         """Texts -> padded input tensors; with a prompt, also `prompt_length` for prompt-aware pooling."""
         if prompt:
