@@ -6,17 +6,15 @@ Proven here:
   repeated input; ignore_columns removes columns before matching;
 - an explicit mapping may order columns freely and maps the repeated input to a list;
 - every mismatch raises DataError naming `where`: missing columns (did-you-mean), a wrong count, a label
-  the loss would ignore, a missing label, unmapped extra columns, unknown ignore_columns, unknown roles;
-- check_rows rejects empty data, nulls in a text column (naming the rows), non-text inputs, non-numeric
-  labels, non-integer or negative class labels, binary labels other than 0/1 and non-finite scores.
-"""
+  the loss would ignore, a missing label, unmapped extra columns, unknown ignore_columns, unknown roles.
 
-import math
+The checks of the rows themselves are in test_checks.py.
+"""
 
 import pytest
 from datasets import Dataset
 
-from embedtrain.data.contract import ColumnContract, ColumnMapping, check_rows, resolve_columns
+from embedtrain.data.contract import ColumnContract, ColumnMapping, resolve_columns
 from embedtrain.errors import DataError
 
 WHERE = "datasets.train.mine"
@@ -163,85 +161,3 @@ def test_explicit_mapping_errors_name_the_columns_key():
     message = data_error(resolve, ["a"], MNRL, {"anchor": "a"})
 
     assert message.startswith(f"{WHERE}.columns: ")
-
-
-# Row checks
-
-
-def checked(data: dict, contract: ColumnContract, mapping=None) -> None:
-    dataset = Dataset.from_dict(data)
-    check_rows(dataset, resolve(dataset.column_names, contract, mapping), contract, WHERE)
-
-
-VALID_ROWS = {
-    "scores": ({"a": ["x", "y"], "b": ["z", "w"], "score": [0.0, 1.5]}, PAIR_SCORE),
-    "integer scores": ({"a": ["x", "y"], "b": ["z", "w"], "score": [0, 5]}, PAIR_SCORE),
-    "classes": ({"a": ["x", "y", "z"], "b": ["z", "w", "v"], "label": [0, 2, 1]}, PAIR_CLASS),
-    "classes as floats": ({"a": ["x", "y"], "b": ["z", "w"], "label": [0.0, 2.0]}, PAIR_CLASS),
-    "binary": ({"a": ["x", "y"], "b": ["z", "w"], "label": [0, 1]}, PAIR_BINARY),
-    "binary booleans": ({"a": ["x", "y"], "b": ["z", "w"], "label": [True, False]}, PAIR_BINARY),
-    "empty strings are text": ({"q": ["", "y"], "p": ["z", ""]}, MNRL),
-}
-
-
-@pytest.mark.parametrize(("data", "contract"), VALID_ROWS.values(), ids=VALID_ROWS.keys())
-def test_valid_rows_pass(data, contract):
-    checked(data, contract)
-
-
-INVALID_ROWS = {
-    "empty dataset": ({"a": [], "b": [], "score": []}, PAIR_SCORE, ["the dataset has no rows"]),
-    "nulls in a text column": (
-        {"a": ["x", None, "y", None], "b": ["1", "2", "3", "4"], "score": [0.1, 0.2, 0.3, 0.4]}, PAIR_SCORE,
-        ["column 'a' (sentence1) has 2 empty (null) values, first at rows [1, 3]"]),
-    "nulls in a hard negative": (
-        {"q": ["x", "y"], "p": ["z", "w"], "n": [None, "v"]}, MNRL, ["column 'n' (negative_1)", "rows [0]"]),
-    "integers in a text column": (
-        {"a": [1, 2], "b": ["x", "y"], "score": [0.1, 0.2]}, PAIR_SCORE, ["column 'a' (sentence1) must hold text",
-                                                                          "int64"]),
-    "lists in a text column": ({"q": [["x"], ["y"]], "p": ["x", "y"]}, MNRL, ["column 'q' (anchor) must hold text"]),
-    "non-numeric label": (
-        {"a": ["x", "y"], "b": ["z", "w"], "score": ["0.1", "high"]}, PAIR_SCORE,
-        ["label column 'score' must be numeric (score)", "string"]),
-    "null label": (
-        {"a": ["x", "y"], "b": ["z", "w"], "score": [None, 0.5]}, PAIR_SCORE,
-        ["label column 'score' has 1 empty values, first at rows [0]"]),
-    "class label not an integer": (
-        {"a": ["x", "y"], "b": ["z", "w"], "label": [1.0, 0.5]}, PAIR_CLASS,
-        ["must hold non-negative integers; 1 rows do not, first at rows [1] (values [0.5])"]),
-    "class label negative": (
-        {"a": ["x", "y"], "b": ["z", "w"], "label": [-1, 1]}, PAIR_CLASS,
-        ["must hold non-negative integers", "rows [0]"]),
-    "binary label 2": (
-        {"a": ["x", "y", "z"], "b": ["z", "w", "v"], "label": [0, 2, 1]}, PAIR_BINARY,
-        ["must hold 0 or 1; 1 rows do not, first at rows [1] (values [2.0])"]),
-    "binary label 0.5": ({"a": ["x", "y"], "b": ["z", "w"], "label": [0.5, 1.0]}, PAIR_BINARY, ["must hold 0 or 1"]),
-    "non-finite scores": (
-        {"a": ["x", "y", "z"], "b": ["z", "w", "v"], "score": [0.1, math.nan, math.inf]}, PAIR_SCORE,
-        ["must hold finite numbers; 2 rows do not, first at rows [1, 2]"]),
-    "negative infinity": ({"a": ["x"], "b": ["z"], "score": [-math.inf]}, PAIR_SCORE, ["must hold finite numbers"]),
-}
-
-
-@pytest.mark.parametrize(("data", "contract", "fragments"), INVALID_ROWS.values(), ids=INVALID_ROWS.keys())
-def test_invalid_rows_raise_data_error(data, contract, fragments):
-    message = data_error(checked, data, contract)
-
-    for fragment in fragments:
-        assert fragment in message
-
-
-def test_only_the_first_five_bad_rows_are_listed():
-    scores = [math.nan if row % 2 else 0.5 for row in range(20)]
-
-    message = data_error(checked, {"a": ["x"] * 20, "b": ["y"] * 20, "score": scores}, PAIR_SCORE)
-
-    assert "10 rows do not, first at rows [1, 3, 5, 7, 9]" in message
-
-
-def test_explicitly_mapped_label_is_checked():
-    data = {"a": ["x", "y"], "b": ["z", "w"], "gold": [0, 3]}
-
-    message = data_error(checked, data, PAIR_BINARY, {"sentence1": "a", "sentence2": "b", "label": "gold"})
-
-    assert "label column 'gold' must hold 0 or 1" in message

@@ -10,10 +10,6 @@ reference silently accepts: extra columns, a label column the loss would ignore,
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-import pyarrow as pa
-from datasets import Dataset
-
 from embedtrain.errors import DataError, did_you_mean
 
 LabelKind = Literal["score", "class", "binary"]
@@ -38,6 +34,9 @@ class ColumnContract:
     inputs: tuple[str, ...]
     repeated_input: str | None = None
     label: LabelKind | None = None
+    num_classes: int | None = None  # a `class` label must be below this
+    label_range: tuple[float, float] | None = None  # a `score` label must lie within this
+    in_batch_negatives: bool = False  # other rows of the batch are negatives: duplicates hurt
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -146,46 +145,3 @@ def _infer_mapping(columns: list[str], contract: ColumnContract, where: str) -> 
     for index, column in enumerate(text_columns[needed:], start=1):
         inputs.append((f"{contract.repeated_input}_{index}", column))
     return ColumnMapping(inputs=tuple(inputs), label=label if contract.label else None, inferred=True)
-
-
-def check_rows(dataset: Dataset, mapping: ColumnMapping, contract: ColumnContract, where: str) -> None:
-    """Reject empty data, text columns holding non-strings or nulls, and labels of the wrong kind."""
-    if len(dataset) == 0:
-        raise DataError(f"{where}: the dataset has no rows")
-    for role, column in mapping.inputs:
-        values = dataset.data.column(column)
-        if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-            raise DataError(f"{where}: column {column!r} ({role}) must hold text, but its type is {values.type}")
-        nulls = values.null_count
-        if nulls:
-            first = _first_rows(np.asarray(values.is_null()))
-            raise DataError(f"{where}: column {column!r} ({role}) has {nulls} empty (null) values, first at rows {first}")
-    if mapping.label:
-        _check_label(dataset, mapping.label, contract.label, where)
-
-
-def _first_rows(mask: np.ndarray, count: int = 5) -> list[int]:
-    return np.flatnonzero(mask)[:count].tolist()
-
-
-def _check_label(dataset: Dataset, column: str, kind: LabelKind, where: str) -> None:
-    values = dataset.data.column(column)
-    if values.null_count:
-        raise DataError(f"{where}: label column {column!r} has {values.null_count} empty values, first at rows "
-                        f"{_first_rows(np.asarray(values.is_null()))}")
-    if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or pa.types.is_boolean(values.type)):
-        raise DataError(f"{where}: label column {column!r} must be numeric ({kind}), but its type is {values.type}")
-    labels = np.asarray(values, dtype=np.float64)
-    bad = ~np.isfinite(labels)
-    if kind in ("class", "binary"):
-        bad |= labels != np.round(labels)
-    if kind == "binary":
-        bad |= (labels != 0) & (labels != 1)
-    if kind == "class":
-        bad |= labels < 0
-    if bad.any():
-        rows = _first_rows(bad)
-        expectation = {"score": "finite numbers", "class": "non-negative integers", "binary": "0 or 1"}[kind]
-        raise DataError(f"{where}: label column {column!r} must hold {expectation}; {int(bad.sum())} rows do not, "
-                        f"first at rows {rows} (values {labels[rows].tolist()})")
-

@@ -1,17 +1,11 @@
 """Training and eval datasets: loaded, checked against their loss's contract, batched one dataset at a time."""
 
-import logging
 from dataclasses import dataclass
 
 import torch
 from datasets import Dataset
 
-from embedtrain.data.contract import ColumnContract, ColumnMapping, check_rows, resolve_columns
-from embedtrain.data.source import load_source
-from embedtrain.losses import LOSSES
-from embedtrain.recipe.schema import Recipe
-
-logger = logging.getLogger(__name__)
+from embedtrain.data.contract import ColumnContract, ColumnMapping
 
 
 @dataclass(frozen=True)
@@ -23,22 +17,6 @@ class PreparedDataset:
     mapping: ColumnMapping
     contract: ColumnContract
     loss_name: str
-
-
-def prepare_datasets(recipe: Recipe, split: str) -> dict[str, PreparedDataset]:
-    """Load `datasets.<split>` and check each against its loss; raises DataError before any training."""
-    prepared = {}
-    for name, config in getattr(recipe.datasets, split).items():
-        where = f"datasets.{split}.{name}"
-        loss_name = recipe.loss_name_for(config)
-        contract = LOSSES[recipe.losses[loss_name].type].contract
-        rows = load_source(config, where)
-        mapping = resolve_columns(rows.column_names, contract, config.columns, config.ignore_columns, where)
-        check_rows(rows, mapping, contract, where)
-        if mapping.inferred:
-            logger.warning("%s: no `columns:` given; using %s (label by name, inputs by position)", where, mapping.describe())
-        prepared[name] = PreparedDataset(name, rows, mapping, contract, loss_name)
-    return prepared
 
 
 class TrainingRows(torch.utils.data.Dataset):

@@ -7,14 +7,14 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from embedtrain.card.model_card import DatasetSummary, render_model_card
-from embedtrain.data.training_data import prepare_datasets
+from embedtrain.data.recipe_data import check_recipe_data
 from embedtrain.engine.checkpoint import CheckpointManager
 from embedtrain.engine.observer import TrainingObserver
 from embedtrain.engine.trainer import Trainer, TrainingResult, build_accelerator
 from embedtrain.errors import RecipeError
-from embedtrain.evaluation import build_evaluator
 from embedtrain.losses import build_loss
 from embedtrain.models.build import build_model
+from embedtrain.models.tokenization import load_tokenization
 from embedtrain.recipe.loading import dump_recipe
 from embedtrain.recipe.schema import Recipe
 
@@ -28,10 +28,15 @@ def run_training(recipe: Recipe, *, resume: bool = False, observer: TrainingObse
     accelerator = build_accelerator(recipe.training)
     _check_output_dir(output_dir, recipe, resume, accelerator)
     # Every dataset is loaded and checked against its loss or evaluator before any model weights are loaded.
-    train_sets = prepare_datasets(recipe, "train")
-    eval_sets = prepare_datasets(recipe, "eval")
-    evaluators = [build_evaluator(params, f"evaluators[{index}] ({params.name})")
-                  for index, params in enumerate(recipe.evaluators)]
+    tokenization = load_tokenization(recipe.model.base, revision=recipe.model.revision,
+                                     max_seq_length=recipe.model.max_seq_length,
+                                     trust_remote_code=recipe.model.trust_remote_code)
+    data = check_recipe_data(recipe, tokenization)
+    data.raise_on_errors()
+    for report in data.reports:
+        for warning in report.warnings:
+            logger.warning(warning)
+    train_sets, eval_sets, evaluators = data.prepared(recipe, "train"), data.prepared(recipe, "eval"), data.evaluators
 
     set_seed(recipe.training.seed)
     model = build_model(recipe.model)

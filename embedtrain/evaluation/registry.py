@@ -10,8 +10,9 @@ from typing import ClassVar, Literal, TypeVar
 
 from pydantic import Field
 
-from embedtrain.data.contract import ColumnContract, check_rows, resolve_columns
-from embedtrain.data.source import DataSource, load_source
+from embedtrain.data.checks import inspect_source, raise_on_errors
+from embedtrain.data.contract import ColumnContract
+from embedtrain.data.source import DataSource
 from embedtrain.models.embedder import SentenceEmbedder
 
 SimilarityNames = list[Literal["cosine", "dot", "euclidean", "manhattan"]]
@@ -82,10 +83,9 @@ def register_evaluator(params: type[EvaluatorParams]) -> Callable[[E], E]:
 def build_evaluator(params: EvaluatorParams, where: str) -> Evaluator:
     """Load the evaluator's data, match its columns to the evaluator's inputs, and build it."""
     spec = EVALUATORS[params.type]
-    contract = spec.evaluator_class.contract
-    dataset = load_source(params, where)
-    mapping = resolve_columns(dataset.column_names, contract, params.columns, params.ignore_columns, where)
-    check_rows(dataset, mapping, contract, where)
+    report = inspect_source(params, spec.evaluator_class.contract, where)
+    raise_on_errors([report])
+    dataset, mapping = report.rows, report.mapping
     columns = {role: list(dataset[column]) for role, column in mapping.inputs}
     if mapping.label:
         columns["label"] = list(dataset[mapping.label])

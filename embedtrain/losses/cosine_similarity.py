@@ -12,7 +12,8 @@ class CosineSimilarityParams(LossParams):
     type: Literal["CosineSimilarityLoss"]
 
 
-@register_loss(CosineSimilarityParams, ColumnContract(inputs=("sentence1", "sentence2"), label="score"))
+@register_loss(CosineSimilarityParams,
+               ColumnContract(inputs=("sentence1", "sentence2"), label="score", label_range=(-1.0, 1.0)))
 class CosineSimilarityLoss(EmbeddingLoss):
     """Mean squared error between the cosine similarity of each pair and its gold score.
 

@@ -18,7 +18,7 @@ class MultipleNegativesRankingParams(LossParams):
 
 @register_loss(
     MultipleNegativesRankingParams,
-    ColumnContract(inputs=("anchor", "positive"), repeated_input="negative"),
+    ColumnContract(inputs=("anchor", "positive"), repeated_input="negative", in_batch_negatives=True),
 )
 class MultipleNegativesRankingLoss(EmbeddingLoss):
     """InfoNCE over in-batch negatives: each anchor must pick its positive among all candidates in the batch.

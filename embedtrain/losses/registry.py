@@ -41,6 +41,11 @@ class EmbeddingLoss(nn.Module):
         raise NotImplementedError
 
     @classmethod
+    def contract_for(cls, params: LossParams, contract: ColumnContract) -> ColumnContract:
+        """The data contract under these parameters (e.g. the number of classes); the declared one by default."""
+        return contract
+
+    @classmethod
     def from_params(cls, params: LossParams, embedding_dimension: int) -> "EmbeddingLoss":
         """Build the loss from its recipe parameters; `embedding_dimension` is the model's output size."""
         return cls(**params.model_dump(exclude={"type"}))
@@ -82,6 +87,12 @@ def register_loss(params: type[LossParams], contract: ColumnContract) -> Callabl
         return loss_class
 
     return decorate
+
+
+def loss_contract(params: LossParams) -> ColumnContract:
+    """What a loss configured with `params` needs from each row."""
+    spec = LOSSES[params.type]
+    return spec.loss_class.contract_for(params, spec.contract)
 
 
 def build_loss(params: LossParams, embedding_dimension: int) -> EmbeddingLoss:

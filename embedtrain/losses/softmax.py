@@ -1,3 +1,4 @@
+from dataclasses import replace
 from typing import Literal
 
 import torch
@@ -40,6 +41,10 @@ class SoftmaxLoss(EmbeddingLoss):
         if num_vectors == 0:
             raise ValueError("SoftmaxLoss needs at least one of the concatenation_sent_* options")
         self.classifier = nn.Linear(num_vectors * embedding_dimension, num_labels)
+
+    @classmethod
+    def contract_for(cls, params: SoftmaxParams, contract: ColumnContract) -> ColumnContract:
+        return replace(contract, num_classes=params.num_labels)
 
     @classmethod
     def from_params(cls, params: SoftmaxParams, embedding_dimension: int) -> "SoftmaxLoss":

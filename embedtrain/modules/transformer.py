@@ -18,6 +18,17 @@ LEGACY_CONFIG_FILES = (
 )
 
 
+def saved_settings(directory: Path) -> dict:
+    """The legacy `sentence_*_config.json` (max_seq_length, do_lower_case), or {} (v5.4+ layout, plain checkpoint)."""
+    return next((read_json(directory / name) for name in LEGACY_CONFIG_FILES if (directory / name).exists()), {})
+
+
+def default_max_seq_length(tokenizer: PreTrainedTokenizerBase, config) -> int:
+    """The tokenizer's limit, capped by the position embeddings (tokenizers often say 'unlimited')."""
+    limits = [tokenizer.model_max_length, getattr(config, "max_position_embeddings", None)]
+    return min(limit for limit in limits if limit and limit < 1_000_000)
+
+
 class Transformer(nn.Module):
     """A Hugging Face encoder (AutoModel) and its tokenizer: texts -> `token_embeddings`.
 
@@ -45,16 +56,13 @@ class Transformer(nn.Module):
         model_options = {"attn_implementation": attn_implementation} if attn_implementation else {}
         model = AutoModel.from_pretrained(name_or_path, config=config, **options, **model_options)
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, **options)
-        if max_seq_length is None:
-            limits = [tokenizer.model_max_length, getattr(config, "max_position_embeddings", None)]
-            max_seq_length = min(limit for limit in limits if limit and limit < 1_000_000)
-        return cls(model, tokenizer, max_seq_length, do_lower_case)
+        return cls(model, tokenizer, max_seq_length or default_max_seq_length(tokenizer, config), do_lower_case)
 
     @classmethod
     def load(cls, directory: Path, *, trust_remote_code: bool = False, attn_implementation: str | None = None,
              max_seq_length: int | None = None) -> "Transformer":
         """Reads the legacy `sentence_*_config.json` (max_seq_length) or the v5.4+ layout (length in the tokenizer config)."""
-        config = next((read_json(directory / name) for name in LEGACY_CONFIG_FILES if (directory / name).exists()), {})
+        config = saved_settings(directory)
         return cls.from_pretrained(
             directory,
             max_seq_length=max_seq_length or config.get("max_seq_length"),

@@ -1,0 +1,210 @@
+"""Data checks against a loss's (or evaluator's) column contract, collected as findings instead of raised one by one.
+
+Errors make a dataset unusable (training never starts); warnings point at data that trains but
+trains badly: duplicates that act as false negatives for in-batch-negative losses, texts the model
+will truncate. `embedtrain validate-dataset` shows every finding; `embedtrain train` runs the same
+checks before any model weights are loaded and refuses to start on an error.
+"""
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasets import Dataset
+
+from embedtrain.data.contract import ColumnContract, ColumnMapping, resolve_columns
+from embedtrain.data.source import DataSource, load_source
+from embedtrain.errors import DataError
+
+ROWS_SHOWN = 5
+DUPLICATE_WARNING_RATE = 0.01
+TRUNCATION_WARNING_RATE = 0.01
+TOKEN_SAMPLE = 2000
+"""Rows tokenized for length statistics (the first N): enough for percentiles, fast on any dataset."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: Literal["error", "warning"]
+    message: str
+
+
+@dataclass(frozen=True)
+class TokenStats:
+    """Token counts of one column (special tokens included) on the first `sampled` rows."""
+
+    sampled: int
+    minimum: int
+    mean: float
+    p95: int
+    maximum: int
+    truncated: float  # share of texts longer than max_seq_length
+
+
+@dataclass
+class DatasetReport:
+    """Everything checked about one dataset; `rows` and `mapping` are reused for training when it has no error."""
+
+    where: str
+    source: str
+    contract: ColumnContract
+    rows: Dataset | None = None
+    mapping: ColumnMapping | None = None
+    findings: list[Finding] = field(default_factory=list)
+    duplicates: dict[str, float] = field(default_factory=dict)
+    token_stats: dict[str, TokenStats] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[str]:
+        return [f.message for f in self.findings if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [f.message for f in self.findings if f.severity == "warning"]
+
+    def error(self, message: str) -> None:
+        self.findings.append(Finding("error", message))
+
+    def warning(self, message: str) -> None:
+        self.findings.append(Finding("warning", message))
+
+
+@dataclass(frozen=True)
+class Tokenization:
+    """What the length checks need from the model: its tokenizer and maximum sequence length."""
+
+    tokenizer: object
+    max_seq_length: int
+
+
+def inspect_source(config: DataSource, contract: ColumnContract, where: str,
+                   tokenization: Tokenization | None = None) -> DatasetReport:
+    """Load a data source and check it against `contract`; never raises DataError, it reports it."""
+    report = DatasetReport(where=where, source=config.source, contract=contract)
+    try:
+        report.rows = load_source(config, where)
+        report.mapping = resolve_columns(report.rows.column_names, contract, config.columns, config.ignore_columns, where)
+    except DataError as error:
+        report.error(str(error))
+        return report
+    inspect_rows(report, tokenization)
+    return report
+
+
+def inspect_rows(report: DatasetReport, tokenization: Tokenization | None) -> None:
+    rows, mapping, where = report.rows, report.mapping, report.where
+    if len(rows) == 0:
+        report.error(f"{where}: the dataset has no rows")
+        return
+    for role, column in mapping.inputs:
+        _check_text(report, rows.data.column(column), column, role)
+    if mapping.label:
+        _check_label(report, rows.data.column(mapping.label), mapping.label)
+    if report.errors:
+        return
+    if report.contract.in_batch_negatives:
+        _check_duplicates(report)
+    if tokenization is not None:
+        _check_lengths(report, tokenization)
+
+
+def raise_on_errors(reports: list[DatasetReport], extra_errors: list[str] = ()) -> None:
+    """One DataError listing every error of every report (so all are fixed in one go)."""
+    errors = [error for report in reports for error in report.errors] + list(extra_errors)
+    if errors:
+        count = len(errors)
+        raise DataError(f"{count} data problem{'s' if count > 1 else ''}:\n" + "\n".join(f"  - {e}" for e in errors))
+
+
+def _rows(mask: np.ndarray) -> str:
+    rows = np.flatnonzero(mask)
+    shown = ", ".join(str(row) for row in rows[:ROWS_SHOWN])
+    return f"row {shown}" if len(rows) == 1 else f"rows {shown}" + (", ..." if len(rows) > ROWS_SHOWN else "")
+
+
+def _check_text(report: DatasetReport, values: pa.ChunkedArray, column: str, role: str) -> None:
+    where = f"{report.where}: column {column!r} ({role})"
+    if pa.types.is_null(values.type):  # every value missing: Arrow cannot tell the type
+        report.error(f"{where} has no values at all ({len(values)} missing)")
+        return
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        report.error(f"{where} must hold text, but its type is {values.type}; map a text column to {role}")
+        return
+    nulls = np.asarray(values.is_null())
+    if nulls.any():
+        report.error(f"{where} has {int(nulls.sum())} missing values, at {_rows(nulls)}; drop or fill those rows")
+    blank = np.asarray(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(values), ""), False))
+    if blank.any():
+        report.error(f"{where} has {int(blank.sum())} empty texts, at {_rows(blank)}; drop or fill those rows")
+
+
+def _check_label(report: DatasetReport, values: pa.ChunkedArray, column: str) -> None:
+    contract, where = report.contract, f"{report.where}: label column {column!r}"
+    kind = contract.label
+    if values.null_count:
+        report.error(f"{where} has {values.null_count} missing values, at {_rows(np.asarray(values.is_null()))}")
+        return
+    if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or pa.types.is_boolean(values.type)):
+        report.error(f"{where} must be numeric ({kind} label), but its type is {values.type}")
+        return
+    labels = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(labels)
+    expectation = {"score": "finite numbers", "class": "non-negative integers", "binary": "0 or 1"}[kind]
+    if kind in ("class", "binary"):
+        bad |= labels != np.round(labels)
+    if kind == "binary":
+        bad |= (labels != 0) & (labels != 1)
+    if kind == "class":
+        bad |= labels < 0
+        if contract.num_classes is not None:
+            bad |= labels >= contract.num_classes
+            expectation = f"integers from 0 to {contract.num_classes - 1} (num_labels is {contract.num_classes})"
+    if contract.label_range is not None:
+        low, high = contract.label_range
+        bad |= (labels < low) | (labels > high)
+        expectation = f"numbers between {low} and {high}"
+    if bad.any():
+        shown = labels[np.flatnonzero(bad)[:ROWS_SHOWN]].tolist()
+        report.error(f"{where} must hold {expectation}; {int(bad.sum())} rows do not, at {_rows(bad)} "
+                     f"(values {shown})")
+
+
+def _duplicate_share(values: pa.ChunkedArray) -> float:
+    return 1.0 - len(pc.unique(values)) / len(values)
+
+
+def _check_duplicates(report: DatasetReport) -> None:
+    """Duplicates are false negatives for in-batch-negative losses: the same text counted as another row's negative."""
+    columns = dict(report.mapping.inputs)
+    anchors = report.rows.data.column(columns["anchor"])
+    positives = report.rows.data.column(columns["positive"])
+    report.duplicates = {
+        "duplicate_anchors": _duplicate_share(anchors),
+        "duplicate_positives": _duplicate_share(positives),
+        "anchor_equals_positive": float(np.asarray(pc.equal(anchors, positives)).mean()),
+    }
+    same = np.asarray(pc.equal(anchors, positives))
+    if same.any():
+        report.warning(f"{report.where}: {int(same.sum())} rows have the anchor equal to the positive (at {_rows(same)}); "
+                       f"they teach nothing")
+    for name, share in report.duplicates.items():
+        if name != "anchor_equals_positive" and share > DUPLICATE_WARNING_RATE:
+            report.warning(f"{report.where}: {share:.1%} {name.replace('_', ' ')}: in-batch negatives can then be "
+                           f"false negatives; use training.batch_sampler: no_duplicates")
+
+
+def _check_lengths(report: DatasetReport, tokenization: Tokenization) -> None:
+    sample = report.rows.select(range(min(TOKEN_SAMPLE, len(report.rows))))
+    for role, column in report.mapping.inputs:
+        ids = tokenization.tokenizer(list(sample[column]), add_special_tokens=True, truncation=False)["input_ids"]
+        lengths = np.array([len(row) for row in ids])
+        truncated = float((lengths > tokenization.max_seq_length).mean())
+        report.token_stats[column] = TokenStats(
+            sampled=len(lengths), minimum=int(lengths.min()), mean=float(lengths.mean()),
+            p95=int(np.percentile(lengths, 95)), maximum=int(lengths.max()), truncated=truncated)
+        if truncated > TRUNCATION_WARNING_RATE:
+            report.warning(f"{report.where}: {truncated:.1%} of column {column!r} ({role}) is longer than "
+                           f"max_seq_length {tokenization.max_seq_length} tokens and will be truncated "
+                           f"(longest: {int(lengths.max())}); raise model.max_seq_length if the end matters")

@@ -1,0 +1,17 @@
+"""The model's tokenizer and maximum length alone, for data checks that must run before any weights are loaded."""
+
+from transformers import AutoConfig, AutoTokenizer
+
+from embedtrain.data.checks import Tokenization
+from embedtrain.models.io import resolve_model_path
+from embedtrain.modules.transformer import default_max_seq_length, saved_settings
+
+
+def load_tokenization(name_or_path: str, *, revision: str | None = None, max_seq_length: int | None = None,
+                      trust_remote_code: bool = False) -> Tokenization:
+    path = resolve_model_path(name_or_path, revision)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    max_seq_length = max_seq_length or saved_settings(path).get("max_seq_length")
+    if max_seq_length is None:
+        max_seq_length = default_max_seq_length(tokenizer, AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code))
+    return Tokenization(tokenizer, max_seq_length)
