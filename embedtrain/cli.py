@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from embedtrain import __version__
 from embedtrain.console import console
-from embedtrain.errors import EmbedtrainError, ExitCode
+from embedtrain.errors import EmbedtrainError, ExitCode, RecipeError
 
 app = typer.Typer(
     name="embedtrain",
@@ -68,6 +68,71 @@ def train(
     with _user_errors():
         loaded = load_recipe(recipe, overrides)
         run_training(loaded, resume=resume, observer=RichObserver())
+
+
+VALIDATE_EXAMPLES = """
+[bold]Examples[/bold]
+
+  embedtrain validate-dataset recipes/stsb.yaml
+
+  embedtrain validate-dataset --data pairs.csv --loss MultipleNegativesRankingLoss --columns anchor=q,positive=a
+
+  embedtrain validate-dataset --data nli.csv --loss SoftmaxLoss --loss-option num_labels=3 --model ./my-model --json
+"""
+
+
+@app.command("validate-dataset", epilog=VALIDATE_EXAMPLES)
+def validate_dataset(
+    recipe: Annotated[Path | None, typer.Argument(help="Check every dataset and evaluator of this recipe.",
+                                                  show_default=False)] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Override a recipe field.")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="Check this file or hub dataset instead of a recipe.")] = None,
+    split: Annotated[str, typer.Option("--split", help="Split of --data (with slicing, e.g. train[:1000]).")] = "train",
+    loss: Annotated[str | None, typer.Option("--loss", help="The loss --data is for, e.g. CoSENTLoss.")] = None,
+    loss_options: Annotated[list[str] | None, typer.Option("--loss-option", metavar="KEY=VALUE",
+                                                           help="A parameter of --loss, e.g. num_labels=3.")] = None,
+    columns: Annotated[str | None, typer.Option("--columns", metavar="INPUT=COLUMN,...",
+                                                help="Map loss inputs to columns of --data.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Tokenizer for length statistics (with --data).")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+) -> None:
+    """Check data against what its loss or evaluator needs: columns, labels, empty texts, duplicates, lengths.
+
+    Exits 3 when a check fails (or a warning, with --strict), 2 on invalid arguments.
+    """
+    import json
+
+    from embedtrain.commands.validate import parse_columns, report_as_json, validate_file, validate_recipe
+    from embedtrain.console import data_report
+    from embedtrain.recipe.loading import apply_override, load_recipe
+
+    with _user_errors():
+        if (recipe is None) == (data is None):
+            raise RecipeError("give either a RECIPE or --data (with --loss), not both or neither")
+        if recipe is not None:
+            reports, evaluator_errors = validate_recipe(load_recipe(recipe, overrides))
+        else:
+            if loss is None:
+                raise RecipeError("--data needs --loss, the loss the data is for (see the README's loss table)")
+            options: dict = {}
+            for option in loss_options or []:
+                apply_override(options, option)
+            mapping = parse_columns(columns) if columns else None
+            reports, evaluator_errors = [validate_file(data, loss, split=split, columns=mapping,
+                                                       loss_options=options, model=model)], []
+    failed = any(r.errors for r in reports) or bool(evaluator_errors) or (strict and any(r.warnings for r in reports))
+    if as_json:
+        typer.echo(json.dumps({"ok": not failed, "datasets": [report_as_json(r) for r in reports],
+                               "evaluator_errors": evaluator_errors}, indent=2))
+    else:
+        for report in reports:
+            console.print(data_report(report))
+        for error in evaluator_errors:
+            console.print(f"[bold red]error:[/bold red] {escape(error)}", soft_wrap=True)
+        console.print("[bold red]data check failed[/bold red]" if failed else "[bold green]data check passed[/bold green]")
+    if failed:
+        raise typer.Exit(int(ExitCode.DATA_ERROR))
 
 
 class _user_errors:

@@ -2,11 +2,13 @@
 
 from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
+from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from embedtrain.data.checks import DatasetReport
 from embedtrain.engine.observer import TrainingObserver
 
 console = Console(stderr=True)
@@ -24,6 +26,32 @@ def metrics_table(title: str, metrics: dict[str, float], before: dict[str, float
             cells.append(f"{before[name]:.4f}" if name in before else "-")
         table.add_row(*cells, f"{value:.4f}")
     return table
+
+
+def data_report(report: DatasetReport) -> Panel:
+    """One dataset's checks: mapping, errors, warnings, duplicate shares and token-length statistics."""
+    parts = []
+    if report.rows is not None:
+        parts.append(f"{len(report.rows)} rows from {escape(report.source)}")
+    if report.mapping is not None:
+        how = "inferred: label by name, inputs by position" if report.mapping.inferred else "from `columns:`"
+        parts.append(f"columns: {escape(report.mapping.describe())} ({how})")
+    parts += [f"[red]error[/red]: {escape(message)}" for message in report.errors]
+    parts += [f"[yellow]warning[/yellow]: {escape(message)}" for message in report.warnings]
+    if report.duplicates:
+        parts.append("duplicates: " + ", ".join(f"{name.replace('_', ' ')} {share:.1%}"
+                                                 for name, share in report.duplicates.items()))
+    renderables: list = ["\n".join(parts)]
+    if report.token_stats:
+        table = Table(title="tokens per text (first rows sampled)", title_justify="left")
+        for header in ("column", "sampled", "min", "mean", "p95", "max", "truncated"):
+            table.add_column(header, justify="left" if header == "column" else "right")
+        for column, stats in report.token_stats.items():
+            table.add_row(escape(column), str(stats.sampled), str(stats.minimum), f"{stats.mean:.1f}", str(stats.p95),
+                          str(stats.maximum), f"{stats.truncated:.1%}")
+        renderables.append(table)
+    style = "red" if report.errors else "yellow" if report.warnings else "green"
+    return Panel(Group(*renderables), title=escape(report.where), title_align="left", border_style=style)
 
 
 class RichObserver(TrainingObserver):

@@ -47,8 +47,9 @@ class TrainingError(EmbedtrainError):
 
 
 def did_you_mean(name: str, options: list[str]) -> str:
-    """' (did you mean 'x'?)' for the closest option to a misspelt `name`, or ''."""
+    """' (did you mean 'x'?)' for the closest option to a misspelt `name` (case-insensitive), or ''."""
     import difflib
 
-    close = difflib.get_close_matches(str(name), [str(option) for option in options], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    by_lower = {str(option).lower(): str(option) for option in options}
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=0.6)
+    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""

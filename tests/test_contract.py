@@ -12,7 +12,6 @@ The checks of the rows themselves are in test_checks.py.
 """
 
 import pytest
-from datasets import Dataset
 
 from embedtrain.data.contract import ColumnContract, ColumnMapping, resolve_columns
 from embedtrain.errors import DataError
@@ -161,3 +160,13 @@ def test_explicit_mapping_errors_name_the_columns_key():
     message = data_error(resolve, ["a"], MNRL, {"anchor": "a"})
 
     assert message.startswith(f"{WHERE}.columns: ")
+
+
+def test_columns_named_after_other_inputs_in_the_wrong_order_are_refused():
+    message = data_error(resolve, ["positive", "anchor"], MNRL)
+
+    assert "column 'positive' would feed input 'anchor'" in message
+
+
+def test_hard_negative_columns_named_negative_are_in_order():
+    assert resolve(["anchor", "positive", "negative"], MNRL).inputs[-1] == ("negative_1", "negative")

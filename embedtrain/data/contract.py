@@ -144,4 +144,10 @@ def _infer_mapping(columns: list[str], contract: ColumnContract, where: str) -> 
     inputs = list(zip(contract.inputs, text_columns))
     for index, column in enumerate(text_columns[needed:], start=1):
         inputs.append((f"{contract.repeated_input}_{index}", column))
+    for role, column in inputs:
+        # A column named after another input (e.g. 'positive' first) would silently swap the inputs.
+        named_role = column if column in contract.inputs or column == contract.repeated_input else None
+        if named_role is not None and not role.startswith(named_role):
+            raise DataError(f"{where}: by position, column {column!r} would feed input {role!r}; the columns are in "
+                            f"the wrong order for {contract.describe()}. Map them with `columns:`.")
     return ColumnMapping(inputs=tuple(inputs), label=label if contract.label else None, inferred=True)

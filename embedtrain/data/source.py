@@ -40,6 +40,8 @@ def load_source(config: DataSource, where: str) -> datasets.Dataset:
     except DataError:
         raise
     except Exception as error:  # datasets raises many unrelated types; all mean "cannot load this"
+        if "corresponds to no data" in str(error):  # how datasets says a file has a header and no rows
+            raise DataError(f"{where}: the dataset has no rows ({config.source!r}, split {config.split!r})") from error
         raise DataError(f"{where}: cannot load {config.source!r} (split {config.split!r}): {type(error).__name__}: {error}") from error
     if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDataset, datasets.IterableDatasetDict)):
         raise DataError(f"{where}: {config.source!r} did not load as a single split; set `split:`")

@@ -27,7 +27,9 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise RecipeError(f"{where}: invalid YAML: {getattr(error, 'problem', None) or error}") from error
+        context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
+        started = f" ({context} at line {context_mark.line + 1})" if context and context_mark else ""
+        raise RecipeError(f"{where}: invalid YAML: {getattr(error, 'problem', None) or error}{started}") from error
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: a recipe is a mapping of sections (model, losses, datasets, training, ...), "
                           f"got {type(raw).__name__}")
