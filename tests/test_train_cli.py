@@ -1,6 +1,7 @@
 """End-to-end training through the real CLI on a tiny random BERT: artifacts, falling loss, resume, errors."""
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -204,3 +205,28 @@ def test_two_processes_share_the_data_and_write_once(tmp_path, tiny_checkpoint, 
     state = run / "checkpoints" / "checkpoint-0000006" / "state"
     assert (state / "random_states_0.pkl").exists() and (state / "random_states_1.pkl").exists()
     assert (run / "final" / "modules.json").exists()
+
+
+@pytest.mark.parametrize("multi_dataset_sampler", ["proportional", "round_robin", "weighted"])
+def test_several_datasets_each_with_its_loss(tmp_path, tiny_checkpoint, sts_csv, triplet_csv, multi_dataset_sampler):
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("sentence1,sentence2,label\n" + "a man plays,a man is playing,1\na dog runs,the sun is big,0\n" * 8)
+    recipe = {
+        "model": {"base": str(tiny_checkpoint)},
+        "losses": {"cosent": {"type": "CoSENTLoss"}, "mnrl": {"type": "MultipleNegativesRankingLoss"},
+                   "softmax": {"type": "SoftmaxLoss", "num_labels": 2}},
+        "datasets": {"train": {
+            "sts": {"source": str(sts_csv), "loss": "cosent"},
+            "nli": {"source": str(triplet_csv), "loss": "mnrl"},
+            "para": {"source": str(pairs), "loss": "softmax", "weight": 2.0},
+        }},
+        "training": {"output_dir": str(tmp_path / "run"), "batch_size": 8, "logging_steps": 100, "seed": 3,
+                     "batch_sampler": "no_duplicates", "multi_dataset_sampler": multi_dataset_sampler},
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    result = runner.invoke(app, ["train", str(path)])
+    assert result.exit_code == 0, result.output
+    final_log = [record for record in read_metrics(tmp_path / "run") if "loss" in record][-1]
+    for name in ("sts", "nli", "para"):
+        assert math.isfinite(final_log[f"{name}_loss"]), final_log

@@ -45,6 +45,9 @@ def check_recipe_data(recipe: Recipe, tokenization: Tokenization | None = None) 
             if report.mapping is not None and report.mapping.inferred:
                 logger.info("%s: no `columns:` given; using %s (label by name, inputs by position)",
                             report.where, report.mapping.describe())
+            if split == "train" and recipe.training.batch_sampler == "group_by_label" and not contract.label:
+                report.error(f"{report.where}: training.batch_sampler group_by_label groups rows by their label, but "
+                             f"loss {recipe.loss_name_for(config)!r} takes no label")
             reports[split][name] = report
     evaluators, errors = [], []
     for index, params in enumerate(recipe.evaluators):

@@ -51,42 +51,6 @@ class TrainingRows(torch.utils.data.Dataset):
         return self.__getitems__([index])
 
 
-class ProportionalBatchSampler(torch.utils.data.Sampler[list[int]]):
-    """Shuffled batches of each dataset, datasets interleaved at random in proportion to their batch counts.
-
-    Every batch holds rows of one dataset only. The order depends only on (seed, epoch), so a
-    resumed run sees the same batches as an uninterrupted one.
-    """
-
-    def __init__(self, sizes: list[int], batch_size: int, drop_last: bool, seed: int) -> None:
-        self.sizes, self.batch_size, self.drop_last, self.seed = sizes, batch_size, drop_last, seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _batch_count(self, size: int) -> int:
-        return size // self.batch_size if self.drop_last else -(-size // self.batch_size)
-
-    def __len__(self) -> int:
-        return sum(self._batch_count(size) for size in self.sizes)
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        per_dataset, offset = [], 0
-        for size in self.sizes:
-            order = (torch.randperm(size, generator=generator) + offset).tolist()
-            batches = [order[start:start + self.batch_size] for start in range(0, size, self.batch_size)]
-            per_dataset.append(batches[: self._batch_count(size)])
-            offset += size
-        sources = [position for position, batches in enumerate(per_dataset) for _ in batches]
-        cursors = [0] * len(per_dataset)
-        for position in torch.randperm(len(sources), generator=generator).tolist():
-            dataset = sources[position]
-            yield per_dataset[dataset][cursors[dataset]]
-            cursors[dataset] += 1
-
-
 class Collator:
     """Tokenizes each input column of a batch; labels become a tensor of the kind the loss expects."""
 

@@ -49,7 +49,8 @@ def run_training(recipe: Recipe, *, resume: bool = False, observer: TrainingObse
         card = render_model_card(model, recipe, summaries, metrics, history, primary_metrics)
         (directory / "README.md").write_text(card, encoding="utf-8")
 
-    trainer = Trainer(accelerator, recipe.training, model, losses, train_sets, eval_sets, evaluators, observer, on_final_save=write_card)
+    trainer = Trainer(accelerator, recipe.training, model, losses, train_sets, eval_sets, evaluators, observer, on_final_save=write_card,
+                      weights={name: config.weight for name, config in recipe.datasets.train.items()})
     return trainer.train(resume=resume)
 
 

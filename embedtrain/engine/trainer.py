@@ -11,10 +11,10 @@ import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from torch import Tensor, nn
 
+from embedtrain.data.samplers import DatasetBatching, MultiDatasetBatchSampler, text_keys
 from embedtrain.data.training_data import (
     Collator,
     PreparedDataset,
-    ProportionalBatchSampler,
     TrainingRows,
     eval_batches,
 )
@@ -82,10 +82,12 @@ class Trainer:
     def __init__(self, accelerator: Accelerator, config: TrainingConfig, model: SentenceEmbedder,
                  losses: dict[str, EmbeddingLoss], train_sets: dict[str, PreparedDataset],
                  eval_sets: dict[str, PreparedDataset], evaluators: list[Evaluator],
-                 observer: TrainingObserver | None = None, on_final_save=None) -> None:
+                 observer: TrainingObserver | None = None, on_final_save=None,
+                 weights: dict[str, float] | None = None) -> None:
         self.config = config
         self.output_dir = Path(config.output_dir)
         self.train_sets, self.eval_sets, self.evaluators = train_sets, eval_sets, evaluators
+        self.weights = weights or {}  # per training dataset, for the weighted multi-dataset sampler
         self.observer = observer or TrainingObserver()
         self.on_final_save = on_final_save  # callback(final_dir, metrics, history) writing the model card
         self.accelerator = accelerator
@@ -102,13 +104,24 @@ class Trainer:
 
     def _build_dataloader(self) -> torch.utils.data.DataLoader:
         config = self.config
-        sampler = ProportionalBatchSampler([len(d.rows) for d in self.train_sets.values()], config.batch_size,
-                                           config.dataloader_drop_last, config.seed)
+        sampler = MultiDatasetBatchSampler(
+            [self._batching(dataset) for dataset in self.train_sets.values()], config.batch_size,
+            config.dataloader_drop_last, config.seed, config.multi_dataset_sampler,
+            weights=[self.weights.get(name, 1.0) for name in self.train_sets])
         return torch.utils.data.DataLoader(
             TrainingRows(self.train_sets), batch_sampler=sampler, collate_fn=self.collator,
             num_workers=config.dataloader_num_workers, pin_memory=torch.cuda.is_available(),
             generator=torch.Generator(),  # keeps the DataLoader from drawing on the global RNG (exact resume)
         )
+
+    def _batching(self, dataset: PreparedDataset) -> DatasetBatching:
+        strategy = self.config.batch_sampler
+        batching = DatasetBatching(len(dataset.rows), strategy)
+        if strategy == "no_duplicates":
+            batching.keys = text_keys([dataset.rows.data.column(column) for column in dataset.mapping.input_columns])
+        elif strategy == "group_by_label":
+            batching.labels = dataset.rows.data.column(dataset.mapping.label).to_pylist()
+        return batching
 
     def train(self, resume: bool = False) -> TrainingResult:
         config, accelerator = self.config, self.accelerator

@@ -9,6 +9,7 @@ from typing import Annotated, Literal, Union
 from pydantic import Field, model_validator
 
 from embedtrain.config import StrictModel
+from embedtrain.data.samplers import BatchSamplerName, MultiDatasetSamplerName
 from embedtrain.data.source import DataSource
 from embedtrain.errors import did_you_mean
 from embedtrain.evaluation import EVALUATORS, metric_names
@@ -60,6 +61,7 @@ class ModelConfig(StrictModel):
 
 class DatasetConfig(DataSource):
     loss: str | None = Field(None, description="name of the entry in `losses:` (may be omitted when there is only one)")
+    weight: float = Field(1.0, gt=0, description="share of the batches, with training.multi_dataset_sampler: weighted")
 
 
 class DatasetsConfig(StrictModel):
@@ -91,6 +93,12 @@ class TrainingConfig(StrictModel):
     save_total_limit: int | None = Field(None, gt=0, description="keep only the newest N checkpoints (and the best)")
     metric_for_best_model: str | None = Field(None, description="metric that picks the best checkpoint, e.g. sts-dev_spearman_cosine")
     load_best_model_at_end: bool = Field(False, description="save the best checkpoint's model as final/")
+    batch_sampler: BatchSamplerName = Field(
+        "random", description="random; no_duplicates (no text twice in a batch: no false in-batch negatives); "
+        "group_by_label (pairs of rows with the same label, for batch-triplet losses)")
+    multi_dataset_sampler: MultiDatasetSamplerName = Field(
+        "proportional", description="how batches of several datasets interleave: proportional (every batch once), "
+        "round_robin (one of each in turn), weighted (by each dataset's weight)")
     dataloader_drop_last: bool = False
     dataloader_num_workers: int = Field(0, ge=0)
 
@@ -98,6 +106,8 @@ class TrainingConfig(StrictModel):
     def _consistent(self) -> "TrainingConfig":
         if self.warmup_steps is not None and self.warmup_ratio:
             raise ValueError("set warmup_ratio or warmup_steps, not both")
+        if self.batch_sampler == "group_by_label" and self.batch_size % 2:
+            raise ValueError(f"batch_sampler group_by_label puts rows in pairs: batch_size must be even, not {self.batch_size}")
         if self.load_best_model_at_end and not self.metric_for_best_model:
             raise ValueError("load_best_model_at_end needs metric_for_best_model")
         if self.load_best_model_at_end and self.save_steps and (not self.eval_steps or self.save_steps % self.eval_steps):
