@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from embedtrain.data.checks import DatasetReport, Tokenization, inspect_source, raise_on_errors
 from embedtrain.data.training_data import PreparedDataset
-from embedtrain.errors import DataError
+from embedtrain.errors import DataError, did_you_mean
 from embedtrain.evaluation import Evaluator, build_evaluator
 from embedtrain.losses import loss_contract
 from embedtrain.recipe.schema import Recipe
@@ -30,8 +30,38 @@ class RecipeData:
     def prepared(self, recipe: Recipe, split: str) -> dict[str, PreparedDataset]:
         """The checked datasets of `split`, ready for training (call after `raise_on_errors`)."""
         entries = getattr(recipe.datasets, split)
-        return {name: PreparedDataset(name, report.rows, report.mapping, report.contract, recipe.loss_name_for(entries[name]))
+        return {name: PreparedDataset(name, report.rows, report.mapping, report.contract,
+                                      recipe.loss_name_for(entries[name]),
+                                      input_prompts(entries[name].prompts, report, recipe.model.prompts))
                 for name, report in getattr(self, split).items()}
+
+
+def _base_role(role: str, contract) -> str:
+    """negative_2 -> negative: a prompt given for the repeated input applies to each of its columns."""
+    repeated = contract.repeated_input
+    return repeated if repeated and role.startswith(f"{repeated}_") else role
+
+
+def input_prompts(prompts: str | dict[str, str] | None, report: DatasetReport,
+                  texts: dict[str, str]) -> tuple[str | None, ...]:
+    """The prompt text for each input of the resolved mapping (names resolved through model.prompts)."""
+    if prompts is None:
+        return ()
+    result = []
+    for role, _ in report.mapping.inputs:
+        name = prompts if isinstance(prompts, str) else prompts.get(_base_role(role, report.contract))
+        result.append(texts[name] if name else None)
+    return tuple(result)
+
+
+def _check_prompt_roles(report: DatasetReport, prompts: str | dict[str, str] | None) -> None:
+    if not isinstance(prompts, dict):
+        return
+    roles = [*report.contract.inputs, *([report.contract.repeated_input] if report.contract.repeated_input else [])]
+    for role in prompts:
+        if role not in roles:
+            report.error(f"{report.where}.prompts: {role!r} is not an input of the loss{did_you_mean(role, roles)}; "
+                         f"its inputs are {', '.join(roles)}")
 
 
 def check_recipe_data(recipe: Recipe, tokenization: Tokenization | None = None) -> RecipeData:
@@ -45,6 +75,7 @@ def check_recipe_data(recipe: Recipe, tokenization: Tokenization | None = None) 
             if report.mapping is not None and report.mapping.inferred:
                 logger.info("%s: no `columns:` given; using %s (label by name, inputs by position)",
                             report.where, report.mapping.describe())
+            _check_prompt_roles(report, config.prompts)
             if split == "train" and recipe.training.batch_sampler == "group_by_label" and not contract.label:
                 report.error(f"{report.where}: training.batch_sampler group_by_label groups rows by their label, but "
                              f"loss {recipe.loss_name_for(config)!r} takes no label")

@@ -17,6 +17,7 @@ class PreparedDataset:
     mapping: ColumnMapping
     contract: ColumnContract
     loss_name: str
+    prompts: tuple[str | None, ...] = ()  # prompt text per input (as mapping.inputs), None for none
 
 
 class TrainingRows(torch.utils.data.Dataset):
@@ -42,7 +43,8 @@ class TrainingRows(torch.utils.data.Dataset):
         position = self.locate(indices[0])
         dataset, offset = self.datasets[position], self.offsets[position]
         rows = dataset.rows[[index - offset for index in indices]]  # one Arrow read for the whole batch
-        batch = {"dataset": dataset.name, "texts": [rows[column] for column in dataset.mapping.input_columns]}
+        batch = {"dataset": dataset.name, "texts": [rows[column] for column in dataset.mapping.input_columns],
+                 "prompts": dataset.prompts or [None] * len(dataset.mapping.inputs)}
         batch["labels"] = rows[dataset.mapping.label] if dataset.mapping.label else None
         batch["label_kind"] = dataset.contract.label
         return batch
@@ -62,7 +64,8 @@ class Collator:
         if labels is not None:
             dtype = torch.long if batch["label_kind"] == "class" else torch.float32
             labels = torch.tensor(labels, dtype=dtype)
-        return {"dataset": batch["dataset"], "features": [self.tokenize(texts) for texts in batch["texts"]], "labels": labels}
+        features = [self.tokenize(texts, prompt) for texts, prompt in zip(batch["texts"], batch["prompts"])]
+        return {"dataset": batch["dataset"], "features": features, "labels": labels}
 
 
 def eval_batches(dataset: PreparedDataset, batch_size: int, collator: Collator):

@@ -27,6 +27,10 @@ def build_model(config: ModelConfig) -> SentenceEmbedder:
         if config.dense is not None:
             modules.append(Dense(modules[1].embedding_dimension, config.dense.out_features, config.dense.bias,
                                  config.dense.activation))
+    if config.include_prompt is not None:
+        for module in modules:
+            if isinstance(module, Pooling):
+                module.include_prompt = config.include_prompt
     if config.normalize is not None:
         modules = [module for module in modules if not isinstance(module, Normalize)]
         if config.normalize:

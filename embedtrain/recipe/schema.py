@@ -47,6 +47,7 @@ class ModelConfig(StrictModel):
     max_seq_length: int | None = Field(None, gt=0, description="truncate texts to this many tokens")
     prompts: dict[str, str] = Field(default_factory=dict, description="named prompts saved with the model, e.g. {query: 'query: '}")
     default_prompt_name: str | None = None
+    include_prompt: bool | None = Field(None, description="false: prompt tokens take no part in pooling")
     similarity_fn_name: Literal["cosine", "dot", "euclidean", "manhattan"] | None = None
     trust_remote_code: bool = False
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = None
@@ -62,6 +63,9 @@ class ModelConfig(StrictModel):
 class DatasetConfig(DataSource):
     loss: str | None = Field(None, description="name of the entry in `losses:` (may be omitted when there is only one)")
     weight: float = Field(1.0, gt=0, description="share of the batches, with training.multi_dataset_sampler: weighted")
+    prompts: str | dict[str, str] | None = Field(
+        None, description="model prompt names to prepend while training: one for every input, or input -> name, "
+        "e.g. {anchor: query, positive: document}; the prompts themselves are model.prompts, saved with the model")
 
 
 class DatasetsConfig(StrictModel):
@@ -132,6 +136,16 @@ class Recipe(StrictModel):
         names = [name for evaluator in self.evaluators for name in metric_names(evaluator)]
         return names + [f"eval_{name}_loss" for name in self.datasets.eval]
 
+    def _prompt_problems(self, split: str, name: str, dataset: DatasetConfig) -> list[tuple[tuple[str | int, ...], str]]:
+        prompts = dataset.prompts
+        names = [prompts] if isinstance(prompts, str) else list((prompts or {}).values())
+        undefined = [prompt for prompt in names if prompt not in self.model.prompts]
+        if not undefined:
+            return []
+        return [(("datasets", split, name, "prompts"),
+                 f"{undefined} not defined in model.prompts ({', '.join(self.model.prompts) or 'none'}); define the "
+                 f"prompt texts there, so that they are saved with the model{did_you_mean(undefined[0], list(self.model.prompts))}")]
+
     def cross_reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Problems between sections (names that refer to other sections), as (key path, message).
 
@@ -147,6 +161,7 @@ class Recipe(StrictModel):
                     problems.append((("datasets", split, name, "loss"),
                                      f"{dataset.loss!r} is not defined in losses ({', '.join(self.losses)})"
                                      f"{did_you_mean(dataset.loss, list(self.losses))}"))
+                problems += self._prompt_problems(split, name, dataset)
         names = [evaluator.name for evaluator in self.evaluators]
         for index, name in enumerate(names):
             if names.index(name) != index:
