@@ -86,3 +86,14 @@ def test_drop_last_keeps_only_full_batches():
 def test_the_random_sampler_is_a_seeded_permutation():
     batches = list(MultiDatasetBatchSampler([DatasetBatching(20)], 20, False, 5))
     assert batches == [torch.randperm(20, generator=torch.Generator().manual_seed(5)).tolist()]
+
+
+def test_batch_diagnostics_count_repeats_and_true_negatives():
+    from embedtrain.data.training_data import batch_diagnostics
+
+    anchors, positives, negatives = ["a", "b", "c"], ["p", "p", "q"], ["n", "m", "p"]
+    diagnostics = batch_diagnostics([anchors, positives, negatives], in_batch_negatives=True)
+    assert diagnostics["duplicate_rate"] == pytest.approx(1 - 7 / 9)  # p appears three times
+    # 6 candidates; "p" (the positive of the first two anchors) appears 3 times, "q" once.
+    assert diagnostics["negatives_per_anchor"] == pytest.approx((3 + 3 + 5) / 3)
+    assert "negatives_per_anchor" not in batch_diagnostics([anchors, positives], in_batch_negatives=False)

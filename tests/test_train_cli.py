@@ -230,3 +230,14 @@ def test_several_datasets_each_with_its_loss(tmp_path, tiny_checkpoint, sts_csv,
     final_log = [record for record in read_metrics(tmp_path / "run") if "loss" in record][-1]
     for name in ("sts", "nli", "para"):
         assert math.isfinite(final_log[f"{name}_loss"]), final_log
+
+
+def test_the_log_reports_batch_diagnostics(tmp_path, tiny_checkpoint, triplet_csv):
+    recipe = write_recipe(tmp_path, tiny_checkpoint, triplet_csv, triplet_csv, loss="MultipleNegativesRankingLoss",
+                          max_steps=2)
+    recipe_dict = yaml.safe_load(recipe.read_text())
+    recipe_dict["evaluators"] = []
+    recipe.write_text(yaml.safe_dump(recipe_dict))
+    assert runner.invoke(app, ["train", str(recipe)]).exit_code == 0
+    record = [r for r in read_metrics(tmp_path / "run") if "loss" in r][-1]
+    assert 0 <= record["duplicate_rate"] < 1 and 0 < record["negatives_per_anchor"] <= 8 * 2 - 1

@@ -1,5 +1,6 @@
 """Training and eval datasets: loaded, checked against their loss's contract, batched one dataset at a time."""
 
+from collections import Counter
 from dataclasses import dataclass
 
 import torch
@@ -47,6 +48,7 @@ class TrainingRows(torch.utils.data.Dataset):
                  "prompts": dataset.prompts or [None] * len(dataset.mapping.inputs)}
         batch["labels"] = rows[dataset.mapping.label] if dataset.mapping.label else None
         batch["label_kind"] = dataset.contract.label
+        batch["in_batch_negatives"] = dataset.contract.in_batch_negatives
         return batch
 
     def __getitem__(self, index: int) -> dict:
@@ -65,7 +67,20 @@ class Collator:
             dtype = torch.long if batch["label_kind"] == "class" else torch.float32
             labels = torch.tensor(labels, dtype=dtype)
         features = [self.tokenize(texts, prompt) for texts, prompt in zip(batch["texts"], batch["prompts"])]
-        return {"dataset": batch["dataset"], "features": features, "labels": labels}
+        return {"dataset": batch["dataset"], "features": features, "labels": labels,
+                "diagnostics": batch_diagnostics(batch["texts"], batch["in_batch_negatives"])}
+
+
+def batch_diagnostics(columns: list[list[str]], in_batch_negatives: bool) -> dict[str, float]:
+    """How much a batch teaches: the share of its texts that are repeats, and, for in-batch-negative losses,
+    how many candidates each anchor can really tell apart from its positive (copies of it are false negatives)."""
+    texts = [text for column in columns for text in column]
+    diagnostics = {"duplicate_rate": 1.0 - len(set(texts)) / len(texts)}
+    if in_batch_negatives:
+        candidates = Counter(text for column in columns[1:] for text in column)
+        total = sum(candidates.values())
+        diagnostics["negatives_per_anchor"] = sum(total - candidates[p] for p in columns[1]) / len(columns[1])
+    return diagnostics
 
 
 def eval_batches(dataset: PreparedDataset, batch_size: int, collator: Collator):

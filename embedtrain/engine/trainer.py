@@ -154,7 +154,7 @@ class Trainer:
                         grad_norm = accelerator.clip_grad_norm_(self.module.parameters(), config.max_grad_norm)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
-                window.add(batch["dataset"], loss.detach())
+                window.add(batch["dataset"], loss.detach(), batch["diagnostics"])
                 self.state.batches_in_epoch += 1
                 if not accelerator.sync_gradients:
                     continue
@@ -203,6 +203,7 @@ class Trainer:
             record |= {f"{name}_loss": value for name, value in losses.items()}
         if grad_norm is not None:
             record["grad_norm"] = float(grad_norm)
+        record |= window.diagnostic_means()
         if self.accelerator.is_main_process:
             self.metrics_log.write(record)
         self._notify("on_log", record)
@@ -315,11 +316,17 @@ class _LossWindow:
         self.datasets = datasets
         self.sums = torch.zeros(len(datasets), device=device)
         self.counts = torch.zeros(len(datasets), device=device)
+        self.diagnostics: dict[str, list[float]] = {}  # host-side numbers from the collator, this process only
 
-    def add(self, dataset: str, loss: Tensor) -> None:
+    def add(self, dataset: str, loss: Tensor, diagnostics: dict[str, float]) -> None:
         index = self.datasets.index(dataset)
         self.sums[index] += loss.float()
         self.counts[index] += 1
+        for name, value in diagnostics.items():
+            self.diagnostics.setdefault(name, []).append(value)
+
+    def diagnostic_means(self) -> dict[str, float]:
+        return {name: sum(values) / len(values) for name, values in self.diagnostics.items()}
 
     def means(self, accelerator: Accelerator) -> dict[str, float]:
         """Mean loss per dataset that had batches, and over all batches ('all'), across processes."""
