@@ -12,10 +12,10 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from datasets import Dataset
+from datasets import Dataset, IterableDataset
 
 from embedtrain.data.contract import ColumnContract, ColumnMapping, resolve_columns
-from embedtrain.data.source import DataSource, load_source
+from embedtrain.data.source import DataSource, load_source, load_stream
 from embedtrain.errors import DataError
 
 ROWS_SHOWN = 5
@@ -23,6 +23,8 @@ DUPLICATE_WARNING_RATE = 0.01
 TRUNCATION_WARNING_RATE = 0.01
 TOKEN_SAMPLE = 2000
 """Rows tokenized for length statistics (the first N): enough for percentiles, fast on any dataset."""
+STREAM_SAMPLE = 10_000
+"""Rows of a streamed dataset that are read and checked before training (the rest is checked as it streams)."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,8 @@ class DatasetReport:
     where: str
     source: str
     contract: ColumnContract
-    rows: Dataset | None = None
+    rows: Dataset | None = None  # for a stream: its first STREAM_SAMPLE rows
+    stream: IterableDataset | None = None
     mapping: ColumnMapping | None = None
     findings: list[Finding] = field(default_factory=list)
     duplicates: dict[str, float] = field(default_factory=dict)
@@ -80,17 +83,34 @@ class Tokenization:
 
 
 def inspect_source(config: DataSource, contract: ColumnContract, where: str,
-                   tokenization: Tokenization | None = None) -> DatasetReport:
-    """Load a data source and check it against `contract`; never raises DataError, it reports it."""
+                   tokenization: Tokenization | None = None, streaming: bool = False) -> DatasetReport:
+    """Load a data source and check it against `contract`; never raises DataError, it reports it.
+
+    A streamed source is checked on its first STREAM_SAMPLE rows.
+    """
     report = DatasetReport(where=where, source=config.source, contract=contract)
     try:
-        report.rows = load_source(config, where)
+        if streaming:
+            report.stream = load_stream(config, where)
+            report.rows = _first_rows_of(report.stream, where)
+            if len(report.rows) == 0:
+                report.error(f"{where}: the dataset has no rows")
+                return report
+        else:
+            report.rows = load_source(config, where)
         report.mapping = resolve_columns(report.rows.column_names, contract, config.columns, config.ignore_columns, where)
     except DataError as error:
         report.error(str(error))
         return report
     inspect_rows(report, tokenization)
     return report
+
+
+def _first_rows_of(stream: IterableDataset, where: str) -> Dataset:
+    try:
+        return Dataset.from_list(list(stream.take(STREAM_SAMPLE)))
+    except Exception as error:  # reading is where a stream meets bad bytes or malformed lines
+        raise DataError(f"{where}: cannot read the stream: {type(error).__name__}: {error}") from error
 
 
 def inspect_rows(report: DatasetReport, tokenization: Tokenization | None) -> None:

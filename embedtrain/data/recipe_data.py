@@ -32,7 +32,8 @@ class RecipeData:
         entries = getattr(recipe.datasets, split)
         return {name: PreparedDataset(name, report.rows, report.mapping, report.contract,
                                       recipe.loss_name_for(entries[name]),
-                                      input_prompts(entries[name].prompts, report, recipe.model.prompts))
+                                      input_prompts(entries[name].prompts, report, recipe.model.prompts),
+                                      report.stream)
                 for name, report in getattr(self, split).items()}
 
 
@@ -71,7 +72,7 @@ def check_recipe_data(recipe: Recipe, tokenization: Tokenization | None = None) 
         reports[split] = {}
         for name, config in getattr(recipe.datasets, split).items():
             contract = loss_contract(recipe.losses[recipe.loss_name_for(config)])
-            report = inspect_source(config, contract, f"datasets.{split}.{name}", tokenization)
+            report = inspect_source(config, contract, f"datasets.{split}.{name}", tokenization, config.streaming)
             if report.mapping is not None and report.mapping.inferred:
                 logger.info("%s: no `columns:` given; using %s (label by name, inputs by position)",
                             report.where, report.mapping.describe())

@@ -33,6 +33,19 @@ def is_local(source: str) -> bool:
     return path.exists() or path.suffix in LOCAL_BUILDERS or source.startswith((".", "/", "~")) or source.count("/") > 1
 
 
+def load_stream(config: DataSource, where: str) -> datasets.IterableDataset:
+    """Open the rows `config` describes as a stream, read lazily (for data that does not fit in memory)."""
+    try:
+        stream = _load(config, where, streaming=True)
+    except DataError:
+        raise
+    except Exception as error:  # as in load_source
+        raise DataError(f"{where}: cannot stream {config.source!r} (split {config.split!r}): {type(error).__name__}: {error}") from error
+    if isinstance(stream, datasets.Dataset):  # a folder saved with save_to_disk
+        stream = stream.to_iterable_dataset()
+    return stream.take(config.max_samples) if config.max_samples is not None else stream
+
+
 def load_source(config: DataSource, where: str) -> datasets.Dataset:
     """Load the rows `config` describes; `where` (e.g. `datasets.train.stsb`) names it in errors."""
     try:
@@ -53,9 +66,10 @@ def load_source(config: DataSource, where: str) -> datasets.Dataset:
     return dataset.flatten_indices() if dataset._indices is not None else dataset
 
 
-def _load(config: DataSource, where: str) -> datasets.Dataset:
+def _load(config: DataSource, where: str, streaming: bool = False) -> datasets.Dataset | datasets.IterableDataset:
     if not is_local(config.source):
-        return datasets.load_dataset(config.source, config.subset, split=config.split, revision=config.revision)
+        return datasets.load_dataset(config.source, config.subset, split=config.split, revision=config.revision,
+                                     streaming=streaming)
     path = Path(config.source).expanduser()
     if not path.exists():
         raise DataError(f"{where}.source: {str(path)!r} does not exist (relative paths are resolved from the "
@@ -63,7 +77,7 @@ def _load(config: DataSource, where: str) -> datasets.Dataset:
     if path.is_dir():
         if (path / "dataset_info.json").exists() and (path / "state.json").exists():
             return datasets.load_from_disk(str(path))
-        return datasets.load_dataset(str(path), split=config.split)
+        return datasets.load_dataset(str(path), split=config.split, streaming=streaming)
     builder = LOCAL_BUILDERS.get(path.suffix.lower())
     if builder is None:
         raise DataError(f"{where}.source: cannot tell the format of {str(path)!r}; use one of "
@@ -71,4 +85,4 @@ def _load(config: DataSource, where: str) -> datasets.Dataset:
     if path.stat().st_size == 0:
         raise DataError(f"{where}.source: {str(path)!r} is empty")
     options = {"sep": "\t"} if path.suffix.lower() == ".tsv" else {}
-    return datasets.load_dataset(builder, data_files=str(path), split=config.split, **options)
+    return datasets.load_dataset(builder, data_files=str(path), split=config.split, streaming=streaming, **options)

@@ -4,7 +4,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 import torch
-from datasets import Dataset
+from datasets import Dataset, IterableDataset
+from datasets.distributed import split_dataset_by_node
 
 from embedtrain.data.contract import ColumnContract, ColumnMapping
 
@@ -19,6 +20,14 @@ class PreparedDataset:
     contract: ColumnContract
     loss_name: str
     prompts: tuple[str | None, ...] = ()  # prompt text per input (as mapping.inputs), None for none
+    stream: IterableDataset | None = None  # set when the rows are read lazily (`rows` is then a sample)
+
+    def batch(self, rows: dict[str, list]) -> dict:
+        """A batch for the collator from `rows` (column -> values) of this dataset."""
+        return {"dataset": self.name, "texts": [rows[column] for column in self.mapping.input_columns],
+                "prompts": self.prompts or [None] * len(self.mapping.inputs),
+                "labels": rows[self.mapping.label] if self.mapping.label else None,
+                "label_kind": self.contract.label, "in_batch_negatives": self.contract.in_batch_negatives}
 
 
 class TrainingRows(torch.utils.data.Dataset):
@@ -43,16 +52,34 @@ class TrainingRows(torch.utils.data.Dataset):
     def __getitems__(self, indices: list[int]) -> dict:
         position = self.locate(indices[0])
         dataset, offset = self.datasets[position], self.offsets[position]
-        rows = dataset.rows[[index - offset for index in indices]]  # one Arrow read for the whole batch
-        batch = {"dataset": dataset.name, "texts": [rows[column] for column in dataset.mapping.input_columns],
-                 "prompts": dataset.prompts or [None] * len(dataset.mapping.inputs)}
-        batch["labels"] = rows[dataset.mapping.label] if dataset.mapping.label else None
-        batch["label_kind"] = dataset.contract.label
-        batch["in_batch_negatives"] = dataset.contract.in_batch_negatives
-        return batch
+        return dataset.batch(dataset.rows[[index - offset for index in indices]])  # one Arrow read per batch
 
     def __getitem__(self, index: int) -> dict:
         return self.__getitems__([index])
+
+
+SHUFFLE_BUFFER = 10_000
+
+
+class StreamingBatches(torch.utils.data.IterableDataset):
+    """Batches of a streamed dataset: rows shuffled through a buffer (seeded, per epoch), split between processes."""
+
+    def __init__(self, dataset: PreparedDataset, batch_size: int, drop_last: bool, seed: int,
+                 rank: int = 0, world_size: int = 1) -> None:
+        self.dataset, self.batch_size, self.drop_last, self.seed = dataset, batch_size, drop_last, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        stream = self.dataset.stream.shuffle(seed=self.seed, buffer_size=SHUFFLE_BUFFER)
+        stream.set_epoch(self.epoch)
+        if self.world_size > 1:
+            stream = split_dataset_by_node(stream, rank=self.rank, world_size=self.world_size)
+        for rows in stream.iter(batch_size=self.batch_size, drop_last_batch=self.drop_last):
+            yield self.dataset.batch(rows)
 
 
 class Collator:

@@ -1,5 +1,6 @@
 """The training loop, on accelerate: one code path for CPU, one GPU and `accelerate launch` with many processes."""
 
+import itertools
 import logging
 import math
 import shutil
@@ -9,12 +10,14 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.utils import send_to_device
 from torch import Tensor, nn
 
 from embedtrain.data.samplers import DatasetBatching, MultiDatasetBatchSampler, text_keys
 from embedtrain.data.training_data import (
     Collator,
     PreparedDataset,
+    StreamingBatches,
     TrainingRows,
     eval_batches,
 )
@@ -104,6 +107,13 @@ class Trainer:
 
     def _build_dataloader(self) -> torch.utils.data.DataLoader:
         config = self.config
+        (first, *_) = self.train_sets.values()
+        if first.stream is not None:  # the recipe allows a stream only as the single training dataset
+            batches = StreamingBatches(first, config.batch_size, config.dataloader_drop_last, config.seed,
+                                       self.accelerator.process_index, self.accelerator.num_processes)
+            return torch.utils.data.DataLoader(batches, batch_size=None, collate_fn=self.collator,
+                                               num_workers=config.dataloader_num_workers,
+                                               pin_memory=torch.cuda.is_available(), generator=torch.Generator())
         sampler = MultiDatasetBatchSampler(
             [self._batching(dataset) for dataset in self.train_sets.values()], config.batch_size,
             config.dataloader_drop_last, config.seed, config.multi_dataset_sampler,
@@ -126,8 +136,14 @@ class Trainer:
     def train(self, resume: bool = False) -> TrainingResult:
         config, accelerator = self.config, self.accelerator
         optimizer = build_optimizer(self.module, config)
-        self.module, optimizer, loader = accelerator.prepare(self.module, optimizer, self._build_dataloader())
-        steps_per_epoch = max(1, math.ceil(len(loader) / config.gradient_accumulation_steps))
+        self.module, optimizer = accelerator.prepare(self.module, optimizer)
+        loader = self._build_dataloader()
+        # A stream is split between processes by the dataset itself, and its batches are moved to the device
+        # in the loop; accelerate would otherwise dispatch its batches from the main process.
+        streaming = isinstance(loader.dataset, StreamingBatches)
+        if not streaming:
+            loader = accelerator.prepare(loader)
+        steps_per_epoch = None if streaming else max(1, math.ceil(len(loader) / config.gradient_accumulation_steps))
         total_steps = config.max_steps or config.epochs * steps_per_epoch
         scheduler = build_scheduler(optimizer, config, total_steps)
         accelerator.register_for_checkpointing(scheduler)
@@ -144,9 +160,14 @@ class Trainer:
         self.module.train()  # from_pretrained leaves models in eval mode (dropout off)
         while self.state.step < total_steps:
             # Through the DataLoader, whose own epoch counter would otherwise override the sampler's.
-            loader.set_epoch(self.state.epoch)
-            batches = accelerator.skip_first_batches(loader, self.state.batches_in_epoch) if self.state.batches_in_epoch else loader
+            (loader.dataset if streaming else loader).set_epoch(self.state.epoch)
+            batches = loader
+            if self.state.batches_in_epoch:  # resuming inside an epoch: the same batches, minus those already done
+                skip = self.state.batches_in_epoch
+                batches = itertools.islice(loader, skip, None) if streaming else accelerator.skip_first_batches(loader, skip)
             for batch in batches:
+                if streaming:
+                    batch = send_to_device(batch, accelerator.device)
                 with accelerator.accumulate(self.module):
                     loss = self.module(batch)
                     accelerator.backward(loss)
@@ -192,12 +213,14 @@ class Trainer:
         if self.accelerator.is_main_process:
             getattr(self.observer, hook)(*args)
 
-    def _log(self, window: "_LossWindow", learning_rate: float, grad_norm: Tensor | None, steps_per_epoch: int) -> None:
+    def _log(self, window: "_LossWindow", learning_rate: float, grad_norm: Tensor | None,
+             steps_per_epoch: int | None) -> None:
         losses = window.means(self.accelerator)  # one host sync per logging step, not per step
         if not all(math.isfinite(value) for value in losses.values()):
             raise TrainingError(f"the training loss became non-finite by step {self.state.step} ({losses}); lower the "
                                 f"learning rate, enable gradient clipping (training.max_grad_norm) or use fp32/bf16")
-        record = {"step": self.state.step, "epoch": round(self.state.step / steps_per_epoch, 4),
+        epoch = self.state.epoch if steps_per_epoch is None else round(self.state.step / steps_per_epoch, 4)
+        record = {"step": self.state.step, "epoch": epoch,
                   "loss": losses.pop("all"), "learning_rate": learning_rate}
         if len(self.train_sets) > 1:
             record |= {f"{name}_loss": value for name, value in losses.items()}

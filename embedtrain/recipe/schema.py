@@ -63,6 +63,8 @@ class ModelConfig(StrictModel):
 class DatasetConfig(DataSource):
     loss: str | None = Field(None, description="name of the entry in `losses:` (may be omitted when there is only one)")
     weight: float = Field(1.0, gt=0, description="share of the batches, with training.multi_dataset_sampler: weighted")
+    streaming: bool = Field(False, description="read the data lazily, for data that does not fit in memory (training "
+                            "datasets; needs training.max_steps; rows are shuffled through a 10,000-row buffer)")
     prompts: str | dict[str, str] | None = Field(
         None, description="model prompt names to prepend while training: one for every input, or input -> name, "
         "e.g. {anchor: query, positive: document}; the prompts themselves are model.prompts, saved with the model")
@@ -136,6 +138,22 @@ class Recipe(StrictModel):
         names = [name for evaluator in self.evaluators for name in metric_names(evaluator)]
         return names + [f"eval_{name}_loss" for name in self.datasets.eval]
 
+    def _streaming_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        problems = [(("datasets", "eval", name, "streaming"), "evaluation data is read whole; remove `streaming`")
+                    for name, dataset in self.datasets.eval.items() if dataset.streaming]
+        streamed = [name for name, dataset in self.datasets.train.items() if dataset.streaming]
+        if not streamed:
+            return problems
+        where = ("datasets", "train", streamed[0], "streaming")
+        if len(self.datasets.train) > 1:
+            problems.append((where, "a streamed dataset must be the only training dataset"))
+        if self.training.max_steps is None:
+            problems.append((where, "a stream has no known length: set training.max_steps"))
+        if self.training.batch_sampler != "random":
+            problems.append((where, f"training.batch_sampler {self.training.batch_sampler} needs random access; "
+                                    f"a stream is read in order (through a shuffle buffer)"))
+        return problems
+
     def _prompt_problems(self, split: str, name: str, dataset: DatasetConfig) -> list[tuple[tuple[str | int, ...], str]]:
         prompts = dataset.prompts
         names = [prompts] if isinstance(prompts, str) else list((prompts or {}).values())
@@ -162,6 +180,7 @@ class Recipe(StrictModel):
                                      f"{dataset.loss!r} is not defined in losses ({', '.join(self.losses)})"
                                      f"{did_you_mean(dataset.loss, list(self.losses))}"))
                 problems += self._prompt_problems(split, name, dataset)
+        problems += self._streaming_problems()
         names = [evaluator.name for evaluator in self.evaluators]
         for index, name in enumerate(names):
             if names.index(name) != index:
