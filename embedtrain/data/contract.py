@@ -16,8 +16,13 @@ from datasets import Dataset
 
 from embedtrain.errors import DataError, did_you_mean
 
-LabelKind = Literal["score", "class", "binary"]
-"""`score`: a finite float per row; `class`: an integer class id; `binary`: 0 or 1."""
+LabelKind = Literal["score", "class", "binary", "scores", "embedding"]
+"""`score`: a finite float per row; `class`: an integer class id; `binary`: 0 or 1;
+`scores`: a list of k finite floats per row (k the same for every row), or one float per row;
+`embedding`: a list of d finite floats per row (a teacher embedding), or a list of one such list
+per input column. The collator turns list labels into a float32 tensor (batch, k) or (batch, columns, d)."""
+
+LIST_LABEL_KINDS = ("scores", "embedding")
 
 LABEL_COLUMN_NAMES = ("label", "labels", "score", "scores")
 """Columns taken as the label when no mapping is given, in this order (as the reference does)."""
@@ -170,6 +175,12 @@ def _first_rows(mask: np.ndarray, count: int = 5) -> list[int]:
 
 def _check_label(dataset: Dataset, column: str, kind: LabelKind, where: str) -> None:
     values = dataset.data.column(column)
+    if kind in LIST_LABEL_KINDS and _is_list(values.type):
+        _check_list_label(values, column, kind, where)
+        return
+    if kind == "embedding":
+        raise DataError(f"{where}: label column {column!r} must hold a list of numbers per row (a teacher embedding), "
+                        f"but its type is {values.type}; store it in a json(l), parquet or arrow file")
     if values.null_count:
         raise DataError(f"{where}: label column {column!r} has {values.null_count} empty values, first at rows "
                         f"{_first_rows(np.asarray(values.is_null()))}")
@@ -185,7 +196,33 @@ def _check_label(dataset: Dataset, column: str, kind: LabelKind, where: str) -> 
         bad |= labels < 0
     if bad.any():
         rows = _first_rows(bad)
-        expectation = {"score": "finite numbers", "class": "non-negative integers", "binary": "0 or 1"}[kind]
+        expectation = {"score": "finite numbers", "scores": "finite numbers", "class": "non-negative integers",
+                       "binary": "0 or 1"}[kind]
         raise DataError(f"{where}: label column {column!r} must hold {expectation}; {int(bad.sum())} rows do not, "
                         f"first at rows {rows} (values {labels[rows].tolist()})")
 
+
+
+def _is_list(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type) or pa.types.is_fixed_size_list(arrow_type)
+
+
+def _check_list_label(values: pa.ChunkedArray, column: str, kind: LabelKind, where: str) -> None:
+    """Every row a list of the same shape of finite numbers (one level, or two for per-column embeddings)."""
+    rows = values.to_pylist()
+    null_rows = [index for index, row in enumerate(rows) if row is None]
+    if null_rows:
+        raise DataError(f"{where}: label column {column!r} has {len(null_rows)} empty values, first at rows {null_rows[:5]}")
+    try:
+        labels = np.asarray(rows, dtype=np.float64)
+    except (ValueError, TypeError):  # ragged, or not numbers
+        lengths = sorted({len(row) for row in rows})
+        raise DataError(f"{where}: label column {column!r} must hold lists of numbers of one length in every row "
+                        f"({kind}), but found lengths {lengths[:10]}") from None
+    if labels.ndim not in (2, 3) or (kind == "scores" and labels.ndim != 2) or labels.shape[-1] == 0:
+        raise DataError(f"{where}: label column {column!r} has rows of shape {labels.shape[1:]}, but {kind} labels are "
+                        f"a list of numbers per row" + (" (or a list of one list per input column)" if kind == "embedding" else ""))
+    bad = ~np.isfinite(labels.reshape(len(labels), -1)).all(axis=1)
+    if bad.any():
+        raise DataError(f"{where}: label column {column!r} must hold finite numbers; {int(bad.sum())} rows do not, "
+                        f"first at rows {_first_rows(bad)}")

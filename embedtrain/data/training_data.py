@@ -8,7 +8,7 @@ from datasets import Dataset
 
 from embedtrain.data.contract import ColumnContract, ColumnMapping, check_rows, resolve_columns
 from embedtrain.data.source import load_source
-from embedtrain.losses import LOSSES
+from embedtrain.losses import loss_contract
 from embedtrain.recipe.schema import Recipe
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def prepare_datasets(recipe: Recipe, split: str) -> dict[str, PreparedDataset]:
     for name, config in getattr(recipe.datasets, split).items():
         where = f"datasets.{split}.{name}"
         loss_name = recipe.loss_name_for(config)
-        contract = LOSSES[recipe.losses[loss_name].type].contract
+        contract = loss_contract(recipe.losses[loss_name])
         rows = load_source(config, where)
         mapping = resolve_columns(rows.column_names, contract, config.columns, config.ignore_columns, where)
         check_rows(rows, mapping, contract, where)

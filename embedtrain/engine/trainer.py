@@ -24,7 +24,7 @@ from embedtrain.engine.observer import TrainingObserver
 from embedtrain.engine.optim import build_optimizer, build_scheduler
 from embedtrain.errors import TrainingError
 from embedtrain.evaluation import Evaluator
-from embedtrain.losses import EmbeddingLoss
+from embedtrain.losses import EmbeddingLoss, total_loss
 from embedtrain.models import SentenceEmbedder, save_model
 from embedtrain.recipe.schema import TrainingConfig
 
@@ -41,8 +41,7 @@ class TrainingModule(nn.Module):
         self.loss_of_dataset = loss_of_dataset
 
     def forward(self, batch: dict) -> Tensor:
-        loss = self.losses[self.loss_of_dataset[batch["dataset"]]](self.model, batch["features"], batch["labels"])
-        return sum(loss.values()) if isinstance(loss, dict) else loss
+        return total_loss(self.losses[self.loss_of_dataset[batch["dataset"]]](self.model, batch["features"], batch["labels"]))
 
 
 @dataclass

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from embedtrain.data.contract import ColumnContract
 from embedtrain.losses.registry import EmbeddingLoss, LossParams, register_loss
+from embedtrain.models.embedder import SentenceEmbedder
 
 
 class SoftmaxParams(LossParams):
@@ -42,8 +43,8 @@ class SoftmaxLoss(EmbeddingLoss):
         self.classifier = nn.Linear(num_vectors * embedding_dimension, num_labels)
 
     @classmethod
-    def from_params(cls, params: SoftmaxParams, embedding_dimension: int) -> "SoftmaxLoss":
-        return cls(embedding_dimension, **params.model_dump(exclude={"type"}))
+    def from_params(cls, params: SoftmaxParams, model: SentenceEmbedder) -> "SoftmaxLoss":
+        return cls(model.embedding_dimension, **params.model_dump(exclude={"type"}))
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
         u, v = embeddings[0], embeddings[1]

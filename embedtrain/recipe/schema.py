@@ -12,12 +12,12 @@ from embedtrain.config import StrictModel
 from embedtrain.data.source import DataSource
 from embedtrain.errors import did_you_mean
 from embedtrain.evaluation import EVALUATORS, metric_names
-from embedtrain.losses import LOSSES
+from embedtrain.losses import loss_config_union
 from embedtrain.modules.dense import Activation
 from embedtrain.modules.pooling import PoolingMode
 
+LossConfig = loss_config_union()
 # Union[...] of a tuple built at import time: the `X | Y` syntax cannot express a registry-sized union.
-LossConfig = Annotated[Union[tuple(spec.params_model for spec in LOSSES.values())], Field(discriminator="type")]  # noqa: UP007
 EvaluatorConfig = Annotated[Union[tuple(s.params_model for s in EVALUATORS.values())], Field(discriminator="type")]  # noqa: UP007
 
 
