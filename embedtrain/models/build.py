@@ -31,9 +31,14 @@ def build_model(config: ModelConfig) -> SentenceEmbedder:
         modules = [module for module in modules if not isinstance(module, Normalize)]
         if config.normalize:
             modules.append(Normalize())
-    return SentenceEmbedder(
+    embedder = SentenceEmbedder(
         modules,
         prompts=model.prompts | config.prompts,
         default_prompt_name=config.default_prompt_name or model.default_prompt_name,
         similarity_fn_name=config.similarity_fn_name or model.similarity_fn_name,
+        truncate_dim=config.truncate_dim or model.truncate_dim,
     )
+    if embedder.truncate_dim is not None and embedder.truncate_dim > embedder.embedding_dimension:
+        raise RecipeError(f"model.truncate_dim: {embedder.truncate_dim} exceeds the model's embedding dimension "
+                          f"{embedder.embedding_dimension}; choose a smaller value (e.g. one of the Matryoshka dims)")
+    return embedder

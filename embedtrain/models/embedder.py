@@ -11,11 +11,13 @@ class SentenceEmbedder(nn.Sequential):
     """An ordered stack of modules whose last output is `sentence_embedding`.
 
     `prompts` are named prefixes (e.g. {"query": "query: "}) saved with the model so inference uses
-    the prompts training used; `similarity_fn_name` is how embeddings are compared.
+    the prompts training used; `similarity_fn_name` is how embeddings are compared; `truncate_dim`
+    (saved with the model) makes `encode` return only the first dimensions (Matryoshka embeddings).
     """
 
     def __init__(self, modules: list[nn.Module], *, prompts: dict[str, str] | None = None,
-                 default_prompt_name: str | None = None, similarity_fn_name: SimilarityName = "cosine") -> None:
+                 default_prompt_name: str | None = None, similarity_fn_name: SimilarityName = "cosine",
+                 truncate_dim: int | None = None) -> None:
         super().__init__(*modules)
         if not isinstance(modules[0], Transformer):
             raise TypeError("the first module must be a Transformer")
@@ -24,6 +26,7 @@ class SentenceEmbedder(nn.Sequential):
             raise ValueError(f"default_prompt_name {default_prompt_name!r} is not one of the prompts {sorted(self.prompts)}")
         self.default_prompt_name = default_prompt_name
         self.similarity_fn_name = similarity_fn_name
+        self.truncate_dim = truncate_dim
 
     @property
     def transformer(self) -> Transformer:
@@ -62,7 +65,8 @@ class SentenceEmbedder(nn.Sequential):
     @torch.inference_mode()
     def encode(self, texts: list[str], *, batch_size: int = 32, prompt_name: str | None = None,
                prompt: str | None = None) -> Tensor:
-        """Embed `texts` -> float32 tensor (len(texts), dim) on the CPU, in the input order.
+        """Embed `texts` -> float32 tensor (len(texts), dim) on the CPU, in the input order; dim is `truncate_dim` if set
+        (the leading dimensions, not re-normalised, as the reference does).
 
         Texts are processed longest first so each batch holds texts of similar length (less padding).
         """
@@ -79,7 +83,7 @@ class SentenceEmbedder(nn.Sequential):
                 embeddings[batch] = self(features)["sentence_embedding"].float().cpu()
         finally:
             self.train(was_training)
-        return embeddings
+        return embeddings[:, :self.truncate_dim] if self.truncate_dim else embeddings
 
     def similarity(self, a: Tensor, b: Tensor) -> Tensor:
         """(n, d) x (m, d) -> (n, m) scores with the model's similarity function."""

@@ -47,6 +47,8 @@ class ModelConfig(StrictModel):
     prompts: dict[str, str] = Field(default_factory=dict, description="named prompts saved with the model, e.g. {query: 'query: '}")
     default_prompt_name: str | None = None
     similarity_fn_name: Literal["cosine", "dot", "euclidean", "manhattan"] | None = None
+    truncate_dim: int | None = Field(None, gt=0, description="saved with the model: encode keeps the first truncate_dim "
+                                                             "dimensions (for Matryoshka-trained models)")
     trust_remote_code: bool = False
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = None
     card: CardConfig = Field(default_factory=CardConfig)
