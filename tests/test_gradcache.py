@@ -20,12 +20,13 @@ PAIRS = {
 }
 
 
-def loss_and_gradients(checkpoint: Path, params: dict, columns=COLUMNS, seed: int = 0):
+def loss_and_gradients(checkpoint: Path, params: dict, columns=COLUMNS, seed: int = 0, autocast: bool = False):
     model = load_model(checkpoint).train()
     loss = build_loss(LOSSES[params["type"]].params_model(**params), model)
     features = [model.tokenize(texts) for texts in columns]
     torch.manual_seed(seed)
-    value = loss(model, features, None)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):  # the forward only, as the trainer does
+        value = loss(model, features, None)
     value.backward()
     return value.item(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
@@ -63,6 +64,27 @@ def test_dropout_is_replayed_in_the_backward_pass(tiny_checkpoint_with_dropout: 
     assert_same(cached, uncached)
     other_masks = loss_and_gradients(tiny_checkpoint_with_dropout, {"type": "MultipleNegativesRankingLoss"}, seed=1)
     assert other_masks[0] != pytest.approx(uncached[0], rel=1e-5)  # dropout is really on
+
+
+def test_the_backward_pass_re_embeds_under_the_forward_pass_autocast(tiny_checkpoint: Path) -> None:
+    from embedtrain.losses.gradcache import ForwardState
+
+    features = load_model(tiny_checkpoint).tokenize(ANCHORS)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        state = ForwardState.capture(features)
+    assert not torch.is_autocast_enabled("cpu")  # as in the trainer's backward pass
+    with state.replayed():
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+
+
+def test_cached_loss_under_mixed_precision_matches_the_uncached_loss(tiny_checkpoint: Path) -> None:
+    """bf16 rounds differently in the two computations, so the gradients agree to bf16 precision, not float32's."""
+    cached = loss_and_gradients(tiny_checkpoint, {"type": "CachedMultipleNegativesRankingLoss", "mini_batch_size": 3},
+                                autocast=True)
+    uncached = loss_and_gradients(tiny_checkpoint, {"type": "MultipleNegativesRankingLoss"}, autocast=True)
+    assert cached[0] == pytest.approx(uncached[0], rel=1e-2)
+    flat = [torch.cat([grads[name].flatten() for name in uncached[1]]) for grads in (cached[1], uncached[1])]
+    assert (flat[0] - flat[1]).norm() / flat[1].norm() < 1e-2
 
 
 def test_matryoshka_over_a_cached_loss_equals_it_over_the_uncached_loss(tiny_checkpoint: Path) -> None:

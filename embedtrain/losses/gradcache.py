@@ -3,10 +3,10 @@
 Three stages (Gao et al., 2021, "Scaling Deep Contrastive Learning Batch Size under Memory Limited Setup"):
 
 1. embed every mini-batch of every column without building a graph, remembering the RNG state
-   before each (so dropout can be replayed);
+   before each (so dropout can be replayed) and the autocast setting;
 2. compute the loss on those embeddings and backpropagate to them, caching dL/d(embedding);
 3. when the returned loss is backpropagated, re-embed each mini-batch with a graph under its
-   remembered RNG state, and backpropagate `<embedding, cached gradient>` into the model.
+   remembered RNG state and autocast setting, and backpropagate `<embedding, cached gradient>` into the model.
 
 Stage 3 runs in a hook on the returned (detached) loss, so the trainer's ordinary
 `backward(loss)` drives it. Because the loss is detached from the model, DDP cannot see which
@@ -34,22 +34,30 @@ embeddings (chunk by chunk, to bound the memory of the score matrices) and retur
 
 
 @dataclass(frozen=True)
-class RandomState:
-    """The CPU and accelerator RNG states before a mini-batch's forward pass."""
+class ForwardState:
+    """What a mini-batch's forward pass depends on besides its inputs: the CPU and accelerator RNG states
+    (dropout) and the autocast setting (mixed precision), which the backward pass, run outside the
+    trainer's autocast context, must restore."""
 
     cpu: Tensor
     devices: list[int]
     device_states: list[Tensor]
+    device_type: str
+    autocast: bool
+    autocast_dtype: torch.dtype
 
     @classmethod
-    def capture(cls, features: dict[str, Tensor]) -> "RandomState":
+    def capture(cls, features: dict[str, Tensor]) -> "ForwardState":
         devices, states = get_device_states(*features.values())
-        return cls(torch.get_rng_state(), devices, states)
+        device_type = features["input_ids"].device.type
+        return cls(torch.get_rng_state(), devices, states, device_type, torch.is_autocast_enabled(device_type),
+                   torch.get_autocast_dtype(device_type))
 
     @contextmanager
     def replayed(self) -> Iterator[None]:
-        """Run with these RNG states; the RNG outside is left as it was."""
-        with torch.random.fork_rng(devices=self.devices):
+        """Run with these RNG states and autocast setting; the RNG outside is left as it was."""
+        with torch.random.fork_rng(devices=self.devices), \
+                torch.autocast(self.device_type, dtype=self.autocast_dtype, enabled=self.autocast):
             torch.set_rng_state(self.cpu)
             set_device_states(self.devices, self.device_states)
             yield
@@ -109,7 +117,7 @@ class GradCacheLoss(EmbeddingLoss):
             column_reps, column_states = [], []
             for begin, end in spans:
                 piece = slice_rows(column, begin, end)
-                column_states.append(RandomState.capture(piece))
+                column_states.append(ForwardState.capture(piece))
                 with torch.no_grad():
                     column_reps.append(model(piece)["sentence_embedding"].detach().requires_grad_())
             reps.append(column_reps)
@@ -126,9 +134,9 @@ class GradCacheLoss(EmbeddingLoss):
 
 
 def _replay_backward(grad_output: Tensor, *, model: Embedder, features: list[dict[str, Tensor]],
-                     ranges: list[list[tuple[int, int]]], states: list[list[RandomState]],
+                     ranges: list[list[tuple[int, int]]], states: list[list[ForwardState]],
                      cached_grads: list[list[Tensor]]) -> None:
-    """Stage 3: re-embed each mini-batch with its RNG replayed and backpropagate `<embedding, dL/d embedding> * dL_out`."""
+    """Stage 3: re-embed each mini-batch with its forward state replayed and backpropagate `<embedding, dL/d embedding> * dL_out`."""
     with torch.enable_grad():
         for column, spans, column_states, column_grads in zip(features, ranges, states, cached_grads):
             for (begin, end), state, grad in zip(spans, column_states, column_grads):

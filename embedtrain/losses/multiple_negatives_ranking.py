@@ -129,5 +129,6 @@ class MultipleNegativesRankingLoss(EmbeddingLoss):
         self.options = RankingOptions(type="options", **options)
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
-        queries, docs, rows = gather_columns(embeddings, self.gather_across_devices)
+        # Evaluation runs on the main process only: gathering there would wait forever for the other processes.
+        queries, docs, rows = gather_columns(embeddings, self.gather_across_devices and self.training)
         return ranking_row_losses(queries, docs, rows, self.options).mean()

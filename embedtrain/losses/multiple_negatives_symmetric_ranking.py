@@ -45,5 +45,6 @@ class MultipleNegativesSymmetricRankingLoss(EmbeddingLoss):
         self.options = symmetric_options(params)
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
-        queries, docs, rows = gather_columns(embeddings, self.gather_across_devices)
+        # Evaluation runs on the main process only: gathering there would wait forever for the other processes.
+        queries, docs, rows = gather_columns(embeddings, self.gather_across_devices and self.training)
         return ranking_row_losses(queries, docs, rows, self.options).mean()
