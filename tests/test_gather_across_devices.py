@@ -81,3 +81,28 @@ def test_two_processes_compute_the_loss_of_the_whole_batch(params: dict) -> None
         rows = slice(rank * ROWS_PER_PROCESS, (rank + 1) * ROWS_PER_PROCESS)
         for grad, column in zip(grads, columns):
             torch.testing.assert_close(grad, column.grad[rows], rtol=1e-5, atol=1e-7)
+
+
+def test_training_with_gathering_in_two_processes(tmp_path, tiny_checkpoint, triplet_csv):
+    """The trainer path: `torchrun` with two CPU processes trains MNRL with gathering, and evaluation (the main
+    process alone, gathering off) does not wait for the other process."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    recipe = {
+        "model": {"base": str(tiny_checkpoint)},
+        "losses": {"mnrl": {"type": "MultipleNegativesRankingLoss", "gather_across_devices": True}},
+        "datasets": {"train": {"triplets": {"source": str(triplet_csv)}}, "eval": {"triplets-dev": {"source": str(triplet_csv)}}},
+        "evaluators": [{"type": "triplet", "name": "dev", "source": str(triplet_csv)}],
+        "training": {"output_dir": str(tmp_path / "run"), "batch_size": 4, "max_steps": 3, "eval_steps": 2, "logging_steps": 1},
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "embedtrain", "train", str(path)]
+    environment = os.environ | {"ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert (tmp_path / "run" / "final" / "modules.json").exists()
+    assert "triplets-dev_loss" in (tmp_path / "run" / "metrics.jsonl").read_text()
