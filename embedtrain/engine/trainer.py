@@ -221,7 +221,8 @@ class Trainer:
         for batch in eval_batches(dataset, self.config.batch_size, self.collator):
             batch["features"] = [{k: v.to(device) for k, v in features.items()} for features in batch["features"]]
             batch["labels"] = batch["labels"].to(device) if batch["labels"] is not None else None
-            size = len(batch["features"][0]["input_ids"])
+            first = batch["features"][0]
+            size = len(first["offsets"] if "offsets" in first else first["input_ids"])  # static models: flat input_ids
             total += float(module(batch)) * size
             count += size
         return total / count

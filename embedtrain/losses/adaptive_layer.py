@@ -6,8 +6,10 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor
 
+from embedtrain.errors import RecipeError
 from embedtrain.losses.embedder_views import LayerEmbedder
 from embedtrain.losses.registry import Embedder, EmbeddingLoss, LossParams, build_loss, register_loss, total_loss
+from embedtrain.modules import Transformer
 
 if TYPE_CHECKING:
     LossConfig = LossParams
@@ -59,6 +61,8 @@ class AdaptiveLayerLoss(EmbeddingLoss):
 
     @classmethod
     def from_params(cls, params: AdaptiveLayerParams, model) -> "AdaptiveLayerLoss":
+        if not isinstance(model.input_module, Transformer):
+            raise RecipeError(f"{params.type} trains the layers of a transformer; this model has none (a static model)")
         return cls(build_loss(params.loss, model), **params.model_dump(exclude={"type", "loss"}))
 
     def layer_weight(self, layer: int) -> float:

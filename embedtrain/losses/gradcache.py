@@ -24,9 +24,10 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import get_device_states, set_device_states
 
-from embedtrain.errors import TrainingError
+from embedtrain.errors import RecipeError, TrainingError
 from embedtrain.losses.distributed import is_distributed
-from embedtrain.losses.registry import Embedder, EmbeddingLoss
+from embedtrain.losses.registry import Embedder, EmbeddingLoss, LossParams
+from embedtrain.modules import Transformer
 
 CalculateLoss = Callable[[list[list[Tensor]], Tensor | None, bool], Tensor]
 """(embeddings per column per mini-batch, labels, with_backward) -> loss; with_backward: backpropagate to the
@@ -94,6 +95,13 @@ class GradCacheLoss(EmbeddingLoss):
 
     mini_batch_size: int
     mini_batch_num_tokens: int | None
+
+    @classmethod
+    def from_params(cls, params: LossParams, model) -> "GradCacheLoss":
+        if not isinstance(model.input_module, Transformer) and getattr(params, "use_mini_batched_version", True):
+            raise RecipeError(f"{params.type} embeds mini-batches of padded rows, which a StaticEmbedding model's flat "
+                              f"inputs cannot be split into; use the uncached loss")
+        return super().from_params(params, model)
 
     def calculate_loss(self, reps: list[list[Tensor]], labels: Tensor | None, with_backward: bool) -> Tensor:
         raise NotImplementedError

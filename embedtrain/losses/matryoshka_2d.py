@@ -2,9 +2,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from embedtrain.errors import RecipeError
 from embedtrain.losses.adaptive_layer import CACHED_LOSSES, AdaptiveLayerLoss, AdaptiveLayerOptions
 from embedtrain.losses.matryoshka import MatryoshkaLoss, MatryoshkaOptions
 from embedtrain.losses.registry import build_loss, register_loss
+from embedtrain.modules import Transformer
 
 
 class Matryoshka2dParams(MatryoshkaOptions, AdaptiveLayerOptions):
@@ -27,6 +29,8 @@ class Matryoshka2dLoss(AdaptiveLayerLoss):
 
     @classmethod
     def from_params(cls, params: Matryoshka2dParams, model) -> "Matryoshka2dLoss":
+        if not isinstance(model.input_module, Transformer):
+            raise RecipeError(f"{params.type} trains the layers of a transformer; this model has none (a static model)")
         matryoshka = MatryoshkaLoss(build_loss(params.loss, model), model.embedding_dimension,
                                     params.matryoshka_dims, params.matryoshka_weights, params.n_dims_per_step)
         return cls(matryoshka, **params.model_dump(include=set(AdaptiveLayerOptions.model_fields) - {"type"}))

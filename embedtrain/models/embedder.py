@@ -3,7 +3,7 @@
 import torch
 from torch import Tensor, nn
 
-from embedtrain.modules import Dense, Pooling, Transformer
+from embedtrain.modules import Dense, Pooling, StaticEmbedding, Transformer
 from embedtrain.similarity import MATRIX, PAIRWISE, SimilarityName
 
 
@@ -19,8 +19,8 @@ class SentenceEmbedder(nn.Sequential):
                  default_prompt_name: str | None = None, similarity_fn_name: SimilarityName = "cosine",
                  truncate_dim: int | None = None) -> None:
         super().__init__(*modules)
-        if not isinstance(modules[0], Transformer):
-            raise TypeError("the first module must be a Transformer")
+        if not isinstance(modules[0], (Transformer, StaticEmbedding)):
+            raise TypeError("the first module must be a Transformer or a StaticEmbedding (it tokenizes the texts)")
         self.prompts = {"query": "", "document": ""} | dict(prompts or {})
         if default_prompt_name is not None and default_prompt_name not in self.prompts:
             raise ValueError(f"default_prompt_name {default_prompt_name!r} is not one of the prompts {sorted(self.prompts)}")
@@ -33,8 +33,13 @@ class SentenceEmbedder(nn.Sequential):
         return self[0]
 
     @property
-    def max_seq_length(self) -> int:
-        return self.transformer.max_seq_length
+    def input_module(self) -> Transformer | StaticEmbedding:
+        """The first module: it tokenizes texts and produces the first features."""
+        return self[0]
+
+    @property
+    def max_seq_length(self) -> int | float:
+        return self.input_module.max_seq_length
 
     @property
     def embedding_dimension(self) -> int:
@@ -42,14 +47,14 @@ class SentenceEmbedder(nn.Sequential):
         for module in reversed(self):
             if isinstance(module, (Dense, Pooling)):
                 return module.embedding_dimension
-        return self.transformer.embedding_dimension
+        return self.input_module.embedding_dimension
 
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
     def tokenize(self, texts: list[str], prompt: str | None = None) -> dict[str, Tensor]:
-        return self.transformer.tokenize(texts, prompt)
+        return self.input_module.tokenize(texts, prompt)
 
     def resolve_prompt(self, prompt_name: str | None = None, prompt: str | None = None) -> str | None:
         """An explicit prompt wins; else the named one; else the default prompt, if any."""

@@ -13,12 +13,12 @@ import transformers
 from embedtrain import __version__
 from embedtrain.errors import ModelLoadError
 from embedtrain.models.embedder import SentenceEmbedder
-from embedtrain.modules import Dense, Normalize, Pooling, Transformer
+from embedtrain.modules import Dense, Normalize, Pooling, StaticEmbedding, Transformer
 from embedtrain.modules.files import read_json, write_json
 
 logger = logging.getLogger(__name__)
 
-MODULE_CLASSES = {cls.__name__: cls for cls in (Transformer, Pooling, Dense, Normalize)}
+MODULE_CLASSES = {cls.__name__: cls for cls in (Transformer, StaticEmbedding, Pooling, Dense, Normalize)}
 FORMAT_VERSION = "5.1.2"
 """The reference version whose layout is written, so that older loaders do not warn."""
 

@@ -27,6 +27,13 @@ class DenseConfig(StrictModel):
     activation: Activation = "tanh"
 
 
+class StaticConfig(StrictModel):
+    """Replace the transformer by a StaticEmbedding (mean of per-token vectors) with `base`'s tokenizer."""
+
+    embedding_dim: int | None = Field(
+        None, gt=0, description="random vectors of this size; omit to start from the base model's input token embeddings")
+
+
 class CardConfig(StrictModel):
     """Metadata for the model card (README.md) of the saved model."""
 
@@ -42,6 +49,8 @@ class ModelConfig(StrictModel):
     pooling: PoolingMode | list[PoolingMode] | None = Field(
         None, description="pooling for a plain checkpoint (default mean); a sentence-transformers model keeps its own")
     dense: DenseConfig | None = Field(None, description="a Dense layer after pooling, for a plain checkpoint")
+    static: StaticConfig | None = Field(
+        None, description="train a static embedding model (StaticEmbedding) with base's tokenizer instead of base itself")
     normalize: bool | None = Field(None, description="L2-normalise embeddings (adds or removes the Normalize module)")
     max_seq_length: int | None = Field(None, gt=0, description="truncate texts to this many tokens")
     prompts: dict[str, str] = Field(default_factory=dict, description="named prompts saved with the model, e.g. {query: 'query: '}")
