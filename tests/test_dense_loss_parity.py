@@ -210,3 +210,54 @@ def test_loss_and_gradients_match_the_reference(case: Case, tiny_checkpoint: Pat
             assert_same_gradients(target, source)
         else:
             torch.testing.assert_close(target.grad, source.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.fixture(scope="session")
+def guide_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """Guide models: another tiny BERT with the same vocabulary, and the same saved with a shorter length limit
+    (which makes both libraries re-tokenize the texts for the guide)."""
+    from conftest import make_tiny_checkpoint
+
+    plain = make_tiny_checkpoint(tmp_path_factory.mktemp("guide"), seed=1)
+    short = tmp_path_factory.mktemp("guide-short")
+    st_guide = SentenceTransformer(str(plain), device="cpu")
+    st_guide.max_seq_length = 8
+    st_guide.save(str(short))
+    return {"same-tokenizer": plain, "retokenized": short}
+
+
+GIST_CASES = {
+    "gist": ({}, {}, TRIPLET),
+    "gist-pairs-relative-margin": ({"margin_strategy": "relative", "margin": 0.05}, {"margin_strategy": "relative", "margin": 0.05}, PAIR),
+    "gist-two-negatives-no-contrast": ({"contrast_anchors": False, "contrast_positives": False, "temperature": 0.05},
+                                       {"contrast_anchors": False, "contrast_positives": False, "temperature": 0.05}, QUADRUPLET),
+}
+
+
+@pytest.mark.parametrize("guide_kind", ["same-tokenizer", "retokenized"])
+@pytest.mark.parametrize("cached", [False, True], ids=["uncached", "cached"])
+@pytest.mark.parametrize("name", GIST_CASES)
+def test_gist_losses_match_the_reference(name: str, cached: bool, guide_kind: str, tiny_checkpoint: Path,
+                                         guide_checkpoints: dict[str, Path]) -> None:
+    ours, theirs, columns = GIST_CASES[name]
+    guide_path = guide_checkpoints[guide_kind]
+
+    def st_guide() -> SentenceTransformer:
+        return SentenceTransformer(str(guide_path), device="cpu")
+
+    if cached:
+        params = {"type": "CachedGISTEmbedLoss", "guide": str(guide_path), "mini_batch_size": 3, **ours}
+        reference = lambda model: st_losses.CachedGISTEmbedLoss(model, st_guide(), mini_batch_size=3, **theirs)  # noqa: E731
+    elif len(columns) > 3:  # the reference's uncached loss takes one negative column at most; its cached one, in one mini-batch, is the same loss
+        params = {"type": "GISTEmbedLoss", "guide": str(guide_path), **ours}
+        reference = lambda model: st_losses.CachedGISTEmbedLoss(  # noqa: E731
+            model, st_guide(), mini_batch_size=len(ANCHORS), **theirs)
+    else:
+        params = {"type": "GISTEmbedLoss", "guide": str(guide_path), **ours}
+        reference = lambda model: st_losses.GISTEmbedLoss(model, st_guide(), **theirs)  # noqa: E731
+    case = Case(params, reference, columns)
+    st_model, st_loss, model, loss = build_both(case, tiny_checkpoint)
+    assert loss.must_retokenize == (guide_kind == "retokenized")
+    value, expected = run_both(case, st_model, st_loss, model, loss)
+    assert value.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert_same_gradients(model[0].auto_model, st_model[0].auto_model)

@@ -15,6 +15,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from embedtrain.losses import LOSSES, build_loss
+from embedtrain.losses.gist_embed import GISTEmbedLoss, GISTEmbedParams
 
 pytestmark = pytest.mark.slow  # each case spawns two Python processes (~15 s on 2 cores)
 
@@ -24,6 +25,9 @@ CASES = {
                           "directions": ["query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc"],
                           "hardness_mode": "all_negatives", "hardness_strength": 5.0},
     "mnsrl": {"type": "MultipleNegativesSymmetricRankingLoss", "gather_across_devices": True},
+    # GIST gathers candidates but, as the reference, not anchors: other processes' anchors are no negatives.
+    "gist": {"type": "GISTEmbedLoss", "guide": "unused", "gather_across_devices": True, "margin": 0.1,
+             "temperature": 0.5, "contrast_anchors": False},
 }
 WORLD_SIZE, ROWS_PER_PROCESS, COLUMNS, DIM = 2, 4, 4, 16
 
@@ -33,7 +37,19 @@ class _NoModel:
 
 
 def make_loss(params: dict):
+    if params["type"] == "GISTEmbedLoss":  # no guide model: the guide embeddings are given (see loss_value)
+        return GISTEmbedLoss(torch.nn.Identity(), False, None, GISTEmbedParams(**params))
     return build_loss(LOSSES[params["type"]].params_model(**params), _NoModel())
+
+
+def loss_value(params: dict, columns: list[torch.Tensor], gather: bool) -> torch.Tensor:
+    """The loss of these embedding columns; GIST gets guide embeddings that keep some but not all candidates."""
+    loss = make_loss(params)
+    if params["type"] == "GISTEmbedLoss":
+        guides = [column.detach() + 0.5 * torch.sin(column.detach()) for column in columns]
+        return loss.loss_from_embeddings(columns, guides, gather)
+    loss.gather_across_devices = gather
+    return loss.compute_loss_from_embeddings(columns, None)
 
 
 def batch() -> list[torch.Tensor]:
@@ -47,7 +63,7 @@ def _worker(rank: int, port: int, params: dict, results) -> None:
     try:
         rows = slice(rank * ROWS_PER_PROCESS, (rank + 1) * ROWS_PER_PROCESS)
         columns = [column[rows].clone().requires_grad_() for column in batch()]
-        loss = make_loss(params).compute_loss_from_embeddings(columns, None)
+        loss = loss_value(params, columns, gather=True)
         loss.backward()
         results.put((rank, loss.item(), [column.grad / WORLD_SIZE for column in columns]))
     finally:
@@ -74,7 +90,7 @@ def test_two_processes_compute_the_loss_of_the_whole_batch(params: dict) -> None
         assert process.exitcode == 0
 
     columns = [column.requires_grad_() for column in batch()]
-    expected = make_loss({**params, "gather_across_devices": False}).compute_loss_from_embeddings(columns, None)
+    expected = loss_value(params, columns, gather=False)
     expected.backward()
     assert sum(loss for _, loss, _ in outcomes) / WORLD_SIZE == pytest.approx(expected.item(), rel=1e-5)
     for rank, _, grads in outcomes:

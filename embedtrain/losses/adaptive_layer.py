@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 else:
     LossConfig = "LossConfig"  # every registered loss; resolved once all are registered (embedtrain.losses)
 
-CACHED_LOSSES = ("CachedMultipleNegativesRankingLoss", "CachedMultipleNegativesSymmetricRankingLoss", "MegaBatchMarginLoss")
+CACHED_LOSSES = (
+    "CachedMultipleNegativesRankingLoss", "CachedMultipleNegativesSymmetricRankingLoss", "CachedGISTEmbedLoss", "MegaBatchMarginLoss",
+)
 LayerWeighting = Literal["uniform", "log", "linear"]
 
 
