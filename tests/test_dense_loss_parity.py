@@ -133,6 +133,8 @@ CASES = {
     "contrastive-tension-in-batch": Case(
         {"type": "ContrastiveTensionLossInBatchNegatives"}, st_losses.ContrastiveTensionLossInBatchNegatives, SINGLE,
         own_parameters=[("logit_scale", "logit_scale")]),
+    "contrastive-tension": Case({"type": "ContrastiveTensionLoss"}, st_losses.ContrastiveTensionLoss,
+                                [ANCHORS, ANCHORS[:3] + POSITIVES[3:6] + ANCHORS[6:]]),
     "matryoshka-cosent": Case(
         {"type": "MatryoshkaLoss", "loss": {"type": "CoSENTLoss"}, "matryoshka_dims": [32, 16, 8], "matryoshka_weights": [1, 2, 0.5]},
         lambda model: st_losses.MatryoshkaLoss(model, st_losses.CoSENTLoss(model), [32, 16, 8], [1, 2, 0.5]),
@@ -204,6 +206,8 @@ def test_loss_and_gradients_match_the_reference(case: Case, tiny_checkpoint: Pat
     value, expected = run_both(case, st_model, st_loss, model, loss)
     assert value.item() == pytest.approx(expected.item(), rel=1e-5)
     assert_same_gradients(model[0].auto_model, st_model[0].auto_model)
+    if hasattr(loss, "second_encoder"):  # Contrastive Tension's copy of the model, trained too
+        assert_same_gradients(loss.second_encoder[0].auto_model, st_loss.model1[0].auto_model)
     for ours, theirs in case.own_parameters:
         target, source = getattr(loss, ours), getattr(st_loss, theirs)
         if isinstance(target, nn.Module):

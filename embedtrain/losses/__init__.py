@@ -11,6 +11,7 @@ from embedtrain.losses import (  # noqa: F401
     cached_multiple_negatives_ranking,
     cached_multiple_negatives_symmetric_ranking,
     contrastive,
+    contrastive_tension,
     contrastive_tension_in_batch,
     cosent,
     cosine_similarity,
