@@ -135,6 +135,31 @@ def validate_dataset(
         raise typer.Exit(int(ExitCode.DATA_ERROR))
 
 
+list_app = typer.Typer(help="List what recipes can use.", no_args_is_help=True)
+app.add_typer(list_app, name="list")
+
+
+@list_app.command("losses")
+def list_losses(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
+    """Every loss a recipe can name in `losses:` (its `type`), with its inputs, label and parameter defaults."""
+    import json
+
+    from rich.table import Table
+
+    from embedtrain.commands.list_losses import format_parameters, loss_catalogue
+
+    catalogue = loss_catalogue()
+    if as_json:
+        typer.echo(json.dumps(catalogue, indent=2))
+        return
+    table = Table("loss", "inputs", "label", "parameters (defaults)", "description", show_lines=True)
+    for entry in catalogue:
+        inputs = entry["inputs"] if isinstance(entry["inputs"], str) else ", ".join(entry["inputs"])
+        cells = [entry["name"], inputs, entry["label"] or "-", format_parameters(entry["parameters"]), entry["description"]]
+        table.add_row(*(escape(cell) for cell in cells))
+    console.print(table)
+
+
 class _user_errors:
     """Turn library errors into a message and an exit code, without a traceback."""
 

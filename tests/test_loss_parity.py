@@ -133,7 +133,7 @@ def test_loss_and_gradients_match_the_reference(case: Case, tiny_checkpoint: Pat
     st_model = SentenceTransformer(str(tiny_checkpoint), device="cpu").train()
     st_loss = case.reference(st_model)
     model = load_model(tiny_checkpoint).train()
-    loss = build_loss(LOSSES[case.params["type"]].params_model(**case.params), model.embedding_dimension)
+    loss = build_loss(LOSSES[case.params["type"]].params_model(**case.params), model)
     if hasattr(st_loss, "classifier"):
         loss.classifier.load_state_dict(st_loss.classifier.state_dict())
 

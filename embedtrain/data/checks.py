@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset, IterableDataset
 
-from embedtrain.data.contract import ColumnContract, ColumnMapping, resolve_columns
+from embedtrain.data.contract import LIST_LABEL_KINDS, ColumnContract, ColumnMapping, resolve_columns
 from embedtrain.data.source import DataSource, load_source, load_stream
 from embedtrain.errors import DataError
 
@@ -163,6 +163,13 @@ def _check_text(report: DatasetReport, values: pa.ChunkedArray, column: str, rol
 def _check_label(report: DatasetReport, values: pa.ChunkedArray, column: str) -> None:
     contract, where = report.contract, f"{report.where}: label column {column!r}"
     kind = contract.label
+    if kind in LIST_LABEL_KINDS and _is_list(values.type):
+        _check_list_label(report, values, column)
+        return
+    if kind == "embedding":
+        report.error(f"{where} must hold a list of numbers per row (a teacher embedding), but its type is "
+                     f"{values.type}; store it in a json(l), parquet or arrow file")
+        return
     if values.null_count:
         report.error(f"{where} has {values.null_count} missing values, at {_rows(np.asarray(values.is_null()))}")
         return
@@ -171,7 +178,8 @@ def _check_label(report: DatasetReport, values: pa.ChunkedArray, column: str) ->
         return
     labels = np.asarray(values, dtype=np.float64)
     bad = ~np.isfinite(labels)
-    expectation = {"score": "finite numbers", "class": "non-negative integers", "binary": "0 or 1"}[kind]
+    expectation = {"score": "finite numbers", "scores": "finite numbers", "class": "non-negative integers",
+                   "binary": "0 or 1"}[kind]
     if kind in ("class", "binary"):
         bad |= labels != np.round(labels)
     if kind == "binary":
@@ -189,6 +197,35 @@ def _check_label(report: DatasetReport, values: pa.ChunkedArray, column: str) ->
         shown = labels[np.flatnonzero(bad)[:ROWS_SHOWN]].tolist()
         report.error(f"{where} must hold {expectation}; {int(bad.sum())} rows do not, at {_rows(bad)} "
                      f"(values {shown})")
+
+
+def _is_list(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type) or pa.types.is_fixed_size_list(arrow_type)
+
+
+def _check_list_label(report: DatasetReport, values: pa.ChunkedArray, column: str) -> None:
+    """Every row a list of finite numbers of one shape (one level; two for per-column teacher embeddings)."""
+    kind, where = report.contract.label, f"{report.where}: label column {column!r}"
+    rows = values.to_pylist()
+    missing = np.array([row is None for row in rows])
+    if missing.any():
+        report.error(f"{where} has {int(missing.sum())} missing values, at {_rows(missing)}")
+        return
+    try:
+        labels = np.asarray(rows, dtype=np.float64)
+    except (ValueError, TypeError):  # ragged, or not numbers
+        lengths = sorted({len(row) for row in rows})
+        report.error(f"{where} must hold lists of numbers of one length in every row ({kind}), "
+                     f"but found lengths {lengths[:10]}")
+        return
+    if labels.ndim not in (2, 3) or (kind == "scores" and labels.ndim != 2) or labels.shape[-1] == 0:
+        per_column = " (or a list of one list per input column)" if kind == "embedding" else ""
+        report.error(f"{where} has rows of shape {labels.shape[1:]}, but {kind} labels are a list of numbers per "
+                     f"row{per_column}")
+        return
+    bad = ~np.isfinite(labels.reshape(len(labels), -1)).all(axis=1)
+    if bad.any():
+        report.error(f"{where} must hold finite numbers; {int(bad.sum())} rows do not, at {_rows(bad)}")
 
 
 def _duplicate_share(values: pa.ChunkedArray) -> float:

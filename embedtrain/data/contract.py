@@ -12,8 +12,13 @@ from typing import Literal
 
 from embedtrain.errors import DataError, did_you_mean
 
-LabelKind = Literal["score", "class", "binary"]
-"""`score`: a finite float per row; `class`: an integer class id; `binary`: 0 or 1."""
+LabelKind = Literal["score", "class", "binary", "scores", "embedding"]
+"""`score`: a finite float per row; `class`: an integer class id; `binary`: 0 or 1;
+`scores`: a list of k finite floats per row (k the same for every row), or one float per row;
+`embedding`: a list of d finite floats per row (a teacher embedding), or a list of one such list
+per input column. The collator turns list labels into a float32 tensor (batch, k) or (batch, columns, d)."""
+
+LIST_LABEL_KINDS = ("scores", "embedding")
 
 LABEL_COLUMN_NAMES = ("label", "labels", "score", "scores")
 """Columns taken as the label when no mapping is given, in this order (as the reference does)."""

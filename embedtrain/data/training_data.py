@@ -83,7 +83,8 @@ class StreamingBatches(torch.utils.data.IterableDataset):
 
 
 class Collator:
-    """Tokenizes each input column of a batch; labels become a tensor of the kind the loss expects."""
+    """Tokenizes each input column of a batch; labels become a tensor of the kind the loss expects
+    (int64 class ids; otherwise float32, (batch,) for one number per row, (batch, k) for list labels)."""
 
     def __init__(self, tokenize) -> None:
         self.tokenize = tokenize

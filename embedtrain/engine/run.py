@@ -40,7 +40,7 @@ def run_training(recipe: Recipe, *, resume: bool = False, observer: TrainingObse
 
     set_seed(recipe.training.seed)
     model = build_model(recipe.model)
-    losses = {name: build_loss(params, model.embedding_dimension) for name, params in recipe.losses.items()}
+    losses = {name: build_loss(params, model) for name, params in recipe.losses.items()}
     summaries = [DatasetSummary(name, recipe.datasets.train[name].source, len(d.rows), d.mapping.describe(), d.loss_name)
                  for name, d in train_sets.items()]
     primary_metrics = [evaluator.primary_metric for evaluator in evaluators] + [f"{name}_loss" for name in eval_sets]

@@ -27,7 +27,7 @@ from embedtrain.engine.observer import TrainingObserver
 from embedtrain.engine.optim import build_optimizer, build_scheduler
 from embedtrain.errors import TrainingError
 from embedtrain.evaluation import Evaluator
-from embedtrain.losses import EmbeddingLoss
+from embedtrain.losses import EmbeddingLoss, total_loss
 from embedtrain.models import SentenceEmbedder, save_model
 from embedtrain.recipe.schema import TrainingConfig
 
@@ -44,8 +44,7 @@ class TrainingModule(nn.Module):
         self.loss_of_dataset = loss_of_dataset
 
     def forward(self, batch: dict) -> Tensor:
-        loss = self.losses[self.loss_of_dataset[batch["dataset"]]](self.model, batch["features"], batch["labels"])
-        return sum(loss.values()) if isinstance(loss, dict) else loss
+        return total_loss(self.losses[self.loss_of_dataset[batch["dataset"]]](self.model, batch["features"], batch["labels"]))
 
 
 @dataclass
@@ -259,7 +258,8 @@ class Trainer:
         for batch in eval_batches(dataset, self.config.batch_size, self.collator):
             batch["features"] = [{k: v.to(device) for k, v in features.items()} for features in batch["features"]]
             batch["labels"] = batch["labels"].to(device) if batch["labels"] is not None else None
-            size = len(batch["features"][0]["input_ids"])
+            first = batch["features"][0]
+            size = len(first["offsets"] if "offsets" in first else first["input_ids"])  # static models: flat input_ids
             total += float(module(batch)) * size
             count += size
         return total / count

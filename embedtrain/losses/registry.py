@@ -3,23 +3,38 @@
 A loss is added by writing one file that defines a parameters model (which becomes part of the
 recipe schema) and a loss class decorated with `register_loss`. The contract says which inputs
 (text columns) the loss takes, in order, and which label it needs; the data layer checks every
-dataset against it before training starts.
+dataset against it before training starts. Modifier losses (Matryoshka, ...) declare no contract
+of their own: they take the inputs and label of the loss they wrap (`loss_contract`).
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypeVar, Union
 
+from pydantic import Field
 from torch import Tensor, nn
 
 from embedtrain.config import StrictModel
 from embedtrain.data.contract import ColumnContract
+
+if TYPE_CHECKING:
+    from embedtrain.models.embedder import SentenceEmbedder
 
 
 class LossParams(StrictModel):
     """Base class for a loss's recipe parameters. Subclasses declare `type: Literal["<LossName>"]`."""
 
     type: str
+
+
+class Embedder(Protocol):
+    """What a loss calls to embed one input column: tokenized features -> dict with `sentence_embedding`.
+
+    The model itself, or a view of it that a modifier loss passes on (truncated embeddings,
+    embeddings of an earlier layer).
+    """
+
+    def __call__(self, features: dict[str, Tensor]) -> dict[str, Tensor]: ...
 
 
 class EmbeddingLoss(nn.Module):
@@ -33,11 +48,12 @@ class EmbeddingLoss(nn.Module):
 
     params: LossParams
 
-    def forward(self, model: nn.Module, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
+    def forward(self, model: Embedder, features: list[dict[str, Tensor]],
+                labels: Tensor | None) -> Tensor | dict[str, Tensor]:
         embeddings = [model(column)["sentence_embedding"] for column in features]
         return self.compute_loss_from_embeddings(embeddings, labels)
 
-    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
+    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor | dict[str, Tensor]:
         raise NotImplementedError
 
     @classmethod
@@ -46,8 +62,8 @@ class EmbeddingLoss(nn.Module):
         return contract
 
     @classmethod
-    def from_params(cls, params: LossParams, embedding_dimension: int) -> "EmbeddingLoss":
-        """Build the loss from its recipe parameters; `embedding_dimension` is the model's output size."""
+    def from_params(cls, params: LossParams, model: "SentenceEmbedder") -> "EmbeddingLoss":
+        """Build the loss from its recipe parameters for `model` (the model being trained)."""
         return cls(**params.model_dump(exclude={"type"}))
 
     def get_config_dict(self) -> dict[str, Any]:
@@ -59,7 +75,8 @@ class EmbeddingLoss(nn.Module):
 class LossSpec:
     name: str
     params_model: type[LossParams]
-    contract: ColumnContract
+    contract: ColumnContract | None
+    """None for a modifier, which takes the inputs and label of the loss it wraps."""
     loss_class: type[EmbeddingLoss]
 
     @property
@@ -72,7 +89,7 @@ LOSSES: dict[str, LossSpec] = {}
 L = TypeVar("L", bound=type[EmbeddingLoss])
 
 
-def register_loss(params: type[LossParams], contract: ColumnContract) -> Callable[[L], L]:
+def register_loss(params: type[LossParams], contract: ColumnContract | None) -> Callable[[L], L]:
     """Class decorator: registers a loss under its class name, which is its `type` in a recipe."""
 
     def decorate(loss_class: L) -> L:
@@ -89,16 +106,29 @@ def register_loss(params: type[LossParams], contract: ColumnContract) -> Callabl
     return decorate
 
 
+def loss_config_union() -> Any:
+    """The discriminated union of every registered loss's parameters: a `losses:` entry in a recipe."""
+    # Union[...] of a tuple built at run time: the `X | Y` syntax cannot express a registry-sized union.
+    return Annotated[Union[tuple(spec.params_model for spec in LOSSES.values())], Field(discriminator="type")]  # noqa: UP007
+
+
 def loss_contract(params: LossParams) -> ColumnContract:
-    """What a loss configured with `params` needs from each row."""
+    """The inputs and label a configured loss reads (under its parameters, e.g. the number of classes);
+    a modifier's are those of the loss it wraps."""
     spec = LOSSES[params.type]
+    if spec.contract is None:
+        return loss_contract(params.loss)  # type: ignore[attr-defined]
     return spec.loss_class.contract_for(params, spec.contract)
 
 
-def build_loss(params: LossParams, embedding_dimension: int) -> EmbeddingLoss:
-    """Instantiate the loss a recipe entry describes."""
+def total_loss(loss: Tensor | dict[str, Tensor]) -> Tensor:
+    """A loss's value for training: a loss that returns named terms counts as their sum."""
+    return sum(loss.values()) if isinstance(loss, dict) else loss
+
+
+def build_loss(params: LossParams, model: "SentenceEmbedder") -> EmbeddingLoss:
+    """Instantiate the loss a recipe entry describes, for `model`."""
     spec = LOSSES[params.type]
-    loss = spec.loss_class.from_params(params, embedding_dimension)
+    loss = spec.loss_class.from_params(params, model)
     loss.params = params
     return loss
-

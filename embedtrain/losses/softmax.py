@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from embedtrain.data.contract import ColumnContract
 from embedtrain.losses.registry import EmbeddingLoss, LossParams, register_loss
+from embedtrain.models.embedder import SentenceEmbedder
 
 
 class SoftmaxParams(LossParams):
@@ -47,8 +48,8 @@ class SoftmaxLoss(EmbeddingLoss):
         return replace(contract, num_classes=params.num_labels)
 
     @classmethod
-    def from_params(cls, params: SoftmaxParams, embedding_dimension: int) -> "SoftmaxLoss":
-        return cls(embedding_dimension, **params.model_dump(exclude={"type"}))
+    def from_params(cls, params: SoftmaxParams, model: SentenceEmbedder) -> "SoftmaxLoss":
+        return cls(model.embedding_dimension, **params.model_dump(exclude={"type"}))
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
         u, v = embeddings[0], embeddings[1]

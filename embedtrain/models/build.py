@@ -3,7 +3,7 @@
 from embedtrain.errors import RecipeError
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.models.io import load_model, resolve_model_path
-from embedtrain.modules import Dense, Normalize, Pooling
+from embedtrain.modules import Dense, Normalize, Pooling, StaticEmbedding, Transformer
 from embedtrain.recipe.schema import ModelConfig
 
 
@@ -21,7 +21,14 @@ def build_model(config: ModelConfig) -> SentenceEmbedder:
     model = load_model(path, trust_remote_code=config.trust_remote_code,
                        attn_implementation=config.attn_implementation, max_seq_length=config.max_seq_length)
     modules = list(model)
-    if not is_sentence_model:
+    if config.static is not None:
+        if config.pooling is not None or config.dense is not None:
+            raise RecipeError("model.pooling / model.dense: a static model (model.static) has no token embeddings to pool; "
+                              "remove these keys")
+        if not isinstance(modules[0], Transformer):
+            raise RecipeError(f"model.static: {config.base} has no transformer whose tokenizer a static model could use")
+        modules = [StaticEmbedding.from_transformer(modules[0], config.static.embedding_dim)]
+    elif not is_sentence_model:
         modes = (config.pooling,) if isinstance(config.pooling, str) else tuple(config.pooling or ("mean",))
         modules = [modules[0], Pooling(modules[0].embedding_dimension, modes)]
         if config.dense is not None:
@@ -35,9 +42,14 @@ def build_model(config: ModelConfig) -> SentenceEmbedder:
         modules = [module for module in modules if not isinstance(module, Normalize)]
         if config.normalize:
             modules.append(Normalize())
-    return SentenceEmbedder(
+    embedder = SentenceEmbedder(
         modules,
         prompts=model.prompts | config.prompts,
         default_prompt_name=config.default_prompt_name or model.default_prompt_name,
         similarity_fn_name=config.similarity_fn_name or model.similarity_fn_name,
+        truncate_dim=config.truncate_dim or model.truncate_dim,
     )
+    if embedder.truncate_dim is not None and embedder.truncate_dim > embedder.embedding_dimension:
+        raise RecipeError(f"model.truncate_dim: {embedder.truncate_dim} exceeds the model's embedding dimension "
+                          f"{embedder.embedding_dimension}; choose a smaller value (e.g. one of the Matryoshka dims)")
+    return embedder

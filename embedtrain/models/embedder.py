@@ -3,7 +3,7 @@
 import torch
 from torch import Tensor, nn
 
-from embedtrain.modules import Dense, Pooling, Transformer
+from embedtrain.modules import Dense, Pooling, StaticEmbedding, Transformer
 from embedtrain.similarity import MATRIX, PAIRWISE, SimilarityName
 
 
@@ -11,27 +11,35 @@ class SentenceEmbedder(nn.Sequential):
     """An ordered stack of modules whose last output is `sentence_embedding`.
 
     `prompts` are named prefixes (e.g. {"query": "query: "}) saved with the model so inference uses
-    the prompts training used; `similarity_fn_name` is how embeddings are compared.
+    the prompts training used; `similarity_fn_name` is how embeddings are compared; `truncate_dim`
+    (saved with the model) makes `encode` return only the first dimensions (Matryoshka embeddings).
     """
 
     def __init__(self, modules: list[nn.Module], *, prompts: dict[str, str] | None = None,
-                 default_prompt_name: str | None = None, similarity_fn_name: SimilarityName = "cosine") -> None:
+                 default_prompt_name: str | None = None, similarity_fn_name: SimilarityName = "cosine",
+                 truncate_dim: int | None = None) -> None:
         super().__init__(*modules)
-        if not isinstance(modules[0], Transformer):
-            raise TypeError("the first module must be a Transformer")
+        if not isinstance(modules[0], (Transformer, StaticEmbedding)):
+            raise TypeError("the first module must be a Transformer or a StaticEmbedding (it tokenizes the texts)")
         self.prompts = {"query": "", "document": ""} | dict(prompts or {})
         if default_prompt_name is not None and default_prompt_name not in self.prompts:
             raise ValueError(f"default_prompt_name {default_prompt_name!r} is not one of the prompts {sorted(self.prompts)}")
         self.default_prompt_name = default_prompt_name
         self.similarity_fn_name = similarity_fn_name
+        self.truncate_dim = truncate_dim
 
     @property
     def transformer(self) -> Transformer:
         return self[0]
 
     @property
-    def max_seq_length(self) -> int:
-        return self.transformer.max_seq_length
+    def input_module(self) -> Transformer | StaticEmbedding:
+        """The first module: it tokenizes texts and produces the first features."""
+        return self[0]
+
+    @property
+    def max_seq_length(self) -> int | float:
+        return self.input_module.max_seq_length
 
     @property
     def embedding_dimension(self) -> int:
@@ -39,14 +47,14 @@ class SentenceEmbedder(nn.Sequential):
         for module in reversed(self):
             if isinstance(module, (Dense, Pooling)):
                 return module.embedding_dimension
-        return self.transformer.embedding_dimension
+        return self.input_module.embedding_dimension
 
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
     def tokenize(self, texts: list[str], prompt: str | None = None) -> dict[str, Tensor]:
-        return self.transformer.tokenize(texts, prompt)
+        return self.input_module.tokenize(texts, prompt)
 
     def resolve_prompt(self, prompt_name: str | None = None, prompt: str | None = None) -> str | None:
         """An explicit prompt wins; else the named one; else the default prompt, if any."""
@@ -62,7 +70,8 @@ class SentenceEmbedder(nn.Sequential):
     @torch.inference_mode()
     def encode(self, texts: list[str], *, batch_size: int = 32, prompt_name: str | None = None,
                prompt: str | None = None) -> Tensor:
-        """Embed `texts` -> float32 tensor (len(texts), dim) on the CPU, in the input order.
+        """Embed `texts` -> float32 tensor (len(texts), dim) on the CPU, in the input order; dim is `truncate_dim` if set
+        (the leading dimensions, not re-normalised, as the reference does).
 
         Texts are processed longest first so each batch holds texts of similar length (less padding).
         """
@@ -79,7 +88,7 @@ class SentenceEmbedder(nn.Sequential):
                 embeddings[batch] = self(features)["sentence_embedding"].float().cpu()
         finally:
             self.train(was_training)
-        return embeddings
+        return embeddings[:, :self.truncate_dim] if self.truncate_dim else embeddings
 
     def similarity(self, a: Tensor, b: Tensor) -> Tensor:
         """(n, d) x (m, d) -> (n, m) scores with the model's similarity function."""

@@ -13,12 +13,12 @@ import transformers
 from embedtrain import __version__
 from embedtrain.errors import ModelLoadError
 from embedtrain.models.embedder import SentenceEmbedder
-from embedtrain.modules import Dense, Normalize, Pooling, Transformer
+from embedtrain.modules import Dense, Normalize, Pooling, StaticEmbedding, Transformer
 from embedtrain.modules.files import read_json, write_json
 
 logger = logging.getLogger(__name__)
 
-MODULE_CLASSES = {cls.__name__: cls for cls in (Transformer, Pooling, Dense, Normalize)}
+MODULE_CLASSES = {cls.__name__: cls for cls in (Transformer, StaticEmbedding, Pooling, Dense, Normalize)}
 FORMAT_VERSION = "5.1.2"
 """The reference version whose layout is written, so that older loaders do not warn."""
 
@@ -79,7 +79,8 @@ def _load_from_directory(path: Path, *, trust_remote_code: bool, attn_implementa
     if model_type != "SentenceTransformer":
         raise ModelLoadError(f"{path}: a {model_type} model, not a dense sentence-embedding model")
     return SentenceEmbedder(modules, prompts=settings.get("prompts"), default_prompt_name=settings.get("default_prompt_name"),
-                            similarity_fn_name=settings.get("similarity_fn_name") or "cosine")
+                            similarity_fn_name=settings.get("similarity_fn_name") or "cosine",
+                            truncate_dim=settings.get("truncate_dim"))
 
 
 def _module_class_name(type_string: str, path: Path) -> str:
@@ -103,11 +104,14 @@ def save_model(model: SentenceEmbedder, directory: Path) -> None:
         module.save(directory / folder)
         entries.append({"idx": index, "name": str(index), "path": folder, "type": module.st_type})
     write_json(directory / "modules.json", entries)
-    write_json(directory / "config_sentence_transformers.json", {
+    settings = {
         "model_type": "SentenceTransformer",
         "__version__": {"sentence_transformers": FORMAT_VERSION, "transformers": transformers.__version__,
                         "pytorch": torch.__version__, "embedtrain": __version__},
         "prompts": model.prompts,
         "default_prompt_name": model.default_prompt_name,
         "similarity_fn_name": model.similarity_fn_name,
-    })
+    }
+    if model.truncate_dim is not None:  # written only when set, as the reference does
+        settings["truncate_dim"] = model.truncate_dim
+    write_json(directory / "config_sentence_transformers.json", settings)

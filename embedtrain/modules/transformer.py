@@ -107,6 +107,14 @@ class Transformer(nn.Module):
         features["token_embeddings"] = output.last_hidden_state
         return features
 
+    def forward_all_layers(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
+        """`forward`, plus `all_layer_embeddings`: the embedding layer's output and every layer's (num_layers + 1)."""
+        inputs = {key: features[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in features}
+        output = self.auto_model(**inputs, output_hidden_states=True, return_dict=True)
+        features["token_embeddings"] = output.last_hidden_state
+        features["all_layer_embeddings"] = output.hidden_states
+        return features
+
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.auto_model.save_pretrained(directory)

@@ -13,12 +13,12 @@ from embedtrain.data.samplers import BatchSamplerName, MultiDatasetSamplerName
 from embedtrain.data.source import DataSource
 from embedtrain.errors import did_you_mean
 from embedtrain.evaluation import EVALUATORS, metric_names
-from embedtrain.losses import LOSSES
+from embedtrain.losses import loss_config_union
 from embedtrain.modules.dense import Activation
 from embedtrain.modules.pooling import PoolingMode
 
+LossConfig = loss_config_union()
 # Union[...] of a tuple built at import time: the `X | Y` syntax cannot express a registry-sized union.
-LossConfig = Annotated[Union[tuple(spec.params_model for spec in LOSSES.values())], Field(discriminator="type")]  # noqa: UP007
 EvaluatorConfig = Annotated[Union[tuple(s.params_model for s in EVALUATORS.values())], Field(discriminator="type")]  # noqa: UP007
 
 
@@ -26,6 +26,13 @@ class DenseConfig(StrictModel):
     out_features: int = Field(gt=0, description="output dimension")
     bias: bool = True
     activation: Activation = "tanh"
+
+
+class StaticConfig(StrictModel):
+    """Replace the transformer by a StaticEmbedding (mean of per-token vectors) with `base`'s tokenizer."""
+
+    embedding_dim: int | None = Field(
+        None, gt=0, description="random vectors of this size; omit to start from the base model's input token embeddings")
 
 
 class CardConfig(StrictModel):
@@ -43,12 +50,16 @@ class ModelConfig(StrictModel):
     pooling: PoolingMode | list[PoolingMode] | None = Field(
         None, description="pooling for a plain checkpoint (default mean); a sentence-transformers model keeps its own")
     dense: DenseConfig | None = Field(None, description="a Dense layer after pooling, for a plain checkpoint")
+    static: StaticConfig | None = Field(
+        None, description="train a static embedding model (StaticEmbedding) with base's tokenizer instead of base itself")
     normalize: bool | None = Field(None, description="L2-normalise embeddings (adds or removes the Normalize module)")
     max_seq_length: int | None = Field(None, gt=0, description="truncate texts to this many tokens")
     prompts: dict[str, str] = Field(default_factory=dict, description="named prompts saved with the model, e.g. {query: 'query: '}")
     default_prompt_name: str | None = None
     include_prompt: bool | None = Field(None, description="false: prompt tokens take no part in pooling")
     similarity_fn_name: Literal["cosine", "dot", "euclidean", "manhattan"] | None = None
+    truncate_dim: int | None = Field(None, gt=0, description="saved with the model: encode keeps the first truncate_dim "
+                                                             "dimensions (for Matryoshka-trained models)")
     trust_remote_code: bool = False
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = None
     card: CardConfig = Field(default_factory=CardConfig)

@@ -1,0 +1,33 @@
+"""`embedtrain list losses`: every registered loss with its inputs, label, parameters and defaults, from the registry."""
+
+from typing import Any
+
+from pydantic_core import PydanticUndefined
+
+from embedtrain.losses import LOSSES
+
+WRAPPED = "those of the wrapped `loss`"
+
+
+def loss_catalogue() -> list[dict[str, Any]]:
+    """One JSON-serialisable entry per loss: name, description, inputs, label and parameters (default or "required")."""
+    entries = []
+    for name, spec in sorted(LOSSES.items()):
+        contract = spec.contract
+        inputs = list(contract.inputs) + ([f"{contract.repeated_input}..."] if contract.repeated_input else []) if contract else WRAPPED
+        parameters = {}
+        for field_name, field in spec.params_model.model_fields.items():
+            if field_name == "type":
+                continue
+            default = "required" if field.default is PydanticUndefined and field.default_factory is None else field.get_default(call_default_factory=True)
+            parameters[field_name] = {"default": list(default) if isinstance(default, tuple) else default,
+                                      "description": field.description or ""}
+        entries.append({"name": name, "description": spec.description, "inputs": inputs,
+                        "label": (contract.label if contract else WRAPPED), "parameters": parameters})
+    return entries
+
+
+def format_parameters(parameters: dict[str, dict[str, Any]]) -> str:
+    """`name=default` pairs, one line for a table cell."""
+    return ", ".join(f"{name}={'<required>' if entry['default'] == 'required' else entry['default']}"
+                     for name, entry in parameters.items())

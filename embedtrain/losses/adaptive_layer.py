@@ -1,0 +1,92 @@
+import math
+import random
+from typing import TYPE_CHECKING, Literal
+
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+from torch import Tensor
+
+from embedtrain.errors import RecipeError
+from embedtrain.losses.embedder_views import LayerEmbedder
+from embedtrain.losses.registry import Embedder, EmbeddingLoss, LossParams, build_loss, register_loss, total_loss
+from embedtrain.modules import Transformer
+
+if TYPE_CHECKING:
+    LossConfig = LossParams
+else:
+    LossConfig = "LossConfig"  # every registered loss; resolved once all are registered (embedtrain.losses)
+
+CACHED_LOSSES = (
+    "CachedMultipleNegativesRankingLoss", "CachedMultipleNegativesSymmetricRankingLoss", "CachedGISTEmbedLoss", "MegaBatchMarginLoss",
+)
+LayerWeighting = Literal["uniform", "log", "linear"]
+
+
+class AdaptiveLayerOptions(LossParams):
+    n_layers_per_step: int = Field(1, description="earlier layers sampled per step (-1 or 0: all)")
+    last_layer_weight: float = Field(1.0, description="weight of the loss on the final layer")
+    prior_layers_weight: float = Field(1.0, description="weight of the mean loss over the sampled earlier layers")
+    kl_div_weight: float = Field(1.0, description="weight of the KL term pulling earlier layers toward the final one")
+    kl_temperature: float = Field(0.3, ge=0, description="temperature of the KL term (0: no KL term)")
+    layer_weighting: LayerWeighting = Field("uniform", description="per-layer weight: 1, 1/(1+ln(1+l)) or 1/(1+l)")
+
+
+class AdaptiveLayerParams(AdaptiveLayerOptions):
+    type: Literal["AdaptiveLayerLoss"]
+    loss: LossConfig = Field(description="the loss to apply at every layer, e.g. {type: MultipleNegativesRankingLoss}")
+
+    @model_validator(mode="after")
+    def _composable(self) -> "AdaptiveLayerParams":
+        if self.loss.type in CACHED_LOSSES or self.loss.type in ("AdaptiveLayerLoss", "Matryoshka2dLoss"):
+            raise ValueError(f"loss: AdaptiveLayerLoss cannot wrap {self.loss.type} (it embeds the batch itself)")
+        return self
+
+
+@register_loss(AdaptiveLayerParams, None)
+class AdaptiveLayerLoss(EmbeddingLoss):
+    """Trains the earlier transformer layers to produce usable embeddings too, so the model can be cut at inference (2DMSE / ESE).
+
+    `L = w_last·L(final) + w_prior·(1/|S|)·sum_{l in S} ω_l·L(layer l) + w_kl·T·sum_{l in S} KL(softmax(e_final/T) || softmax(e_l/T))`
+    with S the sampled earlier layers (0 = the embedding layer), ω_l the layer weighting, and the
+    final embeddings detached in the KL term (Li et al., 2024).
+    """
+
+    def __init__(self, loss: EmbeddingLoss, n_layers_per_step: int = 1, last_layer_weight: float = 1.0,
+                 prior_layers_weight: float = 1.0, kl_div_weight: float = 1.0, kl_temperature: float = 0.3,
+                 layer_weighting: str = "uniform") -> None:
+        super().__init__()
+        self.loss = loss
+        self.n_layers_per_step = n_layers_per_step
+        self.last_layer_weight, self.prior_layers_weight = last_layer_weight, prior_layers_weight
+        self.kl_div_weight, self.kl_temperature = kl_div_weight, kl_temperature
+        self.layer_weighting = layer_weighting
+
+    @classmethod
+    def from_params(cls, params: AdaptiveLayerParams, model) -> "AdaptiveLayerLoss":
+        if not isinstance(model.input_module, Transformer):
+            raise RecipeError(f"{params.type} trains the layers of a transformer; this model has none (a static model)")
+        return cls(build_loss(params.loss, model), **params.model_dump(exclude={"type", "loss"}))
+
+    def layer_weight(self, layer: int) -> float:
+        if self.layer_weighting == "log":
+            return 1.0 / (1.0 + math.log(1 + layer))
+        if self.layer_weighting == "linear":
+            return 1.0 / (1 + layer)
+        return 1.0
+
+    def forward(self, model: Embedder, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
+        view = LayerEmbedder(model)
+        loss = total_loss(self.loss(view, features, labels)) * self.last_layer_weight
+        if self.kl_temperature > 0:
+            final = F.softmax(view.take_embeddings() / self.kl_temperature, dim=-1).detach()
+        layers = list(range(view.num_layers - 1))  # every layer but the last (index 0 is the embedding layer)
+        if 0 < self.n_layers_per_step < len(layers):
+            layers = random.sample(layers, self.n_layers_per_step)
+        for layer in layers:
+            view.layer = layer
+            layer_loss = total_loss(self.loss(view, features, labels))
+            loss = loss + layer_loss * self.layer_weight(layer) / len(layers) * self.prior_layers_weight
+            if self.kl_temperature > 0:
+                log_probs = F.log_softmax(view.take_embeddings() / self.kl_temperature, dim=-1)
+                loss = loss + F.kl_div(log_probs, final, reduction="batchmean") * self.kl_temperature * self.kl_div_weight
+        return loss

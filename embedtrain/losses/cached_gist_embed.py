@@ -1,0 +1,54 @@
+from functools import partial
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from embedtrain.losses.cached_multiple_negatives_ranking import MINI_BATCH_NUM_TOKENS_FIELD, MINI_BATCH_SIZE_FIELD
+from embedtrain.losses.gist_embed import GIST_CONTRACT, GuidedLoss, GuidedOptions, GuidedScorer, load_guide
+from embedtrain.losses.gradcache import GradCacheLoss, minibatch_ranges, slice_rows
+from embedtrain.losses.registry import Embedder, register_loss
+
+
+class CachedGISTEmbedParams(GuidedOptions):
+    type: Literal["CachedGISTEmbedLoss"]
+    mini_batch_size: int = MINI_BATCH_SIZE_FIELD
+    mini_batch_num_tokens: int | None = MINI_BATCH_NUM_TOKENS_FIELD
+
+
+@register_loss(CachedGISTEmbedParams, GIST_CONTRACT)
+class CachedGISTEmbedLoss(GuidedLoss, GradCacheLoss):
+    """GISTEmbedLoss with GradCache: the same loss and gradients for a batch far larger than memory allows.
+
+    The guide embeds each column in the same mini-batches (without a graph) before the loss.
+    """
+
+    def __init__(self, guide, must_retokenize: bool, student_tokenizer, options: CachedGISTEmbedParams) -> None:
+        super().__init__(guide, must_retokenize, student_tokenizer)
+        self.scorer = GuidedScorer(options)
+        self.mini_batch_size, self.mini_batch_num_tokens = options.mini_batch_size, options.mini_batch_num_tokens
+
+    @classmethod
+    def from_params(cls, params: CachedGISTEmbedParams, model) -> "CachedGISTEmbedLoss":
+        guide, must_retokenize = load_guide(params.guide, model)
+        return cls(guide, must_retokenize, model.input_module.tokenizer, params)
+
+    def forward(self, model: Embedder, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
+        guide_reps = [torch.cat([self.guide_embeddings(slice_rows(column, begin, end))
+                                 for begin, end in minibatch_ranges(column, self.mini_batch_size, self.mini_batch_num_tokens)])
+                      for column in features]
+        return self.forward_cached(model, features, labels, partial(self._calculate, guide_reps))
+
+    def _calculate(self, guide_reps: list[Tensor], reps: list[list[Tensor]], labels: Tensor | None,
+                   with_backward: bool) -> Tensor:
+        anchors, candidates = torch.cat(reps[0]), [torch.cat(column) for column in reps[1:]]
+        batch_size = anchors.size(0)
+        total = anchors.new_zeros(())
+        for begin in range(0, batch_size, self.mini_batch_size):
+            end = min(begin + self.mini_batch_size, batch_size)
+            chunk = self.scorer.chunk_loss(anchors, candidates, guide_reps[0], guide_reps[1:], begin, end, 0) / batch_size
+            if with_backward:
+                chunk.backward()
+                chunk = chunk.detach()
+            total = total + chunk
+        return total

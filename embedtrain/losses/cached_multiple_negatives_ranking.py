@@ -1,0 +1,56 @@
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from embedtrain.data.contract import ColumnContract
+from embedtrain.losses.gradcache import GradCacheLoss
+from embedtrain.losses.multiple_negatives_ranking import RankingOptions, gather_columns, ranking_row_losses
+from embedtrain.losses.registry import register_loss
+
+MINI_BATCH_SIZE_FIELD = Field(32, gt=0, description="rows embedded at once (bounds activation memory)")
+MINI_BATCH_NUM_TOKENS_FIELD = Field(
+    None, gt=0, description="instead of mini_batch_size: as many rows as fit this many non-padding tokens")
+
+
+class CachedMultipleNegativesRankingParams(RankingOptions):
+    type: Literal["CachedMultipleNegativesRankingLoss"]
+    mini_batch_size: int = MINI_BATCH_SIZE_FIELD
+    mini_batch_num_tokens: int | None = MINI_BATCH_NUM_TOKENS_FIELD
+
+
+def cached_ranking_loss(reps: list[list[Tensor]], options: RankingOptions, mini_batch_size: int,
+                        with_backward: bool) -> Tensor:
+    """MultipleNegativesRankingLoss on mini-batched embeddings, its score matrix computed `mini_batch_size` queries
+    at a time: `L = sum over chunks of (sum of the chunk's row losses) / B`, backpropagated chunk by chunk."""
+    queries, docs, rows = gather_columns([torch.cat(column) for column in reps], gather=False)
+    batch_size = len(rows)
+    total = queries.new_zeros(())
+    for begin in range(0, batch_size, mini_batch_size):
+        chunk = ranking_row_losses(queries, docs, rows[begin:begin + mini_batch_size], options).sum() / batch_size
+        if with_backward:
+            chunk.backward()
+            chunk = chunk.detach()
+        total = total + chunk
+    return total
+
+
+@register_loss(
+    CachedMultipleNegativesRankingParams,
+    ColumnContract(inputs=("anchor", "positive"), repeated_input="negative"),
+)
+class CachedMultipleNegativesRankingLoss(GradCacheLoss):
+    """MultipleNegativesRankingLoss with GradCache: the same loss and gradients for a batch far larger than memory allows.
+
+    Columns are embedded `mini_batch_size` rows (or `mini_batch_num_tokens` tokens) at a time; see
+    `embedtrain.losses.gradcache`. Costs about one extra forward pass per row.
+    """
+
+    def __init__(self, mini_batch_size: int = 32, mini_batch_num_tokens: int | None = None, **options) -> None:
+        super().__init__()
+        self.mini_batch_size, self.mini_batch_num_tokens = mini_batch_size, mini_batch_num_tokens
+        self.options = RankingOptions(type="options", **options)
+
+    def calculate_loss(self, reps: list[list[Tensor]], labels: Tensor | None, with_backward: bool) -> Tensor:
+        return cached_ranking_loss(reps, self.options, self.mini_batch_size, with_backward)

@@ -1,0 +1,36 @@
+"""Gathering embeddings from every process with their gradients, for losses that score in-batch negatives across devices."""
+
+import logging
+
+import torch
+import torch.distributed as dist
+import torch.distributed.nn
+from torch import Tensor
+
+logger = logging.getLogger(__name__)
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def gather_with_grad(tensor: Tensor) -> tuple[Tensor, int]:
+    """Concatenate `tensor` (rows) from every process in rank order -> (gathered, offset of this process's rows).
+
+    The gather keeps the autograd graph (`torch.distributed.nn.all_gather`): the gradient of every
+    process's loss flows back to the process that computed each row (summed over processes, which
+    DDP's gradient averaging turns into the gradient of the mean loss). Processes may hold
+    different numbers of rows (a short last batch): rows are padded for the exchange and cut after.
+    Without several processes the tensor is returned as it is, with offset 0.
+    """
+    if not is_distributed():
+        return tensor, 0
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    sizes = [torch.zeros(1, dtype=torch.long, device=tensor.device) for _ in range(world_size)]
+    dist.all_gather(sizes, torch.tensor([tensor.size(0)], dtype=torch.long, device=tensor.device))
+    sizes = [int(size.item()) for size in sizes]
+    longest = max(sizes)
+    padded = torch.nn.functional.pad(tensor, (0, 0, 0, longest - tensor.size(0))) if tensor.size(0) < longest else tensor
+    pieces = torch.distributed.nn.all_gather(padded)
+    gathered = torch.cat([piece[:size] for piece, size in zip(pieces, sizes)], dim=0)
+    return gathered, sum(sizes[:rank])

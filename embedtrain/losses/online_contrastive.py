@@ -1,0 +1,37 @@
+from typing import Literal
+
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor
+
+from embedtrain.data.contract import ColumnContract
+from embedtrain.losses.registry import EmbeddingLoss, LossParams, register_loss
+from embedtrain.losses.siamese_distances import PAIR_DISTANCES, PairDistanceName
+
+
+class OnlineContrastiveParams(LossParams):
+    type: Literal["OnlineContrastiveLoss"]
+    distance_metric: PairDistanceName = Field("cosine", description="cosine (1 - cos), euclidean or manhattan distance")
+    margin: float = Field(0.5, description="hard negative pairs closer than this are penalised")
+
+
+@register_loss(OnlineContrastiveParams, ColumnContract(inputs=("sentence1", "sentence2"), label="binary"))
+class OnlineContrastiveLoss(EmbeddingLoss):
+    """ContrastiveLoss on the hard pairs only: positives farther than the closest negative, negatives closer than the farthest positive.
+
+    `L = sum over hard positives of d² + sum over hard negatives of relu(m - d)²` (summed, not averaged).
+    With no negatives (or no positives) in the batch, the threshold is the mean distance of the other kind.
+    """
+
+    def __init__(self, distance_metric: str = "cosine", margin: float = 0.5) -> None:
+        super().__init__()
+        self.distance = PAIR_DISTANCES[distance_metric]
+        self.margin = margin
+
+    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
+        labels = labels.view(-1)
+        distances = self.distance(embeddings[0], embeddings[1])
+        negatives, positives = distances[labels == 0], distances[labels == 1]
+        hard_negatives = negatives[negatives < (positives.max() if len(positives) else negatives.mean())]
+        hard_positives = positives[positives > (negatives.min() if len(negatives) else positives.mean())]
+        return hard_positives.pow(2).sum() + F.relu(self.margin - hard_negatives).pow(2).sum()

@@ -1,0 +1,29 @@
+"""`embedtrain list losses` lists every registered loss, from the registry, as a table or as JSON."""
+
+import json
+
+from typer.testing import CliRunner
+
+from embedtrain.cli import app
+from embedtrain.losses import LOSSES
+
+
+def test_json_lists_every_loss_with_its_contract_and_defaults() -> None:
+    result = CliRunner().invoke(app, ["list", "losses", "--json"])
+    assert result.exit_code == 0, result.output
+    catalogue = {entry["name"]: entry for entry in json.loads(result.output)}
+    assert set(catalogue) == set(LOSSES)
+    mnrl = catalogue["MultipleNegativesRankingLoss"]
+    assert mnrl["inputs"] == ["anchor", "positive", "negative..."] and mnrl["label"] is None
+    assert mnrl["parameters"]["scale"]["default"] == 20.0 and mnrl["parameters"]["directions"]["default"] == ["query_to_doc"]
+    assert catalogue["SoftmaxLoss"]["parameters"]["num_labels"]["default"] == "required"
+    assert catalogue["MarginMSELoss"]["label"] == "scores"
+    assert catalogue["MatryoshkaLoss"]["inputs"].startswith("those of the wrapped")
+    assert all(entry["description"] for entry in catalogue.values())
+
+
+def test_table_names_every_loss() -> None:
+    result = CliRunner().invoke(app, ["list", "losses"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert all(name in result.output for name in LOSSES)
+    assert "[u; v; |u - v|; u * v]" in result.output  # descriptions are not eaten as markup
