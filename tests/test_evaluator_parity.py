@@ -1,8 +1,8 @@
 """embedtrain's evaluators report what sentence-transformers' (the reference's) evaluators report.
 
-The `sts` and `triplet` evaluators are built from a CSV file, the reference's
-EmbeddingSimilarityEvaluator and TripletEvaluator from the same rows, and each runs on the same tiny
-BERT loaded by its own library: the metric dicts have the same names and values (within 1e-4).
+Each embedtrain evaluator is built from a file (CSV, or a BEIR folder), the reference's evaluator from the
+same rows, and each runs on the same tiny BERT loaded by its own library: the metric dicts have the same
+names, in the same order, and values (within 1e-4).
 The correlation helpers they use agree with scipy.stats, ties included.
 """
 
@@ -13,9 +13,16 @@ import numpy as np
 import pytest
 import scipy.stats
 from sentence_transformers import SentenceTransformer
-from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator, TripletEvaluator
+from sentence_transformers.sentence_transformer.evaluation import (
+    BinaryClassificationEvaluator,
+    EmbeddingSimilarityEvaluator,
+    InformationRetrievalEvaluator,
+    TripletEvaluator,
+)
+from sentence_transformers.util import cos_sim, dot_score, euclidean_sim, manhattan_sim
 
 from embedtrain.evaluation import EVALUATORS, build_evaluator
+from embedtrain.evaluation.beir import load_beir_folder
 from embedtrain.evaluation.metrics import pearson, rankdata, spearman
 from embedtrain.models.io import load_model
 
@@ -63,6 +70,36 @@ def test_triplet_evaluator_matches_the_reference(options, tiny_checkpoint: Path,
     reference = TripletEvaluator(rows["anchor"], rows["positive"], rows["negative"], name="dev", write_csv=False,
                                  **options)
     ours = our_metrics(tiny_checkpoint, triplet_csv, type="triplet", **options)
+    assert_same_metrics(ours, reference_metrics(tiny_checkpoint, reference))
+
+
+@pytest.mark.parametrize("similarity_fn_names", [["cosine"], ["euclidean"], ALL_SIMILARITIES], ids=str)
+def test_binary_evaluator_matches_the_reference(similarity_fn_names, tiny_checkpoint: Path, binary_csv: Path) -> None:
+    rows = read_columns(binary_csv)
+    reference = BinaryClassificationEvaluator(rows["sentence1"], rows["sentence2"], [int(x) for x in rows["label"]],
+                                              similarity_fn_names=similarity_fn_names, name="dev", write_csv=False)
+    ours = our_metrics(tiny_checkpoint, binary_csv, type="binary", similarity_fn_names=similarity_fn_names)
+    assert_same_metrics(ours, reference_metrics(tiny_checkpoint, reference))
+
+
+SCORE_FUNCTIONS = {"cosine": cos_sim, "dot": dot_score, "euclidean": euclidean_sim, "manhattan": manhattan_sim}
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"score_functions": ["dot", "cosine", "manhattan", "euclidean"], "corpus_chunk_size": 4},
+    {"mrr_at_k": [1, 5], "ndcg_at_k": [3, 20], "accuracy_at_k": [2], "precision_recall_at_k": [1, 2, 50],
+     "map_at_k": [4, 10], "corpus_chunk_size": 7},
+    {"query_prompt": "question: ", "corpus_prompt": "answer: ", "truncate_dim": 16},
+], ids=str)
+def test_ir_evaluator_matches_the_reference(options, tiny_checkpoint: Path, beir_folder: Path) -> None:
+    data = load_beir_folder(beir_folder, "test", "test")
+    reference_options = dict(options)
+    if "score_functions" in options:
+        reference_options["score_functions"] = {fn: SCORE_FUNCTIONS[fn] for fn in options["score_functions"]}
+    reference = InformationRetrievalEvaluator(data.queries, data.corpus, data.relevant, name="dev", write_csv=False,
+                                              **reference_options)
+    ours = our_metrics(tiny_checkpoint, beir_folder, type="ir", **options)
     assert_same_metrics(ours, reference_metrics(tiny_checkpoint, reference))
 
 

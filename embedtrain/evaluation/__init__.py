@@ -1,6 +1,11 @@
 """Evaluators: importing this package registers every evaluator in `EVALUATORS`."""
 
-from embedtrain.evaluation import similarity_evaluator, triplet_evaluator  # noqa: F401
+from embedtrain.evaluation import (  # noqa: F401
+    binary_evaluator,
+    ir_evaluator,
+    similarity_evaluator,
+    triplet_evaluator,
+)
 from embedtrain.evaluation.registry import EVALUATORS, Evaluator, EvaluatorParams, build_evaluator, metric_names
 
 __all__ = ["EVALUATORS", "Evaluator", "EvaluatorParams", "build_evaluator", "metric_names"]

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal, TypeVar
 
+import torch
 from pydantic import Field
 
 from embedtrain.data.contract import ColumnContract, check_rows, resolve_columns
@@ -23,6 +24,7 @@ class EvaluatorParams(DataSource):
     type: str
     name: str = Field(description="prefix of the metric names, e.g. sts-dev -> sts-dev_spearman_cosine")
     batch_size: int = Field(32, gt=0, description="texts per forward pass when embedding")
+    truncate_dim: int | None = Field(None, gt=0, description="keep only the first N embedding dimensions (Matryoshka)")
 
 
 class Evaluator:
@@ -33,6 +35,20 @@ class Evaluator:
     def __init__(self, params: EvaluatorParams, columns: dict[str, list]) -> None:
         self.params = params
         self.columns = columns
+
+    @classmethod
+    def from_params(cls, params: EvaluatorParams, where: str) -> "Evaluator":
+        """Load the evaluator's data, match its columns to `contract`, and build it; `where` names it in errors.
+
+        Evaluators whose data is not one table of text columns (retrieval corpora, reranking lists) override this.
+        """
+        dataset = load_source(params, where)
+        mapping = resolve_columns(dataset.column_names, cls.contract, params.columns, params.ignore_columns, where)
+        check_rows(dataset, mapping, cls.contract, where)
+        columns = {role: list(dataset[column]) for role, column in mapping.inputs}
+        if mapping.label:
+            columns["label"] = list(dataset[mapping.label])
+        return cls(params, columns)
 
     @classmethod
     def metric_keys(cls, params: EvaluatorParams) -> list[str]:
@@ -80,25 +96,30 @@ def register_evaluator(params: type[EvaluatorParams]) -> Callable[[E], E]:
 
 
 def build_evaluator(params: EvaluatorParams, where: str) -> Evaluator:
-    """Load the evaluator's data, match its columns to the evaluator's inputs, and build it."""
-    spec = EVALUATORS[params.type]
-    contract = spec.evaluator_class.contract
-    dataset = load_source(params, where)
-    mapping = resolve_columns(dataset.column_names, contract, params.columns, params.ignore_columns, where)
-    check_rows(dataset, mapping, contract, where)
-    columns = {role: list(dataset[column]) for role, column in mapping.inputs}
-    if mapping.label:
-        columns["label"] = list(dataset[mapping.label])
-    return spec.evaluator_class(params, columns)
+    """Load the evaluator's data, check it against the evaluator's inputs, and build it."""
+    return EVALUATORS[params.type].evaluator_class.from_params(params, where)
 
 
 def metric_names(params: EvaluatorParams) -> list[str]:
     return EVALUATORS[params.type].evaluator_class.metric_names(params)
 
 
-def embed_unique(model: SentenceEmbedder, texts: list[str], batch_size: int, prompt_name: str | None = None):
-    """Embed each distinct text once -> (embeddings, {text: row of embeddings})."""
+def embed_unique(model: SentenceEmbedder, texts: list[str], batch_size: int, prompt_name: str | None = None,
+                 truncate_dim: int | None = None, prompt: str | None = None) -> tuple[torch.Tensor, dict[str, int]]:
+    """Embed each distinct text once -> (embeddings (distinct texts, dim), {text: row of embeddings}).
+
+    `truncate_dim` keeps the first N dimensions (after the model's own normalisation, as the reference does).
+    """
     unique = list(dict.fromkeys(texts))
-    embeddings = model.encode(unique, batch_size=batch_size, prompt_name=prompt_name)
+    embeddings = model.encode(unique, batch_size=batch_size, prompt_name=prompt_name, prompt=prompt)
+    if truncate_dim is not None:
+        embeddings = embeddings[:, :truncate_dim]
     index = {text: row for row, text in enumerate(unique)}
     return embeddings, index
+
+
+def embed_rows(model: SentenceEmbedder, texts: list[str], batch_size: int, truncate_dim: int | None = None,
+               prompt_name: str | None = None, prompt: str | None = None) -> torch.Tensor:
+    """Embeddings of `texts` in their order (len(texts), dim), each distinct text embedded once."""
+    embeddings, index = embed_unique(model, texts, batch_size, prompt_name, truncate_dim, prompt)
+    return embeddings[torch.tensor([index[text] for text in texts], dtype=torch.long)]

@@ -1,12 +1,11 @@
 from typing import ClassVar, Literal
 
 import numpy as np
-import torch
 from pydantic import Field
 
 from embedtrain.data.contract import ColumnContract
 from embedtrain.evaluation.metrics import pearson, spearman
-from embedtrain.evaluation.registry import Evaluator, EvaluatorParams, SimilarityNames, embed_unique, register_evaluator
+from embedtrain.evaluation.registry import Evaluator, EvaluatorParams, SimilarityNames, embed_rows, register_evaluator
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.similarity import PAIRWISE
 
@@ -33,9 +32,9 @@ class EmbeddingSimilarityEvaluator(Evaluator):
 
     def compute(self, model: SentenceEmbedder) -> dict[str, float]:
         first, second = self.columns["sentence1"], self.columns["sentence2"]
-        embeddings, index = embed_unique(model, first + second, self.params.batch_size)
-        a = embeddings[torch.tensor([index[text] for text in first])]
-        b = embeddings[torch.tensor([index[text] for text in second])]
+        # One pass over both sides, so a text on both sides is embedded once.
+        embeddings = embed_rows(model, first + second, self.params.batch_size, self.params.truncate_dim)
+        a, b = embeddings[:len(first)], embeddings[len(first):]
         gold = np.asarray(self.columns["label"], dtype=np.float64)
         metrics = {}
         for fn in self.params.similarity_fn_names:
