@@ -3,6 +3,7 @@
 from embedtrain.evaluation import (  # noqa: F401
     binary_evaluator,
     ir_evaluator,
+    nanobeir_evaluator,
     similarity_evaluator,
     triplet_evaluator,
 )
