@@ -137,3 +137,18 @@ def binary_csv(tmp_path_factory) -> Path:
     rows = [f"{a},{b},{int(s >= 0.5)}" for a, b, s in PAIRS * 2]
     path.write_text("\n".join(["sentence1,sentence2,label"] + rows) + "\n", encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def reranking_jsonl(tmp_path_factory) -> Path:
+    """{query, positive: [...], negative: [...]} rows, one with a single-text positive, one without negatives."""
+    import json
+
+    rows = []
+    for index, (first, second, _) in enumerate(PAIRS):
+        negatives = [PAIRS[(index + offset) % len(PAIRS)][1] for offset in range(1, 2 + index % 4)]
+        positive = second if index % 5 == 0 else [second, PAIRS[(index + 6) % len(PAIRS)][0]]
+        rows.append({"query": first, "positive": positive, "negative": negatives if index != 7 else []})
+    path = tmp_path_factory.mktemp("data") / "reranking.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path

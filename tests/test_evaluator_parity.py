@@ -7,6 +7,7 @@ The correlation helpers they use agree with scipy.stats, ties included.
 """
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from sentence_transformers.sentence_transformer.evaluation import (
     BinaryClassificationEvaluator,
     EmbeddingSimilarityEvaluator,
     InformationRetrievalEvaluator,
+    RerankingEvaluator,
     TripletEvaluator,
 )
 from sentence_transformers.util import cos_sim, dot_score, euclidean_sim, manhattan_sim
@@ -100,6 +102,17 @@ def test_ir_evaluator_matches_the_reference(options, tiny_checkpoint: Path, beir
     reference = InformationRetrievalEvaluator(data.queries, data.corpus, data.relevant, name="dev", write_csv=False,
                                               **reference_options)
     ours = our_metrics(tiny_checkpoint, beir_folder, type="ir", **options)
+    assert_same_metrics(ours, reference_metrics(tiny_checkpoint, reference))
+
+
+@pytest.mark.parametrize("options", [{}, {"at_k": 2, "similarity_fn_name": "dot"}, {"truncate_dim": 8}], ids=str)
+def test_reranking_evaluator_matches_the_reference(options, tiny_checkpoint: Path, reranking_jsonl: Path) -> None:
+    samples = [json.loads(line) for line in reranking_jsonl.read_text().splitlines()]
+    reference_options = {key: value for key, value in options.items() if key != "similarity_fn_name"}
+    reference = RerankingEvaluator(samples, name="dev", write_csv=False,
+                                   similarity_fct=SCORE_FUNCTIONS[options.get("similarity_fn_name", "cosine")],
+                                   **reference_options)
+    ours = our_metrics(tiny_checkpoint, reranking_jsonl, type="reranking", **options)
     assert_same_metrics(ours, reference_metrics(tiny_checkpoint, reference))
 
 

@@ -4,6 +4,7 @@ from embedtrain.evaluation import (  # noqa: F401
     binary_evaluator,
     ir_evaluator,
     nanobeir_evaluator,
+    reranking_evaluator,
     similarity_evaluator,
     triplet_evaluator,
 )
