@@ -152,3 +152,18 @@ def reranking_jsonl(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "reranking.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def parallel_csv(tmp_path_factory) -> Path:
+    """source,target rows (as translations); two rows share a target text."""
+    path = tmp_path_factory.mktemp("data") / "parallel.csv"
+    rows = [f"{a},{b}" for a, b, _ in PAIRS] + [f"{PAIRS[5][0]} here,{PAIRS[0][1]}"]
+    path.write_text("\n".join(["source,target"] + rows) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def second_tiny_checkpoint(tmp_path_factory) -> Path:
+    """Another random tiny BERT (a different seed), e.g. a teacher for distillation."""
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny-bert-2"), seed=1)

@@ -18,7 +18,9 @@ from sentence_transformers.sentence_transformer.evaluation import (
     BinaryClassificationEvaluator,
     EmbeddingSimilarityEvaluator,
     InformationRetrievalEvaluator,
+    MSEEvaluator,
     RerankingEvaluator,
+    TranslationEvaluator,
     TripletEvaluator,
 )
 from sentence_transformers.util import cos_sim, dot_score, euclidean_sim, manhattan_sim
@@ -114,6 +116,24 @@ def test_reranking_evaluator_matches_the_reference(options, tiny_checkpoint: Pat
                                    **reference_options)
     ours = our_metrics(tiny_checkpoint, reranking_jsonl, type="reranking", **options)
     assert_same_metrics(ours, reference_metrics(tiny_checkpoint, reference))
+
+
+@pytest.mark.parametrize("options", [{}, {"truncate_dim": 8}], ids=str)
+def test_translation_evaluator_matches_the_reference(options, tiny_checkpoint: Path, parallel_csv: Path) -> None:
+    rows = read_columns(parallel_csv)
+    reference = TranslationEvaluator(rows["source"], rows["target"], name="dev", write_csv=False, **options)
+    ours = our_metrics(tiny_checkpoint, parallel_csv, type="translation", **options)
+    assert_same_metrics(ours, reference_metrics(tiny_checkpoint, reference))
+
+
+def test_mse_evaluator_matches_the_reference(tiny_checkpoint: Path, second_tiny_checkpoint: Path,
+                                             parallel_csv: Path) -> None:
+    rows = read_columns(parallel_csv)
+    teacher = SentenceTransformer(str(second_tiny_checkpoint), device="cpu")
+    reference = MSEEvaluator(rows["source"], rows["target"], teacher_model=teacher, name="dev", write_csv=False)
+    ours = our_metrics(tiny_checkpoint, parallel_csv, type="mse", teacher=str(second_tiny_checkpoint))
+    assert_same_metrics(ours, reference_metrics(tiny_checkpoint, reference))
+    assert ours["dev_negative_mse"] < 0
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -3,9 +3,11 @@
 from embedtrain.evaluation import (  # noqa: F401
     binary_evaluator,
     ir_evaluator,
+    mse_evaluator,
     nanobeir_evaluator,
     reranking_evaluator,
     similarity_evaluator,
+    translation_evaluator,
     triplet_evaluator,
 )
 from embedtrain.evaluation.registry import EVALUATORS, Evaluator, EvaluatorParams, build_evaluator, metric_names
