@@ -19,6 +19,7 @@ from sentence_transformers.sentence_transformer.evaluation import (
     EmbeddingSimilarityEvaluator,
     InformationRetrievalEvaluator,
     MSEEvaluator,
+    ParaphraseMiningEvaluator,
     RerankingEvaluator,
     TranslationEvaluator,
     TripletEvaluator,
@@ -134,6 +135,18 @@ def test_mse_evaluator_matches_the_reference(tiny_checkpoint: Path, second_tiny_
     ours = our_metrics(tiny_checkpoint, parallel_csv, type="mse", teacher=str(second_tiny_checkpoint))
     assert_same_metrics(ours, reference_metrics(tiny_checkpoint, reference))
     assert ours["dev_negative_mse"] < 0
+
+
+@pytest.mark.parametrize("options", [{}, {"top_k": 2, "add_transitive_closure": True}, {"max_pairs": 40, "top_k": 5}], ids=str)
+def test_paraphrase_mining_evaluator_matches_the_reference(options, tiny_checkpoint: Path, binary_csv: Path) -> None:
+    rows = read_columns(binary_csv)
+    sentences = dict.fromkeys(rows["sentence1"] + rows["sentence2"])
+    duplicates = [(a, b) for a, b, label in zip(rows["sentence1"], rows["sentence2"], rows["label"]) if label == "1"]
+    reference = ParaphraseMiningEvaluator({text: text for text in sentences}, duplicates_list=duplicates, name="dev",
+                                          write_csv=False, **options)
+    ours = our_metrics(tiny_checkpoint, binary_csv, type="paraphrase_mining", **options)
+    assert_same_metrics(ours, reference_metrics(tiny_checkpoint, reference))
+    assert ours["dev_f1"] > 0  # some duplicates are mined, so every metric is exercised
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -5,6 +5,7 @@ from embedtrain.evaluation import (  # noqa: F401
     ir_evaluator,
     mse_evaluator,
     nanobeir_evaluator,
+    paraphrase_mining_evaluator,
     reranking_evaluator,
     similarity_evaluator,
     translation_evaluator,

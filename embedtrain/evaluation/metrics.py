@@ -182,3 +182,28 @@ def ndcg_tie_averaged(relevance: np.ndarray, scores: np.ndarray, k: int) -> floa
     dcg = float(np.sum(group_gain / group_sizes * np.diff(np.r_[0.0, cumulative])))
     ideal = float(np.sum(np.sort(relevance)[::-1] * discounts))
     return dcg / ideal if ideal > 0 else 0.0
+
+
+def mined_pairs_metrics(scores: np.ndarray, is_duplicate: np.ndarray, total_duplicates: int) -> dict[str, float]:
+    """Average precision and the best-F1 cut of a list of mined pairs, as the reference's paraphrase mining reports.
+
+    scores: (pairs,) similarity of each mined pair, in decreasing order; is_duplicate: (pairs,) bool;
+    total_duplicates: known duplicate pairs among all sentences (mined or not), the recall denominator.
+    Ties are never split; the threshold is the midpoint between the best cut's score and the next one.
+    """
+    ends = _run_ends(np.asarray(scores)) if len(scores) else np.array([], dtype=int)
+    correct = np.cumsum(is_duplicate)[ends] if len(scores) else np.array([], dtype=int)
+    gained = np.diff(np.r_[0, correct])
+    precision = correct / (ends + 1)
+    recall = correct / total_duplicates if total_duplicates > 0 else np.zeros(len(ends))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(gained > 0, 2 * precision * recall / (precision + recall), 0.0)
+    f1 = np.nan_to_num(f1)
+    average = float(np.sum(precision * gained) / total_duplicates) if total_duplicates > 0 else 0.0
+    if len(f1) == 0 or f1.max() <= 0:
+        return {"average_precision": average, "f1": 0.0, "precision": 0.0, "recall": 0.0, "threshold": 0.0}
+    best = int(np.argmax(f1))
+    end = ends[best]
+    threshold = (scores[end] + scores[min(end + 1, len(scores) - 1)]) / 2
+    return {"average_precision": average, "f1": float(f1[best]), "precision": float(precision[best]),
+            "recall": float(recall[best]), "threshold": float(threshold)}
