@@ -21,6 +21,7 @@ from sentence_transformers.sentence_transformer.evaluation import (
     MSEEvaluator,
     ParaphraseMiningEvaluator,
     RerankingEvaluator,
+    SequentialEvaluator,
     TranslationEvaluator,
     TripletEvaluator,
 )
@@ -147,6 +148,20 @@ def test_paraphrase_mining_evaluator_matches_the_reference(options, tiny_checkpo
     ours = our_metrics(tiny_checkpoint, binary_csv, type="paraphrase_mining", **options)
     assert_same_metrics(ours, reference_metrics(tiny_checkpoint, reference))
     assert ours["dev_f1"] > 0  # some duplicates are mined, so every metric is exercised
+
+
+def test_sequential_evaluator_matches_the_reference(tiny_checkpoint: Path, sts_csv: Path, triplet_csv: Path) -> None:
+    sts, triplets = read_columns(sts_csv), read_columns(triplet_csv)
+    reference = SequentialEvaluator([
+        EmbeddingSimilarityEvaluator(sts["sentence1"], sts["sentence2"], [float(s) for s in sts["score"]],
+                                     name="sts-dev", write_csv=False),
+        TripletEvaluator(triplets["anchor"], triplets["positive"], triplets["negative"], name="trip", write_csv=False),
+    ])
+    children = [{"type": "sts", "name": "sts-dev", "source": str(sts_csv)},
+                {"type": "triplet", "name": "trip", "source": str(triplet_csv)}]
+    params = EVALUATORS["sequential"].params_model(type="sequential", evaluators=children)
+    ours = build_evaluator(params, "evaluators[0]")(load_model(tiny_checkpoint))
+    assert_same_metrics(ours, reference_metrics(tiny_checkpoint, reference))
 
 
 @pytest.mark.parametrize("seed", range(5))

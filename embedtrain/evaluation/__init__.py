@@ -7,6 +7,7 @@ from embedtrain.evaluation import (  # noqa: F401
     nanobeir_evaluator,
     paraphrase_mining_evaluator,
     reranking_evaluator,
+    sequential_evaluator,
     similarity_evaluator,
     translation_evaluator,
     triplet_evaluator,
