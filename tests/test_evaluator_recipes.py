@@ -53,3 +53,31 @@ def test_every_evaluator_metric_is_known_at_load_time(metric, make_recipe, tmp_p
 def test_an_unknown_metric_is_refused_with_a_suggestion(make_recipe) -> None:
     with pytest.raises(RecipeError, match="did you mean 'NanoBEIR_mean_16_cosine_ndcg@10'"):
         load_recipe(make_recipe("NanoBEIR_mean_16_cosine_ndcg@1O"))
+
+
+def test_training_runs_retrieval_evaluators_before_and_after(tmp_path, tiny_checkpoint, sts_csv, beir_folder) -> None:
+    import json
+
+    from accelerate.state import AcceleratorState
+    from typer.testing import CliRunner
+
+    from embedtrain.cli import app
+
+    recipe = {"model": {"base": str(tiny_checkpoint)}, "losses": {"l": {"type": "CoSENTLoss"}},
+              "datasets": {"train": {"sts": {"source": str(sts_csv)}}},
+              "evaluators": [{"type": "ir", "name": "ir-dev", "source": str(beir_folder)},
+                             {"type": "nanobeir", "source": str(beir_folder)}],
+              "training": {"output_dir": str(tmp_path / "run"), "max_steps": 2, "batch_size": 8,
+                           "metric_for_best_model": "NanoBEIR_mean_cosine_ndcg@10"}}
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    AcceleratorState._reset_state(reset_partial_state=True)
+    try:
+        result = CliRunner().invoke(app, ["train", str(path)])
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    evaluations = [record for record in records if "ir-dev_cosine_ndcg@10" in record]
+    assert [record["step"] for record in evaluations] == [0, 2]
+    assert all(record["tinybeir_cosine_ndcg@10"] == record["NanoBEIR_mean_cosine_ndcg@10"] for record in evaluations)
