@@ -65,6 +65,21 @@ def test_sts_evaluator_matches_the_reference(similarity_fn_names, tiny_checkpoin
 
 
 @pytest.mark.parametrize("options", [
+    {"precision": "float32"}, {"precision": "int8", "truncate_dim": 16}, {"precision": "uint8"},
+    {"precision": "binary", "similarity_fn_names": ALL_SIMILARITIES}, {"precision": "ubinary"},
+    {"main_similarity": "dot", "similarity_fn_names": ["cosine", "dot"]},
+], ids=str)
+def test_sts_evaluator_options_match_the_reference(options, tiny_checkpoint: Path, sts_csv: Path) -> None:
+    rows = read_columns(sts_csv)
+    reference = EmbeddingSimilarityEvaluator(rows["sentence1"], rows["sentence2"], [float(s) for s in rows["score"]],
+                                             name="dev", write_csv=False, **options)
+    ours = our_metrics(tiny_checkpoint, sts_csv, type="sts", **options)
+    assert_same_metrics(ours, reference_metrics(tiny_checkpoint, reference))
+    params = EVALUATORS["sts"].params_model(type="sts", name="dev", source=str(sts_csv), **options)
+    assert f"dev_{EVALUATORS['sts'].evaluator_class.primary_key(params)}" == reference.primary_metric
+
+
+@pytest.mark.parametrize("options", [
     {},
     {"margin": 0.01},  # margins are chosen so that they change the accuracy of this model
     {"similarity_fn_names": ["manhattan"], "margin": 0.5},
