@@ -72,3 +72,21 @@ def test_bad_columns_exit_3(tiny_checkpoint, sts_csv) -> None:
                                  "--columns", "sentence1=sentence1,sentence2=sentence3,label=score"])
     assert result.exit_code == ExitCode.DATA_ERROR, result.output
     assert "'sentence3'" in result.output
+
+
+def test_evaluators_sharing_texts_embed_them_once(monkeypatch, tiny_checkpoint, binary_csv) -> None:
+    from embedtrain.models.embedder import SentenceEmbedder
+
+    embedded: list[str] = []
+    encode = SentenceEmbedder.encode
+
+    def counting_encode(self, texts, **options):
+        embedded.extend(texts)
+        return encode(self, texts, **options)
+
+    monkeypatch.setattr(SentenceEmbedder, "encode", counting_encode)
+    result = runner.invoke(app, ["eval", str(tiny_checkpoint), "--evaluator", f"binary={binary_csv}",
+                                 "--evaluator", f"paraphrase_mining={binary_csv}"])
+    assert result.exit_code == 0, result.output
+    assert "paraphrase_mining_average_precision" in result.output
+    assert len(embedded) == len(set(embedded))  # the second evaluator found every text already embedded

@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from embedtrain.errors import RecipeError, did_you_mean
-from embedtrain.evaluation import EVALUATORS, EvaluatorParams, build_evaluator, metric_names
+from embedtrain.evaluation import EVALUATORS, EvaluatorParams, build_evaluator, metric_names, shared_embeddings
 from embedtrain.models import load_model
 
 ALIASES = {"beir": "ir"}
@@ -102,8 +102,9 @@ def evaluate_model(model_path: str, params: list[EvaluatorParams]) -> dict[str, 
     if torch.cuda.is_available():
         model = model.to("cuda")
     metrics: dict[str, float] = {}
-    for evaluator in evaluators:
-        metrics |= evaluator(model)
+    with shared_embeddings():
+        for evaluator in evaluators:
+            metrics |= evaluator(model)
     return metrics
 
 

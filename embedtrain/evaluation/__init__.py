@@ -12,6 +12,13 @@ from embedtrain.evaluation import (  # noqa: F401
     translation_evaluator,
     triplet_evaluator,
 )
-from embedtrain.evaluation.registry import EVALUATORS, Evaluator, EvaluatorParams, build_evaluator, metric_names
+from embedtrain.evaluation.registry import (
+    EVALUATORS,
+    Evaluator,
+    EvaluatorParams,
+    build_evaluator,
+    metric_names,
+    shared_embeddings,
+)
 
-__all__ = ["EVALUATORS", "Evaluator", "EvaluatorParams", "build_evaluator", "metric_names"]
+__all__ = ["EVALUATORS", "Evaluator", "EvaluatorParams", "build_evaluator", "metric_names", "shared_embeddings"]

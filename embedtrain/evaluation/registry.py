@@ -4,7 +4,9 @@ An evaluator returns a flat dict of metrics named `{name}_{metric}` as the refer
 and knows those names before it runs, so `metric_for_best_model` is checked when the recipe loads.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import ClassVar, Literal, TypeVar
 
@@ -104,14 +106,35 @@ def metric_names(params: EvaluatorParams) -> list[str]:
     return EVALUATORS[params.type].evaluator_class.metric_names(params)
 
 
+_shared_embeddings: ContextVar[dict | None] = ContextVar("shared_embeddings", default=None)
+
+
+@contextmanager
+def shared_embeddings() -> Iterator[None]:
+    """Within this block, evaluators share embeddings: a text embedded by one evaluator with the same model and
+    prompt is not embedded again by the next. One evaluation round (the model does not change) per block."""
+    token = _shared_embeddings.set({})
+    try:
+        yield
+    finally:
+        _shared_embeddings.reset(token)
+
+
 def embed_unique(model: SentenceEmbedder, texts: list[str], batch_size: int, prompt_name: str | None = None,
                  truncate_dim: int | None = None, prompt: str | None = None) -> tuple[torch.Tensor, dict[str, int]]:
     """Embed each distinct text once -> (embeddings (distinct texts, dim), {text: row of embeddings}).
 
-    `truncate_dim` keeps the first N dimensions (after the model's own normalisation, as the reference does).
+    Inside `shared_embeddings()`, texts already embedded in the block are reused. `truncate_dim` keeps the first
+    N dimensions (after the model's own normalisation, as the reference does).
     """
     unique = list(dict.fromkeys(texts))
-    embeddings = model.encode(unique, batch_size=batch_size, prompt_name=prompt_name, prompt=prompt)
+    shared = _shared_embeddings.get()
+    key = (id(model), model.resolve_prompt(prompt_name, prompt))
+    known = shared.setdefault(key, {}) if shared is not None else {}
+    missing = [text for text in unique if text not in known]
+    if missing:
+        known.update(zip(missing, model.encode(missing, batch_size=batch_size, prompt_name=prompt_name, prompt=prompt)))
+    embeddings = torch.stack([known[text] for text in unique]) if unique else torch.empty((0, model.embedding_dimension))
     if truncate_dim is not None:
         embeddings = embeddings[:, :truncate_dim]
     index = {text: row for row, text in enumerate(unique)}

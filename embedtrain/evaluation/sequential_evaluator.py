@@ -12,6 +12,7 @@ from embedtrain.evaluation.registry import (
     build_evaluator,
     metric_names,
     register_evaluator,
+    shared_embeddings,
 )
 from embedtrain.models.embedder import SentenceEmbedder
 
@@ -84,10 +85,11 @@ class SequentialEvaluator(Evaluator):
     def compute(self, model: SentenceEmbedder) -> dict[str, float]:
         metrics: dict[str, float] = {}
         primary = []
-        for child in self.children:
-            values = child(model)
-            metrics |= values
-            primary.append(values[child.primary_metric])
+        with shared_embeddings():
+            for child in self.children:
+                values = child(model)
+                metrics |= values
+                primary.append(values[child.primary_metric])
         score = primary[-1] if self.params.main_score == "last" else float(np.mean(primary))
         return metrics | {"sequential_score": score}
 
