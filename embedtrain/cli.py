@@ -160,6 +160,55 @@ def list_losses(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
     console.print(table)
 
 
+EVAL_EXAMPLES = """
+[bold]Examples[/bold]
+
+  embedtrain eval runs/stsb/final --evaluator sts --data ../shared/data/stsb/test.csv --fail-under sts_spearman_cosine=0.8
+
+  embedtrain eval MODEL --evaluator beir=../shared/data/trecqa/beir_test --evaluator nanobeir --output metrics.json
+
+  embedtrain eval MODEL --evaluator binary --data pairs.csv --columns sentence1=q,sentence2=a,label=y --set "similarity_fn_names=\\[cosine,dot]"
+"""
+
+
+@app.command(name="eval", epilog=EVAL_EXAMPLES)
+def eval_command(
+    model: Annotated[str, typer.Argument(help="A saved model: embedtrain's or sentence-transformers', a folder or hub id.",
+                                         show_default=False)],
+    evaluators: Annotated[list[str], typer.Option("--evaluator", "-e", metavar="TYPE[=SOURCE]",
+                                                  help="sts, triplet, binary, ir (beir), nanobeir, reranking, ... "
+                                                       "(repeatable).")],
+    data: Annotated[list[str] | None, typer.Option("--data", help="Source of the next evaluator given without "
+                                                                  "one: a local file/folder or a hub id (repeatable).")] = None,
+    split: Annotated[str | None, typer.Option("--split", help="Split to read (e.g. test, train[:500]).")] = None,
+    columns: Annotated[str | None, typer.Option("--columns", metavar="INPUT=COLUMN,...",
+                                                help="Map evaluator inputs to columns, e.g. sentence1=s1,sentence2=s2,label=score.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Texts per forward pass.")] = None,
+    options: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE",
+                                                      help="An evaluator option, read as YAML (repeatable).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the metrics to this JSON file.")] = None,
+    fail_under: Annotated[list[str] | None, typer.Option("--fail-under", metavar="METRIC=VALUE",
+                                                         help="Exit with code 5 if METRIC < VALUE (repeatable).")] = None,
+) -> None:
+    """Evaluate a saved model; print a metrics table, optionally write JSON and enforce minimum metrics."""
+    from embedtrain.commands import eval as evaluation
+    from embedtrain.console import metrics_table
+
+    with _user_errors():
+        request = evaluation.EvalRequest(evaluators, list(data or []), split, columns, batch_size, tuple(options or ()))
+        params = evaluation.evaluator_params(request)
+        thresholds = evaluation.parse_thresholds(list(fail_under or []))
+        evaluation.check_threshold_names(thresholds, params)
+        metrics = evaluation.evaluate_model(model, params)
+        console.print(f"[bold]model[/bold] {escape(model)}", soft_wrap=True)
+        console.print(metrics_table("evaluation", metrics))
+        if output is not None:
+            evaluation.write_metrics(output, model, metrics)
+        failures = evaluation.threshold_failures(metrics, thresholds)
+        if failures:
+            _fail("below threshold: " + "; ".join(failures), ExitCode.BELOW_THRESHOLD)
+
+
 class _user_errors:
     """Turn library errors into a message and an exit code, without a traceback."""
 

@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     INVALID_INPUT = 2  # bad recipe, bad arguments, a model or file that cannot be used
     DATA_ERROR = 3  # data that does not satisfy the contract of its loss or evaluator
     RUNTIME_FAILURE = 4  # training failed while running (non-finite loss, out of memory, ...)
+    BELOW_THRESHOLD = 5  # `embedtrain eval --fail-under`: a metric is below its threshold
 
 
 class EmbedtrainError(Exception):

@@ -98,3 +98,72 @@ def triplet_csv(tmp_path_factory) -> Path:
     rows = [(a, b, PAIRS[(i + 5) % len(PAIRS)][1]) for i, (a, b, _) in enumerate(PAIRS)]
     path.write_text("\n".join(["anchor,positive,negative"] + [",".join(r) for r in rows * 3]) + "\n", encoding="utf-8")
     return path
+
+
+def write_beir_folder(directory: Path, split: str = "test") -> Path:
+    """A tiny BEIR folder: each PAIRS first sentence is a query whose relevant documents are its paraphrase (and,
+    for every third query, one more); the corpus also holds unrelated sentences, a titled document and a
+    duplicate text under another id (a guaranteed score tie)."""
+    import json
+
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "qrels").mkdir(exist_ok=True)
+    corpus = [{"_id": f"doc{index:02d}", "title": "", "text": second} for index, (_, second, _) in enumerate(PAIRS)]
+    corpus += [{"_id": "doc90", "title": "a title", "text": "the weather is lovely today"},
+               {"_id": "doc91", "title": "", "text": PAIRS[3][1]},
+               {"_id": "doc92", "title": "", "text": "some people sit outside in the sun"}]
+    queries = [{"_id": f"q{index}", "text": first} for index, (first, _, _) in enumerate(PAIRS)]
+    queries.append({"_id": "q-unjudged", "text": "what is the weather"})
+    qrels = [(f"q{index}", f"doc{index:02d}", 1) for index in range(len(PAIRS))]
+    qrels += [(f"q{index}", f"doc{(index + 4) % len(PAIRS):02d}", 1) for index in range(0, len(PAIRS), 3)]
+    qrels += [("q1", "doc05", 0)]  # a zero score is not relevant
+    (directory / "corpus.jsonl").write_text("".join(json.dumps(row) + "\n" for row in corpus), encoding="utf-8")
+    (directory / "queries.jsonl").write_text("".join(json.dumps(row) + "\n" for row in queries), encoding="utf-8")
+    (directory / "qrels" / f"{split}.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{c}\t{s}\n" for q, c, s in qrels), encoding="utf-8")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def beir_folder(tmp_path_factory) -> Path:
+    """A tiny BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)."""
+    return write_beir_folder(tmp_path_factory.mktemp("beir") / "tinybeir")
+
+
+@pytest.fixture(scope="session")
+def binary_csv(tmp_path_factory) -> Path:
+    """sentence1,sentence2,label rows with 0/1 labels."""
+    path = tmp_path_factory.mktemp("data") / "binary.csv"
+    rows = [f"{a},{b},{int(s >= 0.5)}" for a, b, s in PAIRS * 2]
+    path.write_text("\n".join(["sentence1,sentence2,label"] + rows) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def reranking_jsonl(tmp_path_factory) -> Path:
+    """{query, positive: [...], negative: [...]} rows, one with a single-text positive, one without negatives."""
+    import json
+
+    rows = []
+    for index, (first, second, _) in enumerate(PAIRS):
+        negatives = [PAIRS[(index + offset) % len(PAIRS)][1] for offset in range(1, 2 + index % 4)]
+        positive = second if index % 5 == 0 else [second, PAIRS[(index + 6) % len(PAIRS)][0]]
+        rows.append({"query": first, "positive": positive, "negative": negatives if index != 7 else []})
+    path = tmp_path_factory.mktemp("data") / "reranking.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def parallel_csv(tmp_path_factory) -> Path:
+    """source,target rows (as translations); two rows share a target text."""
+    path = tmp_path_factory.mktemp("data") / "parallel.csv"
+    rows = [f"{a},{b}" for a, b, _ in PAIRS] + [f"{PAIRS[5][0]} here,{PAIRS[0][1]}"]
+    path.write_text("\n".join(["source,target"] + rows) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def second_tiny_checkpoint(tmp_path_factory) -> Path:
+    """Another random tiny BERT (a different seed), e.g. a teacher for distillation."""
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny-bert-2"), seed=1)

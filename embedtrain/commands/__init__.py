@@ -1,1 +1,1 @@
-"""What the CLI's commands compute, apart from the argument parsing and printing in `embedtrain.cli`."""
+"""The logic of CLI commands, kept out of cli.py so that cli.py stays a thin list of typer functions."""

@@ -26,7 +26,7 @@ from embedtrain.engine.metrics_log import MetricsLog
 from embedtrain.engine.observer import TrainingObserver
 from embedtrain.engine.optim import build_optimizer, build_scheduler
 from embedtrain.errors import TrainingError
-from embedtrain.evaluation import Evaluator
+from embedtrain.evaluation import Evaluator, shared_embeddings
 from embedtrain.losses import EmbeddingLoss, total_loss
 from embedtrain.models import SentenceEmbedder, save_model
 from embedtrain.recipe.schema import TrainingConfig
@@ -239,8 +239,9 @@ class Trainer:
             module = self.accelerator.unwrap_model(self.module)
             module.eval()
             try:
-                for evaluator in self.evaluators:
-                    metrics |= evaluator(module.model)
+                with shared_embeddings():  # evaluators that share texts embed them once
+                    for evaluator in self.evaluators:
+                        metrics |= evaluator(module.model)
                 with torch.no_grad():
                     for name, dataset in self.eval_sets.items():
                         metrics[f"{name}_loss"] = self._eval_loss(module, dataset)

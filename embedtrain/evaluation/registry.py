@@ -4,10 +4,13 @@ An evaluator returns a flat dict of metrics named `{name}_{metric}` as the refer
 and knows those names before it runs, so `metric_for_best_model` is checked when the recipe loads.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import ClassVar, Literal, TypeVar
 
+import torch
 from pydantic import Field
 
 from embedtrain.data.checks import inspect_source, raise_on_errors
@@ -24,6 +27,7 @@ class EvaluatorParams(DataSource):
     type: str
     name: str = Field(description="prefix of the metric names, e.g. sts-dev -> sts-dev_spearman_cosine")
     batch_size: int = Field(32, gt=0, description="texts per forward pass when embedding")
+    truncate_dim: int | None = Field(None, gt=0, description="keep only the first N embedding dimensions (Matryoshka)")
 
 
 class Evaluator:
@@ -34,6 +38,20 @@ class Evaluator:
     def __init__(self, params: EvaluatorParams, columns: dict[str, list]) -> None:
         self.params = params
         self.columns = columns
+
+    @classmethod
+    def from_params(cls, params: EvaluatorParams, where: str) -> "Evaluator":
+        """Load the evaluator's data, match its columns to `contract`, and build it; `where` names it in errors.
+
+        Evaluators whose data is not one table of text columns (retrieval corpora, reranking lists) override this.
+        """
+        report = inspect_source(params, cls.contract, where)
+        raise_on_errors([report])
+        dataset, mapping = report.rows, report.mapping
+        columns = {role: list(dataset[column]) for role, column in mapping.inputs}
+        if mapping.label:
+            columns["label"] = list(dataset[mapping.label])
+        return cls(params, columns)
 
     @classmethod
     def metric_keys(cls, params: EvaluatorParams) -> list[str]:
@@ -81,24 +99,51 @@ def register_evaluator(params: type[EvaluatorParams]) -> Callable[[E], E]:
 
 
 def build_evaluator(params: EvaluatorParams, where: str) -> Evaluator:
-    """Load the evaluator's data, match its columns to the evaluator's inputs, and build it."""
-    spec = EVALUATORS[params.type]
-    report = inspect_source(params, spec.evaluator_class.contract, where)
-    raise_on_errors([report])
-    dataset, mapping = report.rows, report.mapping
-    columns = {role: list(dataset[column]) for role, column in mapping.inputs}
-    if mapping.label:
-        columns["label"] = list(dataset[mapping.label])
-    return spec.evaluator_class(params, columns)
+    """Load the evaluator's data, check it against the evaluator's inputs, and build it."""
+    return EVALUATORS[params.type].evaluator_class.from_params(params, where)
 
 
 def metric_names(params: EvaluatorParams) -> list[str]:
     return EVALUATORS[params.type].evaluator_class.metric_names(params)
 
 
-def embed_unique(model: SentenceEmbedder, texts: list[str], batch_size: int, prompt_name: str | None = None):
-    """Embed each distinct text once -> (embeddings, {text: row of embeddings})."""
+_shared_embeddings: ContextVar[dict | None] = ContextVar("shared_embeddings", default=None)
+
+
+@contextmanager
+def shared_embeddings() -> Iterator[None]:
+    """Within this block, evaluators share embeddings: a text embedded by one evaluator with the same model and
+    prompt is not embedded again by the next. One evaluation round (the model does not change) per block."""
+    token = _shared_embeddings.set({})
+    try:
+        yield
+    finally:
+        _shared_embeddings.reset(token)
+
+
+def embed_unique(model: SentenceEmbedder, texts: list[str], batch_size: int, prompt_name: str | None = None,
+                 truncate_dim: int | None = None, prompt: str | None = None) -> tuple[torch.Tensor, dict[str, int]]:
+    """Embed each distinct text once -> (embeddings (distinct texts, dim), {text: row of embeddings}).
+
+    Inside `shared_embeddings()`, texts already embedded in the block are reused. `truncate_dim` keeps the first
+    N dimensions (after the model's own normalisation, as the reference does).
+    """
     unique = list(dict.fromkeys(texts))
-    embeddings = model.encode(unique, batch_size=batch_size, prompt_name=prompt_name)
+    shared = _shared_embeddings.get()
+    key = (id(model), model.resolve_prompt(prompt_name, prompt))
+    known = shared.setdefault(key, {}) if shared is not None else {}
+    missing = [text for text in unique if text not in known]
+    if missing:
+        known.update(zip(missing, model.encode(missing, batch_size=batch_size, prompt_name=prompt_name, prompt=prompt)))
+    embeddings = torch.stack([known[text] for text in unique]) if unique else torch.empty((0, model.embedding_dimension))
+    if truncate_dim is not None:
+        embeddings = embeddings[:, :truncate_dim]
     index = {text: row for row, text in enumerate(unique)}
     return embeddings, index
+
+
+def embed_rows(model: SentenceEmbedder, texts: list[str], batch_size: int, truncate_dim: int | None = None,
+               prompt_name: str | None = None, prompt: str | None = None) -> torch.Tensor:
+    """Embeddings of `texts` in their order (len(texts), dim), each distinct text embedded once."""
+    embeddings, index = embed_unique(model, texts, batch_size, prompt_name, truncate_dim, prompt)
+    return embeddings[torch.tensor([index[text] for text in texts], dtype=torch.long)]

@@ -1,12 +1,12 @@
 from typing import ClassVar, Literal
 
 import numpy as np
-import torch
 from pydantic import Field
 
 from embedtrain.data.contract import ColumnContract
 from embedtrain.evaluation.metrics import pearson, spearman
-from embedtrain.evaluation.registry import Evaluator, EvaluatorParams, SimilarityNames, embed_unique, register_evaluator
+from embedtrain.evaluation.quantization import Precision, quantized_for_scoring
+from embedtrain.evaluation.registry import Evaluator, EvaluatorParams, SimilarityNames, embed_rows, register_evaluator
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.similarity import PAIRWISE
 
@@ -14,6 +14,10 @@ from embedtrain.similarity import PAIRWISE
 class EmbeddingSimilarityParams(EvaluatorParams):
     type: Literal["sts"]
     similarity_fn_names: SimilarityNames = Field(default_factory=lambda: ["cosine"], min_length=1)
+    main_similarity: Literal["cosine", "dot", "euclidean", "manhattan"] | None = Field(
+        None, description="the function of the primary metric (default: max over functions, or the only one)")
+    precision: Precision | None = Field(
+        None, description="score normalised embeddings quantized to this precision (int8, uint8, binary, ubinary)")
 
 
 @register_evaluator(EmbeddingSimilarityParams)
@@ -29,13 +33,17 @@ class EmbeddingSimilarityEvaluator(Evaluator):
 
     @classmethod
     def primary_key(cls, params: EmbeddingSimilarityParams) -> str:
+        if params.main_similarity:
+            return f"spearman_{params.main_similarity}"
         return "spearman_max" if len(params.similarity_fn_names) > 1 else f"spearman_{params.similarity_fn_names[0]}"
 
     def compute(self, model: SentenceEmbedder) -> dict[str, float]:
         first, second = self.columns["sentence1"], self.columns["sentence2"]
-        embeddings, index = embed_unique(model, first + second, self.params.batch_size)
-        a = embeddings[torch.tensor([index[text] for text in first])]
-        b = embeddings[torch.tensor([index[text] for text in second])]
+        # One pass over both sides, so a text on both sides is embedded once.
+        embeddings = embed_rows(model, first + second, self.params.batch_size, self.params.truncate_dim)
+        if self.params.precision:
+            embeddings = quantized_for_scoring(embeddings, self.params.precision)
+        a, b = embeddings[:len(first)], embeddings[len(first):]
         gold = np.asarray(self.columns["label"], dtype=np.float64)
         metrics = {}
         for fn in self.params.similarity_fn_names:

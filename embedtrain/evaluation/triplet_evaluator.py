@@ -1,10 +1,9 @@
 from typing import ClassVar, Literal
 
-import torch
 from pydantic import Field
 
 from embedtrain.data.contract import ColumnContract
-from embedtrain.evaluation.registry import Evaluator, EvaluatorParams, SimilarityNames, embed_unique, register_evaluator
+from embedtrain.evaluation.registry import Evaluator, EvaluatorParams, SimilarityNames, embed_rows, register_evaluator
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.similarity import PAIRWISE
 
@@ -32,12 +31,11 @@ class TripletEvaluator(Evaluator):
 
     def compute(self, model: SentenceEmbedder) -> dict[str, float]:
         # Anchors are queries, positives and negatives documents (their prompts differ on asymmetric models).
-        anchors, anchor_index = embed_unique(model, self.columns["anchor"], self.params.batch_size, "query")
-        documents, document_index = embed_unique(
-            model, self.columns["positive"] + self.columns["negative"], self.params.batch_size, "document")
-        a = anchors[torch.tensor([anchor_index[text] for text in self.columns["anchor"]])]
-        p = documents[torch.tensor([document_index[text] for text in self.columns["positive"]])]
-        n = documents[torch.tensor([document_index[text] for text in self.columns["negative"]])]
+        batch_size, truncate_dim = self.params.batch_size, self.params.truncate_dim
+        a = embed_rows(model, self.columns["anchor"], batch_size, truncate_dim, "query")
+        documents = embed_rows(model, self.columns["positive"] + self.columns["negative"], batch_size, truncate_dim,
+                               "document")
+        p, n = documents[:len(self.columns["positive"])], documents[len(self.columns["positive"]):]
         metrics = {}
         for fn in self.params.similarity_fn_names:
             correct = PAIRWISE[fn](a, p) > PAIRWISE[fn](a, n) + self.params.margin

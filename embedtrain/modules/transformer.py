@@ -79,17 +79,28 @@ class Transformer(nn.Module):
         architecture = type(self.auto_model).__name__
         return f"Transformer(max_seq_length={self.max_seq_length}, do_lower_case={self.do_lower_case}, architecture={architecture})"
 
-    def tokenize(self, texts: list[str], prompt: str | None = None) -> dict[str, Tensor]:
-        """Texts -> padded input tensors; with a prompt, also `prompt_length` for prompt-aware pooling."""
+    def _model_texts(self, texts: list[str], prompt: str | None) -> list[str]:
+        """The texts as the tokenizer sees them: prompt prepended, lower-cased if the model asks for it."""
         if prompt:
             texts = [prompt + text for text in texts]
         if self.do_lower_case:
             texts = [text.lower() for text in texts]
+        return texts
+
+    def tokenize(self, texts: list[str], prompt: str | None = None) -> dict[str, Tensor]:
+        """Texts -> padded input tensors; with a prompt, also `prompt_length` for prompt-aware pooling."""
+        texts = self._model_texts(texts, prompt)
         features = dict(self.tokenizer(texts, padding=True, truncation="longest_first", max_length=self.max_seq_length,
                                        return_tensors="pt"))
         if prompt:
             features["prompt_length"] = torch.full((len(texts),), self.prompt_length(prompt), dtype=torch.long)
         return features
+
+    def token_counts(self, texts: list[str], prompt: str | None = None) -> list[int]:
+        """Tokens each text occupies after truncation, special tokens included (what `tokenize` pads to)."""
+        ids = self.tokenizer(self._model_texts(texts, prompt), truncation="longest_first", max_length=self.max_seq_length,
+                             return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        return [len(row) for row in ids]
 
     def prompt_length(self, prompt: str) -> int:
         """Tokens the prompt occupies at the start of a text, including a leading special token but not a trailing one."""
