@@ -142,22 +142,14 @@ app.add_typer(list_app, name="list")
 @list_app.command("losses")
 def list_losses(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
     """Every loss a recipe can name in `losses:` (its `type`), with its inputs, label and parameter defaults."""
-    import json
+    from embedtrain.commands.list_losses import loss_catalogue, loss_table
 
-    from rich.table import Table
-
-    from embedtrain.commands.list_losses import format_parameters, loss_catalogue
-
-    catalogue = loss_catalogue()
     if as_json:
-        typer.echo(json.dumps(catalogue, indent=2))
-        return
-    table = Table("loss", "inputs", "label", "parameters (defaults)", "description", show_lines=True)
-    for entry in catalogue:
-        inputs = entry["inputs"] if isinstance(entry["inputs"], str) else ", ".join(entry["inputs"])
-        cells = [entry["name"], inputs, entry["label"] or "-", format_parameters(entry["parameters"]), entry["description"]]
-        table.add_row(*(escape(cell) for cell in cells))
-    console.print(table)
+        import json
+
+        typer.echo(json.dumps(loss_catalogue(), indent=2))
+    else:
+        console.print(loss_table(loss_catalogue()))
 
 
 EVAL_EXAMPLES = """

@@ -265,3 +265,23 @@ def test_gist_losses_match_the_reference(name: str, cached: bool, guide_kind: st
     value, expected = run_both(case, st_model, st_loss, model, loss)
     assert value.item() == pytest.approx(expected.item(), rel=1e-5)
     assert_same_gradients(model[0].auto_model, st_model[0].auto_model)
+
+
+def test_denoising_auto_encoder_matches_the_reference(tiny_checkpoint: Path) -> None:
+    """The decoder's cross-attention starts random: both libraries build it from the same seed."""
+    st_model = SentenceTransformer(str(tiny_checkpoint), device="cpu").train()
+    torch.manual_seed(0)
+    st_loss = st_losses.DenoisingAutoEncoderLoss(st_model)
+    model = load_model(tiny_checkpoint).train()
+    torch.manual_seed(0)
+    loss = build_loss(LOSSES["DenoisingAutoEncoderLoss"].params_model(type="DenoisingAutoEncoderLoss"), model)
+    st_decoder, decoder = st_loss.decoder.state_dict(), loss.decoder.state_dict()
+    assert all(torch.equal(decoder[name], tensor) for name, tensor in st_decoder.items())
+    # Tied: the encoder's embedding matrix is the decoder's.
+    assert model[0].auto_model.embeddings.word_embeddings.weight is loss.decoder.base_model.embeddings.word_embeddings.weight
+
+    damaged = ["man playing guitar", "woman eats", "dog park ball", "people bus", "child", "sunny today", "horse beach", "weather"]
+    case = Case({}, None, [damaged, ANCHORS])
+    value, expected = run_both(case, st_model, st_loss, model, loss)
+    assert value.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert_same_gradients(loss.decoder, st_loss.decoder)

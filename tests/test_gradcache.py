@@ -93,3 +93,14 @@ def test_matryoshka_over_a_cached_loss_equals_it_over_the_uncached_loss(tiny_che
 
     assert_same(loss_and_gradients(tiny_checkpoint, matryoshka({"type": "CachedMultipleNegativesRankingLoss", "mini_batch_size": 3})),
                 loss_and_gradients(tiny_checkpoint, matryoshka({"type": "MultipleNegativesRankingLoss"})))
+
+
+@pytest.mark.parametrize(("cached", "uncached"), [
+    ({"type": "CachedGISTEmbedLoss", "mini_batch_size": 3}, {"type": "GISTEmbedLoss"}),
+    ({"type": "MegaBatchMarginLoss", "mini_batch_size": 3}, {"type": "MegaBatchMarginLoss", "use_mini_batched_version": False}),
+], ids=["gist", "mega-batch-margin"])
+def test_other_cached_losses_equal_their_uncached_form(cached: dict, uncached: dict, tiny_checkpoint: Path) -> None:
+    columns = COLUMNS[:2] if cached["type"] == "MegaBatchMarginLoss" else COLUMNS
+    guide = {"guide": str(tiny_checkpoint)} if "GIST" in cached["type"] else {}
+    assert_same(loss_and_gradients(tiny_checkpoint, cached | guide, columns),
+                loss_and_gradients(tiny_checkpoint, uncached | guide, columns))

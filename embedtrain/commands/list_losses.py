@@ -3,6 +3,8 @@
 from typing import Any
 
 from pydantic_core import PydanticUndefined
+from rich.markup import escape
+from rich.table import Table
 
 from embedtrain.losses import LOSSES
 
@@ -25,6 +27,16 @@ def loss_catalogue() -> list[dict[str, Any]]:
         entries.append({"name": name, "description": spec.description, "inputs": inputs,
                         "label": (contract.label if contract else WRAPPED), "parameters": parameters})
     return entries
+
+
+def loss_table(catalogue: list[dict[str, Any]]) -> Table:
+    """The catalogue as a table for the terminal (descriptions escaped: `[u; v]` is text, not markup)."""
+    table = Table("loss", "inputs", "label", "parameters (defaults)", "description", show_lines=True)
+    for entry in catalogue:
+        inputs = entry["inputs"] if isinstance(entry["inputs"], str) else ", ".join(entry["inputs"])
+        cells = [entry["name"], inputs, entry["label"] or "-", format_parameters(entry["parameters"]), entry["description"]]
+        table.add_row(*(escape(cell) for cell in cells))
+    return table
 
 
 def format_parameters(parameters: dict[str, dict[str, Any]]) -> str:

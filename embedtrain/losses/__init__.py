@@ -15,6 +15,7 @@ from embedtrain.losses import (  # noqa: F401
     contrastive_tension_in_batch,
     cosent,
     cosine_similarity,
+    denoising_auto_encoder,
     distill_kl_div,
     embed_distill,
     gist_embed,

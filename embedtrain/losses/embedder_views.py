@@ -10,6 +10,7 @@ from torch import Tensor
 
 from embedtrain.errors import TrainingError
 from embedtrain.losses.registry import Embedder
+from embedtrain.models.embedder import SentenceEmbedder
 
 
 def truncate(embeddings: Tensor, dim: int) -> Tensor:
@@ -49,9 +50,7 @@ class LayerEmbedder:
     layer's token embeddings in the features; a pass with `layer = i` re-runs only the modules after the transformer
     on layer i's. Every `sentence_embedding` produced is collected (`take_embeddings`) for the KL term."""
 
-    def __init__(self, model) -> None:
-        from embedtrain.models.embedder import SentenceEmbedder
-
+    def __init__(self, model: Embedder) -> None:
         if not isinstance(model, SentenceEmbedder):
             raise TrainingError("AdaptiveLayerLoss must be the outermost loss (it needs the model's transformer layers); "
                                 "wrap Matryoshka inside it, or use Matryoshka2dLoss")

@@ -21,6 +21,9 @@ NOT_TRUNCATABLE = {
     "AdaptiveLayerLoss": "it must be the outermost loss (use Matryoshka2dLoss)",
     "Matryoshka2dLoss": "it must be the outermost loss",
     "MatryoshkaLoss": "it is already a MatryoshkaLoss",
+    "ContrastiveTensionLoss": "its second encoder's embeddings are not truncated",
+    "ContrastiveTensionLossInBatchNegatives": "its second encoder's embeddings are not truncated",
+    "DenoisingAutoEncoderLoss": "its decoder attends to full-size embeddings",
 }
 
 
