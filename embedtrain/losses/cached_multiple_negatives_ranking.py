@@ -38,7 +38,7 @@ def cached_ranking_loss(reps: list[list[Tensor]], options: RankingOptions, mini_
 
 @register_loss(
     CachedMultipleNegativesRankingParams,
-    ColumnContract(inputs=("anchor", "positive"), repeated_input="negative"),
+    ColumnContract(inputs=("anchor", "positive"), repeated_input="negative", in_batch_negatives=True),
 )
 class CachedMultipleNegativesRankingLoss(GradCacheLoss):
     """MultipleNegativesRankingLoss with GradCache: the same loss and gradients for a batch far larger than memory allows.

@@ -21,7 +21,7 @@ class CachedMultipleNegativesSymmetricRankingParams(SymmetricRankingOptions):
 
 @register_loss(
     CachedMultipleNegativesSymmetricRankingParams,
-    ColumnContract(inputs=("anchor", "positive"), repeated_input="negative"),
+    ColumnContract(inputs=("anchor", "positive"), repeated_input="negative", in_batch_negatives=True),
 )
 class CachedMultipleNegativesSymmetricRankingLoss(GradCacheLoss):
     """MultipleNegativesSymmetricRankingLoss with GradCache: same loss and gradients, one mini-batch of activations in memory."""

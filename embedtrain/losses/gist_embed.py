@@ -13,7 +13,7 @@ from embedtrain.losses.registry import Embedder, EmbeddingLoss, LossParams, regi
 from embedtrain.modules import Transformer
 from embedtrain.similarity import cosine_matrix
 
-GIST_CONTRACT = ColumnContract(inputs=("anchor", "positive"), repeated_input="negative")
+GIST_CONTRACT = ColumnContract(inputs=("anchor", "positive"), repeated_input="negative", in_batch_negatives=True)
 
 
 class GuidedOptions(LossParams):

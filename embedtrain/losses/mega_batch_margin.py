@@ -21,7 +21,7 @@ class MegaBatchMarginParams(LossParams):
         None, gt=0, description="instead of mini_batch_size: as many rows as fit this many non-padding tokens")
 
 
-@register_loss(MegaBatchMarginParams, ColumnContract(inputs=("anchor", "positive")))
+@register_loss(MegaBatchMarginParams, ColumnContract(inputs=("anchor", "positive"), in_batch_negatives=True))
 class MegaBatchMarginLoss(GradCacheLoss):
     """Margin loss against the hardest negative of a mega-batch: the other positive most similar to the anchor.
 

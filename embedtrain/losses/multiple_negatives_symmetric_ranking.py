@@ -30,7 +30,7 @@ def symmetric_options(params: dict) -> RankingOptions:
 
 @register_loss(
     MultipleNegativesSymmetricRankingParams,
-    ColumnContract(inputs=("anchor", "positive"), repeated_input="negative"),
+    ColumnContract(inputs=("anchor", "positive"), repeated_input="negative", in_batch_negatives=True),
 )
 class MultipleNegativesSymmetricRankingLoss(EmbeddingLoss):
     """InfoNCE in both directions: each anchor picks its positive, and each positive picks its anchor.

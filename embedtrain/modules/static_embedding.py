@@ -46,11 +46,18 @@ class StaticEmbedding(nn.Module):
     def extra_repr(self) -> str:
         return f"vocabulary={self.embedding.num_embeddings}, embedding_dimension={self.embedding_dimension}"
 
-    def tokenize(self, texts: list[str], prompt: str | None = None) -> dict[str, Tensor]:
-        """Texts -> `input_ids` (all tokens, flat) and `offsets` (index of each text's first token)."""
+    def _token_ids(self, texts: list[str], prompt: str | None) -> list[list[int]]:
         if prompt:
             texts = [prompt + text for text in texts]
-        ids = [encoding.ids for encoding in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
+        return [encoding.ids for encoding in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+    def token_counts(self, texts: list[str], prompt: str | None = None) -> list[int]:
+        """Tokens of each text (what `encode` orders batches by; nothing is padded here, but the order is harmless)."""
+        return [len(ids) for ids in self._token_ids(texts, prompt)]
+
+    def tokenize(self, texts: list[str], prompt: str | None = None) -> dict[str, Tensor]:
+        """Texts -> `input_ids` (all tokens, flat) and `offsets` (index of each text's first token)."""
+        ids = self._token_ids(texts, prompt)
         lengths = torch.tensor([0] + [len(text_ids) for text_ids in ids[:-1]], dtype=torch.long)
         return {"input_ids": torch.tensor([token for text_ids in ids for token in text_ids], dtype=torch.long),
                 "offsets": torch.cumsum(lengths, dim=0)}
