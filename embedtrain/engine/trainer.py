@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
-from accelerate.utils import send_to_device
+from accelerate.utils import send_to_device, set_seed
 from torch import Tensor, nn
 
 from embedtrain.data.samplers import DatasetBatching, MultiDatasetBatchSampler, text_keys
@@ -112,7 +112,7 @@ class Trainer:
                                        self.accelerator.process_index, self.accelerator.num_processes)
             return torch.utils.data.DataLoader(batches, batch_size=None, collate_fn=self.collator,
                                                num_workers=config.dataloader_num_workers,
-                                               pin_memory=torch.cuda.is_available(), generator=torch.Generator())
+                                               pin_memory=torch.cuda.is_available())
         sampler = MultiDatasetBatchSampler(
             [self._batching(dataset) for dataset in self.train_sets.values()], config.batch_size,
             config.dataloader_drop_last, config.seed, config.multi_dataset_sampler,
@@ -120,7 +120,6 @@ class Trainer:
         return torch.utils.data.DataLoader(
             TrainingRows(self.train_sets), batch_sampler=sampler, collate_fn=self.collator,
             num_workers=config.dataloader_num_workers, pin_memory=torch.cuda.is_available(),
-            generator=torch.Generator(),  # keeps the DataLoader from drawing on the global RNG (exact resume)
         )
 
     def _batching(self, dataset: PreparedDataset) -> DatasetBatching:
@@ -151,6 +150,13 @@ class Trainer:
             self._resume()
         if self.state.step == 0 and config.eval_before_training:
             self._evaluate()
+        if self.state.step == 0:
+            # As the reference trainer: seed right before training, then each epoch's DataLoader iterator draws its
+            # base seed from the global RNG. The same state at the first batch gives the same dropout masks.
+            set_seed(config.seed)
+        # A resumed epoch's iterator draws that seed again, but the checkpoint's RNG state already counts the draw
+        # of the interrupted run: put the checkpoint's state back once the iterator exists.
+        resumed_rng = _torch_rng_state() if self.state.batches_in_epoch else None
         self._notify("on_train_start", total_steps, self.state.step)
 
         started = time.perf_counter()
@@ -165,6 +171,7 @@ class Trainer:
                 skip = self.state.batches_in_epoch
                 batches = itertools.islice(loader, skip, None) if streaming else accelerator.skip_first_batches(loader, skip)
             for batch in batches:
+                resumed_rng = _set_torch_rng_state(resumed_rng)
                 if streaming:
                     batch = send_to_device(batch, accelerator.device)
                 with accelerator.accumulate(self.module):
@@ -192,6 +199,7 @@ class Trainer:
                 if at_end:
                     break
             else:
+                resumed_rng = _set_torch_rng_state(resumed_rng)  # resumed right at the end of an epoch
                 self.state.epoch += 1
                 self.state.batches_in_epoch = 0
         train_seconds = time.perf_counter() - started
@@ -327,6 +335,19 @@ class Trainer:
             staging.rename(final)
         self.accelerator.wait_for_everyone()
         return final
+
+
+def _torch_rng_state() -> tuple:
+    return torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+
+
+def _set_torch_rng_state(state: tuple | None) -> None:
+    """Restore a state from `_torch_rng_state` (nothing for None); returns None, the state being used up."""
+    if state is not None:
+        cpu, cuda = state
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
 
 class _LossWindow:
