@@ -15,6 +15,7 @@ from embedtrain.errors import RecipeError
 from embedtrain.losses import build_loss
 from embedtrain.models.build import build_model
 from embedtrain.models.tokenization import load_tokenization
+from embedtrain.modules import Transformer
 from embedtrain.recipe.loading import dump_recipe
 from embedtrain.recipe.schema import Recipe
 
@@ -40,6 +41,8 @@ def run_training(recipe: Recipe, *, resume: bool = False, observer: TrainingObse
 
     set_seed(recipe.training.seed)
     model = build_model(recipe.model)
+    if not recipe.training.length_chunking and isinstance(model.input_module, Transformer):
+        model.input_module.length_chunking = None
     losses = {name: build_loss(params, model) for name, params in recipe.losses.items()}
     summaries = [DatasetSummary(name, recipe.datasets.train[name].source, len(d.rows), d.mapping.describe(), d.loss_name)
                  for name, d in train_sets.items()]

