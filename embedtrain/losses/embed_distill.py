@@ -83,8 +83,10 @@ class EmbedDistillLoss(EmbeddingLoss):
         embeddings, (batch, d) of the first column or (batch, columns, d)."""
         if self.teacher is None or labels is not None:
             return labels
-        # Computed per batch rather than once per dataset: the teacher runs without a graph, a fraction of a training
-        # step's cost, and this works for streamed data and never holds a dataset's embeddings in memory.
+        # Per batch rather than once per dataset: it works for streamed data, whatever the sampler and prompts, and
+        # never holds a dataset's embeddings in memory. The cost is small: without a graph, all-MiniLM-L6-v2 as the
+        # teacher of a 3-layer student took ~27% of each step (CPU, batch 32), which precomputing would save only from
+        # the second epoch on; such runs can still write the embeddings into a label column and drop the teacher.
         if self.teacher_embeds == "first_column":
             return self.teacher.embed(features[0])
         return torch.stack([self.teacher.embed(column) for column in features], dim=1)
