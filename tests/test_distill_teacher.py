@@ -101,6 +101,26 @@ def test_matryoshka_runs_the_teacher_once_per_step_and_truncates_its_embeddings(
     assert_same_gradients(model[0].auto_model, st_model[0].auto_model)
 
 
+def test_adaptive_layer_runs_the_teacher_once_per_step(tiny_checkpoint, teachers):
+    teacher, columns = teachers["same-tokenizer"], [ANCHORS, POSITIVES]
+    st_model = SentenceTransformer(str(tiny_checkpoint), device="cpu").train()
+    st_loss = st_losses.AdaptiveLayerLoss(st_model, st_losses.MSELoss(st_model), n_layers_per_step=-1)
+    model = load_model(tiny_checkpoint).train()
+    params = LOSSES["AdaptiveLayerLoss"].params_model(type="AdaptiveLayerLoss", n_layers_per_step=-1,
+                                                      loss={"type": "MSELoss", "teacher": str(teacher)})
+    loss = build_loss(params, model)
+    calls = []
+    loss.loss.teacher.model.register_forward_hook(lambda *_: calls.append(1))
+
+    expected = st_loss([st_model.preprocess(texts) for texts in columns], reference_labels(teacher, columns, "each_column"))
+    value = loss(model, [model.tokenize(texts) for texts in columns], None)
+    expected.backward()
+    value.backward()
+    assert len(calls) == len(columns)  # not once per layer
+    assert value.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert_same_gradients(model[0].auto_model, st_model[0].auto_model)
+
+
 def test_teacher_embeddings_of_another_width_fail_before_training_with_the_fix(tiny_checkpoint, teachers):
     model = load_model(tiny_checkpoint)
     mse = LOSSES["MSELoss"].params_model(type="MSELoss", teacher=str(teachers["16d"]))
