@@ -261,7 +261,7 @@ def test_gist_losses_match_the_reference(name: str, cached: bool, guide_kind: st
         reference = lambda model: st_losses.GISTEmbedLoss(model, st_guide(), **theirs)  # noqa: E731
     case = Case(params, reference, columns)
     st_model, st_loss, model, loss = build_both(case, tiny_checkpoint)
-    assert loss.must_retokenize == (guide_kind == "retokenized")
+    assert loss.guide.must_retokenize == (guide_kind == "retokenized")
     value, expected = run_both(case, st_model, st_loss, model, loss)
     assert value.item() == pytest.approx(expected.item(), rel=1e-5)
     assert_same_gradients(model[0].auto_model, st_model[0].auto_model)

@@ -19,6 +19,9 @@ def test_json_lists_every_loss_with_its_contract_and_defaults() -> None:
     assert catalogue["SoftmaxLoss"]["parameters"]["num_labels"]["default"] == "required"
     assert catalogue["MarginMSELoss"]["label"] == "scores"
     assert catalogue["MatryoshkaLoss"]["inputs"].startswith("those of the wrapped")
+    for distill in ("MSELoss", "EmbedDistillLoss"):
+        assert catalogue[distill]["parameters"]["teacher"]["default"] is None
+        assert catalogue[distill]["parameters"]["teacher_embeds"]["default"] == "each_column"
     assert all(entry["description"] for entry in catalogue.values())
 
 

@@ -24,11 +24,21 @@ def test_recipes_are_shipped():
     assert {path.stem for path in RECIPES} >= {"quickstart", "stsb"}
 
 
+def tiny_teachers(path: Path, checkpoint: Path) -> list[str]:
+    """Overrides that make the teacher of each distillation loss the tiny model too (as wide as the tiny student)."""
+    return [f"losses.{name}.teacher={checkpoint}" for name, params in load_recipe(path).losses.items()
+            if getattr(params, "teacher", None)]
+
+
+def test_the_distillation_recipe_has_a_teacher_to_replace(tiny_checkpoint):
+    assert tiny_teachers(ROOT / "recipes" / "distill-mse.yaml", tiny_checkpoint) == [f"losses.mse.teacher={tiny_checkpoint}"]
+
+
 @pytest.mark.parametrize("path", RECIPES, ids=[path.stem for path in RECIPES])
 def test_recipe_trains_a_few_steps(path, tmp_path, tiny_checkpoint):
     recipe = load_recipe(path, [f"model.base={tiny_checkpoint}", f"training.output_dir={tmp_path / 'run'}",
                                 "training.max_steps=2", "training.logging_steps=1", "training.save_steps=1",
-                                "evaluators.0.max_samples=20"])
+                                "evaluators.0.max_samples=20", *tiny_teachers(path, tiny_checkpoint)])
     result = run_training(recipe)
     assert result.steps == 2 and (result.final_dir / "modules.json").exists()
 

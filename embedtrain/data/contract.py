@@ -42,6 +42,9 @@ class ColumnContract:
     num_classes: int | None = None  # a `class` label must be below this
     label_range: tuple[float, float] | None = None  # a `score` label must lie within this
     in_batch_negatives: bool = False  # other rows of the batch are negatives: duplicates hurt
+    label_refusal: str | None = None
+    """Without a label: why a label column cannot be used and how to fix that (e.g. a teacher model computes the
+    targets), for the error when the data has one; the generic message otherwise."""
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -99,6 +102,9 @@ def _explicit_mapping(
 ) -> ColumnMapping:
     problems = []
     for role, value in mapping.items():
+        if role == LABEL_ROLE and contract.label_refusal:
+            problems.append(f"'{LABEL_ROLE}' maps to column {value!r}, but {contract.label_refusal}")
+            continue
         if role not in contract.roles:
             problems.append(f"'{role}' is not an input of this loss/evaluator{did_you_mean(role, list(contract.roles))}; "
                             f"it takes: {', '.join(contract.roles)}")
@@ -135,6 +141,8 @@ def _infer_mapping(columns: list[str], contract: ColumnContract, where: str) -> 
     if contract.label and label is None:
         raise DataError(f"{where}: the loss/evaluator needs a {contract.label} label but the data has no column named "
                         f"{' / '.join(LABEL_COLUMN_NAMES)} (columns: {columns}). Add `columns:` with `{LABEL_ROLE}: <column>`.")
+    if not contract.label and label is not None and contract.label_refusal:
+        raise DataError(f"{where}: column {label!r} looks like a label, but {contract.label_refusal}")
     if not contract.label and label is not None:
         raise DataError(f"{where}: column {label!r} looks like a label, but this loss/evaluator takes no label, so it would "
                         f"be ignored. If that is intended, list it in `ignore_columns:`; otherwise choose a loss that uses it.")

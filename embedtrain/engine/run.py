@@ -11,8 +11,8 @@ from embedtrain.data.recipe_data import check_recipe_data
 from embedtrain.engine.checkpoint import CheckpointManager
 from embedtrain.engine.observer import TrainingObserver
 from embedtrain.engine.trainer import Trainer, TrainingResult, build_accelerator
-from embedtrain.errors import RecipeError
-from embedtrain.losses import build_loss
+from embedtrain.errors import ModelLoadError, RecipeError
+from embedtrain.losses import EmbeddingLoss, build_loss
 from embedtrain.models.build import build_model
 from embedtrain.models.tokenization import load_tokenization
 from embedtrain.modules import Transformer
@@ -43,7 +43,7 @@ def run_training(recipe: Recipe, *, resume: bool = False, observer: TrainingObse
     model = build_model(recipe.model)
     if not recipe.training.length_chunking and isinstance(model.input_module, Transformer):
         model.input_module.length_chunking = None
-    losses = {name: build_loss(params, model) for name, params in recipe.losses.items()}
+    losses = {name: _build_named_loss(name, params, model) for name, params in recipe.losses.items()}
     summaries = [DatasetSummary(name, recipe.datasets.train[name].source, len(d.rows), d.mapping.describe(), d.loss_name)
                  for name, d in train_sets.items()]
     primary_metrics = [evaluator.primary_metric for evaluator in evaluators] + [f"{name}_loss" for name in eval_sets]
@@ -55,6 +55,14 @@ def run_training(recipe: Recipe, *, resume: bool = False, observer: TrainingObse
     trainer = Trainer(accelerator, recipe.training, model, losses, train_sets, eval_sets, evaluators, observer, on_final_save=write_card,
                       weights={name: config.weight for name, config in recipe.datasets.train.items()})
     return trainer.train(resume=resume)
+
+
+def _build_named_loss(name: str, params, model) -> EmbeddingLoss:
+    """Build one loss; its errors (a teacher or guide model that cannot be used, ...) name its recipe key."""
+    try:
+        return build_loss(params, model)
+    except (RecipeError, ModelLoadError) as error:
+        raise type(error)(f"losses.{name}: {error}") from error
 
 
 def _check_output_dir(output_dir: Path, recipe: Recipe, resume: bool, accelerator: Accelerator) -> None:

@@ -74,7 +74,11 @@ class AdaptiveLayerLoss(EmbeddingLoss):
             return 1.0 / (1 + layer)
         return 1.0
 
+    def targets(self, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor | None:
+        return self.loss.targets(features, labels)
+
     def forward(self, model: Embedder, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
+        labels = self.targets(features, labels)  # once per step (a teacher's embeddings), not once per layer
         view = LayerEmbedder(model)
         loss = total_loss(self.loss(view, features, labels)) * self.last_layer_weight
         if self.kl_temperature > 0:

@@ -5,7 +5,8 @@ import torch
 from torch import Tensor
 
 from embedtrain.losses.cached_multiple_negatives_ranking import MINI_BATCH_NUM_TOKENS_FIELD, MINI_BATCH_SIZE_FIELD
-from embedtrain.losses.gist_embed import GIST_CONTRACT, GuidedLoss, GuidedOptions, GuidedScorer, load_guide
+from embedtrain.losses.frozen_encoder import FrozenEncoder
+from embedtrain.losses.gist_embed import GIST_CONTRACT, GuidedOptions, GuidedScorer
 from embedtrain.losses.gradcache import GradCacheLoss, minibatch_ranges, slice_rows
 from embedtrain.losses.registry import Embedder, register_loss
 
@@ -17,24 +18,24 @@ class CachedGISTEmbedParams(GuidedOptions):
 
 
 @register_loss(CachedGISTEmbedParams, GIST_CONTRACT)
-class CachedGISTEmbedLoss(GuidedLoss, GradCacheLoss):
+class CachedGISTEmbedLoss(GradCacheLoss):
     """GISTEmbedLoss with GradCache: the same loss and gradients for a batch far larger than memory allows.
 
     The guide embeds each column in the same mini-batches (without a graph) before the loss.
     """
 
-    def __init__(self, guide, must_retokenize: bool, student_tokenizer, options: CachedGISTEmbedParams) -> None:
-        super().__init__(guide, must_retokenize, student_tokenizer)
+    def __init__(self, guide: FrozenEncoder, options: CachedGISTEmbedParams) -> None:
+        super().__init__()
+        self.guide = guide
         self.scorer = GuidedScorer(options)
         self.mini_batch_size, self.mini_batch_num_tokens = options.mini_batch_size, options.mini_batch_num_tokens
 
     @classmethod
     def from_params(cls, params: CachedGISTEmbedParams, model) -> "CachedGISTEmbedLoss":
-        guide, must_retokenize = load_guide(params.guide, model)
-        return cls(guide, must_retokenize, model.input_module.tokenizer, params)
+        return cls(FrozenEncoder.load(params.guide, model, "guide"), params)
 
     def forward(self, model: Embedder, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
-        guide_reps = [torch.cat([self.guide_embeddings(slice_rows(column, begin, end))
+        guide_reps = [torch.cat([self.guide.embed(slice_rows(column, begin, end))
                                  for begin, end in minibatch_ranges(column, self.mini_batch_size, self.mini_batch_num_tokens)])
                       for column in features]
         return self.forward_cached(model, features, labels, partial(self._calculate, guide_reps))

@@ -1,43 +1,98 @@
+from dataclasses import replace
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from embedtrain.data.contract import ColumnContract
-from embedtrain.errors import DataError
-from embedtrain.losses.registry import EmbeddingLoss, LossParams, register_loss
+from embedtrain.errors import DataError, RecipeError
+from embedtrain.losses.frozen_encoder import FrozenEncoder
+from embedtrain.losses.registry import Embedder, EmbeddingLoss, LossParams, register_loss
 
 DistillDistance = Literal["cosine", "mse", "l2"]
-PROJECTION_FIELD = Field(None, gt=0, description="teacher dimension, when it differs from the student's: adds a trainable "
-                                                "linear projection of the student embeddings (not saved with the model)")
+TeacherColumns = Literal["each_column", "first_column"]
 DISTILL_CONTRACT = ColumnContract(inputs=("sentence",), repeated_input="other", label="embedding")
 """Any number of text columns; the label is the teacher embedding of the first (broadcast to every column) or one per column."""
+TEACHER_LABEL_REFUSAL = ("the loss's `teacher:` model computes the target embeddings, so no label column is read: list "
+                         "the column in `ignore_columns:` (not in `columns:`), or remove `teacher:` to train on the "
+                         "column's embeddings instead")
 
 
-class EmbedDistillParams(LossParams):
+class DistillOptions(LossParams):
+    """Where the teacher embeddings come from (a `label` column, or a teacher model) and their dimension."""
+
+    projection_dim: int | None = Field(
+        None, gt=0, description="teacher dimension, when it differs from the student's: adds a trainable linear "
+                                "projection of the student embeddings (not saved with the model)")
+    teacher: str | None = Field(
+        None, description="teacher model (hub id or local directory) whose embeddings of the batch's texts are the "
+                          "targets, computed per batch (frozen); the data then needs no label column. Without it, the "
+                          "teacher embeddings are read from the label column")
+    teacher_embeds: TeacherColumns = Field(
+        "each_column", description="with `teacher`: each_column, every column's student embedding matches the teacher's "
+                                   "embedding of the same text; first_column, the teacher embeds the first column only "
+                                   "and every column matches it (multilingual distillation: source, translations...)")
+
+    @model_validator(mode="after")
+    def _teacher_embeds_needs_a_teacher(self) -> "DistillOptions":
+        if "teacher_embeds" in self.model_fields_set and self.teacher is None:
+            raise ValueError("teacher_embeds applies only with a `teacher:` model; set `teacher:` or remove teacher_embeds")
+        return self
+
+
+class EmbedDistillParams(DistillOptions):
     type: Literal["EmbedDistillLoss"]
     distance_metric: DistillDistance = Field("cosine", description="cosine (1 - cos), mse or l2 distance to the teacher")
-    projection_dim: int | None = PROJECTION_FIELD
 
 
 @register_loss(EmbedDistillParams, DISTILL_CONTRACT)
 class EmbedDistillLoss(EmbeddingLoss):
-    """Distils a teacher's embeddings: each column's student embedding must match the teacher embedding given as the label.
+    """Distils a teacher's embeddings: each column's student embedding must match the teacher's (a model or a label column).
 
     `L = mean_columns D(P·student, teacher)` with D the mean of 1 - cos, the MSE, or the mean L2 distance,
-    and P an optional trainable projection. Labels: (batch, d) for every column, or (batch, columns, d).
+    and P an optional trainable projection. Labels: (batch, d) for every column, or (batch, columns, d);
+    with a `teacher` model, its embeddings of the first column or of each column, computed per batch.
     """
 
-    def __init__(self, embedding_dimension: int, distance_metric: str = "cosine", projection_dim: int | None = None) -> None:
+    def __init__(self, embedding_dimension: int, distance_metric: str = "cosine", projection_dim: int | None = None,
+                 teacher: FrozenEncoder | None = None, teacher_embeds: str = "each_column") -> None:
         super().__init__()
         self.distance_metric = distance_metric
         self.projection = nn.Linear(embedding_dimension, projection_dim) if projection_dim is not None else None
+        self.teacher = teacher
+        self.teacher_embeds = teacher_embeds
 
     @classmethod
-    def from_params(cls, params: LossParams, model) -> "EmbedDistillLoss":
-        return cls(model.embedding_dimension, **params.model_dump(exclude={"type"}))
+    def contract_for(cls, params: DistillOptions, contract: ColumnContract) -> ColumnContract:
+        if params.teacher is None:
+            return contract
+        return replace(contract, label=None, label_refusal=TEACHER_LABEL_REFUSAL)
+
+    @classmethod
+    def from_params(cls, params: DistillOptions, model) -> "EmbedDistillLoss":
+        teacher = None
+        if params.teacher is not None:
+            teacher = FrozenEncoder.load(params.teacher, model, "teacher")
+            _check_teacher_dimension(params, teacher.embedding_dimension, model.embedding_dimension)
+        return cls(model.embedding_dimension, teacher=teacher, **params.model_dump(exclude={"type", "teacher"}))
+
+    def targets(self, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor | None:
+        """Labels given (a label column, or targets a wrapping loss already computed) as they are; else the teacher's
+        embeddings, (batch, d) of the first column or (batch, columns, d)."""
+        if self.teacher is None or labels is not None:
+            return labels
+        # Per batch rather than once per dataset: it works for streamed data, whatever the sampler and prompts, and
+        # never holds a dataset's embeddings in memory. The cost is small: without a graph, all-MiniLM-L6-v2 as the
+        # teacher of a 3-layer student took ~27% of each step (CPU, batch 32), which precomputing would save only from
+        # the second epoch on; such runs can still write the embeddings into a label column and drop the teacher.
+        if self.teacher_embeds == "first_column":
+            return self.teacher.embed(features[0])
+        return torch.stack([self.teacher.embed(column) for column in features], dim=1)
+
+    def forward(self, model: Embedder, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
+        return super().forward(model, features, self.targets(features, labels))
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
         labels = labels.detach()
@@ -59,3 +114,17 @@ class EmbedDistillLoss(EmbeddingLoss):
         if self.distance_metric == "l2":
             return torch.norm(student - teacher, dim=-1).mean()
         return (1 - F.cosine_similarity(student, teacher, dim=-1)).mean()
+
+
+def _check_teacher_dimension(params: DistillOptions, teacher_dim: int, student_dim: int) -> None:
+    """The student embeddings (projected, with projection_dim) must be as wide as the teacher's: fail before training."""
+    compared = params.projection_dim or student_dim
+    if compared == teacher_dim:
+        return
+    if params.projection_dim is not None:
+        raise RecipeError(f"{params.type}: projection_dim is {params.projection_dim}, but teacher {params.teacher!r} "
+                          f"embeds into {teacher_dim} dimensions; set projection_dim: {teacher_dim}")
+    raise RecipeError(f"{params.type}: teacher {params.teacher!r} embeds into {teacher_dim} dimensions, the model into "
+                      f"{student_dim}; add `model.dense: {{out_features: {teacher_dim}}}` (saved with the model) or set "
+                      f"the loss's projection_dim: {teacher_dim} (a trainable projection that is not saved), or choose a "
+                      f"teacher with {student_dim}-dimensional embeddings")

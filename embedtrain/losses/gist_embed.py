@@ -3,14 +3,13 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from torch import Tensor, nn
+from torch import Tensor
 
 from embedtrain.data.contract import ColumnContract
-from embedtrain.errors import RecipeError
 from embedtrain.losses.distributed import gather_with_grad
+from embedtrain.losses.frozen_encoder import FrozenEncoder
 from embedtrain.losses.multiple_negatives_ranking import GATHER_FIELD
 from embedtrain.losses.registry import Embedder, EmbeddingLoss, LossParams, register_loss
-from embedtrain.modules import Transformer
 from embedtrain.similarity import cosine_matrix
 
 GIST_CONTRACT = ColumnContract(inputs=("anchor", "positive"), repeated_input="negative", in_batch_negatives=True)
@@ -76,64 +75,26 @@ class GuidedScorer:
         return F.cross_entropy(torch.cat(scores, dim=1) / self.options.temperature, targets, reduction="sum")
 
 
-def load_guide(name: str, model) -> tuple[nn.Module, bool]:
-    """(the guide, frozen; whether texts must be re-tokenized for it: another vocabulary or a shorter length limit)."""
-    from embedtrain.models.io import load_model
-
-    guide = load_model(name).eval().requires_grad_(False)
-    student, teacher = model.input_module, guide.input_module
-    if not isinstance(student, Transformer) or not isinstance(teacher, Transformer):
-        raise RecipeError(f"guide {name!r}: the guided losses need transformer models (with Hugging Face tokenizers) "
-                          f"for both the model and the guide")
-    must_retokenize = (student.tokenizer.get_vocab() != teacher.tokenizer.get_vocab()
-                       or teacher.max_seq_length < student.max_seq_length)
-    return guide, must_retokenize
-
-
-class GuidedLoss(EmbeddingLoss):
-    """Holds the frozen guide: kept in eval mode (no dropout) whatever mode the training module is put in."""
-
-    def __init__(self, guide: nn.Module, must_retokenize: bool, student_tokenizer) -> None:
-        super().__init__()
-        self.guide = guide
-        self.must_retokenize = must_retokenize
-        self.student_tokenizer = student_tokenizer
-
-    def train(self, mode: bool = True) -> "GuidedLoss":
-        super().train(mode)
-        self.guide.eval()
-        return self
-
-    @torch.no_grad()
-    def guide_embeddings(self, features: dict[str, Tensor]) -> Tensor:
-        """The guide's embeddings of a column, re-tokenized for the guide when its tokenizer differs."""
-        if self.must_retokenize:
-            texts = self.student_tokenizer.batch_decode(features["input_ids"], skip_special_tokens=True)
-            device = features["input_ids"].device
-            features = {key: value.to(device) for key, value in self.guide.tokenize(texts).items()}
-        return self.guide(dict(features))["sentence_embedding"]
-
-
 @register_loss(GISTEmbedParams, GIST_CONTRACT)
-class GISTEmbedLoss(GuidedLoss):
+class GISTEmbedLoss(EmbeddingLoss):
     """MultipleNegativesRankingLoss whose in-batch negatives are filtered by a guide model: candidates the guide
     finds as similar to the anchor as its positive are masked out as probable false negatives (GISTEmbed).
 
     See `GuidedScorer` for the formula. The guide is frozen, kept in evaluation mode and not saved.
     """
 
-    def __init__(self, guide: nn.Module, must_retokenize: bool, student_tokenizer, options: GISTEmbedParams) -> None:
-        super().__init__(guide, must_retokenize, student_tokenizer)
+    def __init__(self, guide: FrozenEncoder, options: GISTEmbedParams) -> None:
+        super().__init__()
+        self.guide = guide
         self.scorer = GuidedScorer(options)
         self.gather_across_devices = options.gather_across_devices
 
     @classmethod
     def from_params(cls, params: GISTEmbedParams, model) -> "GISTEmbedLoss":
-        guide, must_retokenize = load_guide(params.guide, model)
-        return cls(guide, must_retokenize, model.input_module.tokenizer, params)
+        return cls(FrozenEncoder.load(params.guide, model, "guide"), params)
 
     def forward(self, model: Embedder, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
-        guide_embeddings = [self.guide_embeddings(column) for column in features]
+        guide_embeddings = [self.guide.embed(column) for column in features]
         embeddings = [model(column)["sentence_embedding"] for column in features]
         # Evaluation runs on the main process alone: no gathering there.
         return self.loss_from_embeddings(embeddings, guide_embeddings, self.gather_across_devices and self.training)

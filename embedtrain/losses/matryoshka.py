@@ -87,7 +87,11 @@ class MatryoshkaLoss(EmbeddingLoss):
             indices = sorted(random.sample(indices, self.n_dims_per_step))
         return indices
 
+    def targets(self, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor | None:
+        return self.loss.targets(features, labels)
+
     def forward(self, model: Embedder, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
+        labels = self.targets(features, labels)  # once per step (a teacher's embeddings), truncated with the model's
         if isinstance(self.loss, GradCacheLoss):
             return self.loss.forward_cached(model, features, labels, partial(self._cached_loss, self.sampled_dims()))
         view = TruncatedEmbedder(model)

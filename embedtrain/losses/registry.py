@@ -56,6 +56,11 @@ class EmbeddingLoss(nn.Module):
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor | dict[str, Tensor]:
         raise NotImplementedError
 
+    def targets(self, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor | None:
+        """The labels this loss trains against: the batch's labels by default; a loss with a teacher model computes
+        them. Modifier losses that run their inner loss several times per step ask once and pass the result on."""
+        return labels
+
     @classmethod
     def contract_for(cls, params: LossParams, contract: ColumnContract) -> ColumnContract:
         """The data contract under these parameters (e.g. the number of classes); the declared one by default."""
