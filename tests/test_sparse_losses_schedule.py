@@ -75,7 +75,8 @@ def test_weights_and_loss_follow_the_reference_schedule(ours_options, callback_o
 
 def test_trainer_reports_the_steps_done_before_every_batch(monkeypatch, tmp_path: Path, tiny_checkpoint: Path,
                                                            sts_csv: Path) -> None:
-    """Every batch of an accumulated step sees the optimizer steps completed before it, and the run's total."""
+    """Every batch of an accumulated step sees the optimizer steps completed before it, and the run's total. The first
+    call, before the loop, sets the start for an evaluation before training."""
     AcceleratorState._reset_state(reset_partial_state=True)
     calls = []
     monkeypatch.setattr(CoSENTLoss, "set_training_progress", lambda self, step, total: calls.append((step, total)))
@@ -89,4 +90,4 @@ def test_trainer_reports_the_steps_done_before_every_batch(monkeypatch, tmp_path
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
     run_training(load_recipe(path, []))
-    assert calls == [(0, 3), (0, 3), (1, 3), (1, 3), (2, 3), (2, 3)]
+    assert calls == [(0, 3), (0, 3), (0, 3), (1, 3), (1, 3), (2, 3), (2, 3)]

@@ -153,6 +153,9 @@ class Trainer:
 
         if resume:
             self._resume()
+        training_module = accelerator.unwrap_model(self.module)
+        # Scheduled loss terms start where the run stands, for an evaluation before the first batch too.
+        training_module.set_training_progress(self.state.step, total_steps)
         if self.state.step == 0 and config.eval_before_training:
             self._evaluate()
         if self.state.step == 0:
@@ -166,7 +169,6 @@ class Trainer:
 
         started = time.perf_counter()
         window = self._new_window()
-        training_module = accelerator.unwrap_model(self.module)
         grad_norm = None
         self.module.train()  # from_pretrained leaves models in eval mode (dropout off)
         while self.state.step < total_steps:
