@@ -186,3 +186,14 @@ def test_thresholds_spare_some_rows_and_not_others(mlm_checkpoint: Path) -> None
     queries, documents = active[0], torch.cat(active[1:])
     assert 0 < int((queries > QUERY_THRESHOLD).sum()) < len(queries)
     assert 0 < int((documents > DOCUMENT_THRESHOLD).sum()) < len(documents)
+
+
+def test_cached_splade_without_gradients_gives_splade_loss_terms(build_sparse_model) -> None:
+    """Evaluation (no gradients) takes GradCache's other path: the same terms."""
+    case = CASES["splade-mnrl"]
+    model = build_sparse_model("splade")
+    with torch.no_grad():
+        expected = ours(case.params, model)(preprocess(model, case.columns, inference_free=False), None)
+        cached = ours(case.params | {"type": "CachedSpladeLoss", "mini_batch_size": 3}, model)
+        terms = cached(preprocess(model, case.columns, inference_free=False), None)
+    assert_same_terms(terms, expected)
