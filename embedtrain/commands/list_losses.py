@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 from rich.markup import escape
 from rich.table import Table
@@ -22,11 +23,17 @@ def loss_catalogue() -> list[dict[str, Any]]:
             if field_name == "type":
                 continue
             default = "required" if field.default is PydanticUndefined and field.default_factory is None else field.get_default(call_default_factory=True)
-            parameters[field_name] = {"default": list(default) if isinstance(default, tuple) else default,
-                                      "description": field.description or ""}
+            parameters[field_name] = {"default": _as_json(default), "description": field.description or ""}
         entries.append({"name": name, "description": spec.description, "inputs": inputs,
                         "label": (contract.label if contract else WRAPPED), "parameters": parameters})
     return entries
+
+
+def _as_json(default: Any) -> Any:
+    """A default as a recipe would write it: a tuple as a list, a wrapped loss's default as its entry ({type: ...})."""
+    if isinstance(default, BaseModel):
+        return default.model_dump(exclude_defaults=True)
+    return list(default) if isinstance(default, tuple) else default
 
 
 def loss_table(catalogue: list[dict[str, Any]]) -> Table:

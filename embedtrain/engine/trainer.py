@@ -46,6 +46,11 @@ class TrainingModule(nn.Module):
     def forward(self, batch: dict) -> Tensor:
         return total_loss(self.losses[self.loss_of_dataset[batch["dataset"]]](self.model, batch["features"], batch["labels"]))
 
+    def set_training_progress(self, step: int, total_steps: int) -> None:
+        """Tell every loss how far training is (for scheduled loss terms, e.g. the SPLADE regulariser warm-up)."""
+        for loss in self.losses.values():
+            loss.set_training_progress(step, total_steps)
+
 
 @dataclass
 class TrainingResult:
@@ -148,6 +153,9 @@ class Trainer:
 
         if resume:
             self._resume()
+        training_module = accelerator.unwrap_model(self.module)
+        # Scheduled loss terms start where the run stands, for an evaluation before the first batch too.
+        training_module.set_training_progress(self.state.step, total_steps)
         if self.state.step == 0 and config.eval_before_training:
             self._evaluate()
         if self.state.step == 0:
@@ -174,6 +182,9 @@ class Trainer:
                 resumed_rng = _set_torch_rng_state(resumed_rng)
                 if streaming:
                     batch = send_to_device(batch, accelerator.device)
+                # Every batch of an accumulated step sees the same progress: the steps completed before it (the
+                # reference's `global_step` at `on_step_begin`); a resumed run continues from its restored step.
+                training_module.set_training_progress(self.state.step, total_steps)
                 with accelerator.accumulate(self.module):
                     loss = self.module(batch)
                     accelerator.backward(loss)

@@ -40,6 +40,19 @@ from embedtrain.losses.registry import (
     loss_contract,
     total_loss,
 )
+from embedtrain.losses.sparse import (  # noqa: F401
+    cached_splade,
+    csr,
+    sparse_angle,
+    sparse_cosent,
+    sparse_cosine_similarity,
+    sparse_distill_kl_div,
+    sparse_margin_mse,
+    sparse_mse,
+    sparse_multiple_negatives_ranking,
+    sparse_triplet,
+    splade,
+)
 
 # Modifiers take any registered loss as their `loss:`; that union exists only now that every loss is registered.
 for _params in (matryoshka.MatryoshkaParams, adaptive_layer.AdaptiveLayerParams, matryoshka_2d.Matryoshka2dParams):

@@ -9,7 +9,7 @@ of their own: they take the inputs and label of the loss they wrap (`loss_contra
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypeVar, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol, TypeVar, Union
 
 from pydantic import Field
 from torch import Tensor, nn
@@ -19,6 +19,10 @@ from embedtrain.data.contract import ColumnContract
 
 if TYPE_CHECKING:
     from embedtrain.models.embedder import SentenceEmbedder
+
+
+ModelKind = Literal["dense", "sparse"]
+"""The kinds of embedding model a loss can train: dense sentence embeddings, or sparse (vocabulary-sized) ones."""
 
 
 class LossParams(StrictModel):
@@ -47,6 +51,9 @@ class EmbeddingLoss(nn.Module):
     """
 
     params: LossParams
+    model_kinds: ClassVar[tuple[ModelKind, ...]] = ("dense",)
+    """The kinds of model this loss can train as a recipe's loss (the outermost one). Empty for a loss that only
+    works inside a wrapper (a sparse loss inside SpladeLoss or CSRLoss)."""
 
     def forward(self, model: Embedder, features: list[dict[str, Tensor]],
                 labels: Tensor | None) -> Tensor | dict[str, Tensor]:
@@ -60,6 +67,13 @@ class EmbeddingLoss(nn.Module):
         """The labels this loss trains against: the batch's labels by default; a loss with a teacher model computes
         them. Modifier losses that run their inner loss several times per step ask once and pass the result on."""
         return labels
+
+    def set_training_progress(self, step: int, total_steps: int) -> None:
+        """Called by the trainer before every training batch: `step` optimizer steps are done out of `total_steps`.
+
+        For a loss whose terms follow a schedule over training (SpladeLoss's regulariser warm-up);
+        nothing by default.
+        """
 
     @classmethod
     def contract_for(cls, params: LossParams, contract: ColumnContract) -> ColumnContract:

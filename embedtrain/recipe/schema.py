@@ -14,6 +14,7 @@ from embedtrain.data.source import DataSource
 from embedtrain.errors import did_you_mean
 from embedtrain.evaluation import EVALUATORS, metric_names
 from embedtrain.losses import loss_config_union
+from embedtrain.losses.sparse.model_kind import model_kind_problems
 from embedtrain.modules.dense import Activation
 from embedtrain.modules.pooling import PoolingMode
 
@@ -195,6 +196,8 @@ class Recipe(StrictModel):
                                      f"{did_you_mean(dataset.loss, list(self.losses))}"))
                 problems += self._prompt_problems(split, name, dataset)
         problems += self._streaming_problems()
+        # model.kind (dense or sparse) comes with the sparse models; a model without it is dense.
+        problems += model_kind_problems(self.losses, getattr(self.model, "kind", "dense"))
         names = [evaluator.name for evaluator in self.evaluators]
         for index, name in enumerate(names):
             if names.index(name) != index:
