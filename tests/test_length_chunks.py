@@ -1,7 +1,8 @@
-"""Length-aware chunking changes how a batch is executed, never what it computes.
+"""Length-aware execution changes how a batch is executed, never what it computes.
 
-Chunked and plain padded forward passes give the same loss and gradients (rel. 1e-5) for MNRL,
-CoSENT and CachedMNRL; the chunk planner covers every row once, respects its cap and is optimal.
+Packed (unpadded), chunked and plain padded forward passes give the same loss and gradients (rel.
+1e-5) for MNRL, CoSENT and CachedMNRL; the chunk planner covers every row once, respects its cap
+and is optimal.
 """
 
 import itertools
@@ -62,9 +63,10 @@ def test_rows_of_equal_length_share_a_chunk_up_to_the_cap() -> None:
     assert plan_chunks([3, 9, 3], chunk_cost=100, max_chunk_tokens=100) == [[1, 0, 2]]
 
 
-def loss_and_gradients(checkpoint: Path, params: dict, columns: list[list[str]], labels, chunking):
+def loss_and_gradients(checkpoint: Path, params: dict, columns: list[list[str]], labels, chunking, packing=False):
     model = load_model(checkpoint).train()
-    model.transformer.length_chunking = chunking
+    assert model.transformer.packing  # a BERT encoder qualifies
+    model.transformer.length_chunking, model.transformer.packing = chunking, packing
     loss = build_loss(LOSSES[params["type"]].params_model(**params), model)
     value = loss(model, [model.tokenize(texts) for texts in columns], labels)
     value.backward()
@@ -79,10 +81,12 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("packing", [False, True], ids=["chunked", "packed"])
 @pytest.mark.parametrize("case", CASES)
-def test_chunked_execution_gives_the_padded_loss_and_gradients(case: str, tiny_checkpoint: Path) -> None:
+def test_length_aware_execution_gives_the_padded_loss_and_gradients(case: str, packing: bool,
+                                                                    tiny_checkpoint: Path) -> None:
     params, columns, labels = CASES[case]
-    chunked = loss_and_gradients(tiny_checkpoint, params, columns, labels, EAGER)
+    chunked = loss_and_gradients(tiny_checkpoint, params, columns, labels, EAGER, packing)
     padded = loss_and_gradients(tiny_checkpoint, params, columns, labels, None)
     assert chunked[0] == pytest.approx(padded[0], rel=1e-5)
     assert chunked[1].keys() == padded[1].keys()
@@ -99,7 +103,7 @@ def test_chunking_really_splits_the_batch(tiny_checkpoint: Path) -> None:
     model.transformer.auto_model.register_forward_pre_hook(
         lambda module, args, kwargs: widths.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
     features = model.tokenize(ANCHORS)
-    model.transformer.length_chunking = EAGER
+    model.transformer.length_chunking, model.transformer.packing = EAGER, False
     model(features)
     assert len(widths) > 1 and sum(rows for rows, _ in widths) == len(ANCHORS)
     assert sum(rows * width for rows, width in widths) == features["attention_mask"].sum()

@@ -6,6 +6,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, 
 
 from embedtrain.modules.files import read_json, write_json
 from embedtrain.modules.length_chunks import LengthChunking, run_in_chunks
+from embedtrain.modules.packed_attention import enable_packing, run_packed
 
 CONFIG_FILE = "sentence_bert_config.json"
 LEGACY_CONFIG_FILES = (
@@ -36,8 +37,9 @@ class Transformer(nn.Module):
     Saved in the model's root folder: `config.json`, `model.safetensors`, the tokenizer files and
     `sentence_bert_config.json` with the maximum sequence length (legacy layout).
 
-    `length_chunking` (on unless set to None; an execution setting, not saved) runs each batch in
-    length-homogeneous chunks: the same outputs with far less padding (see `length_chunks`).
+    `length_chunking` (on unless set to None; an execution setting, not saved) runs each batch without
+    padding where the encoder allows it (`packing`: BERT-style encoders, see `packed_attention`) and
+    otherwise in length-homogeneous chunks (see `length_chunks`): the same outputs, far less padding.
     """
 
     st_type = "sentence_transformers.models.Transformer"
@@ -51,6 +53,7 @@ class Transformer(nn.Module):
         self.do_lower_case = do_lower_case
         self._prompt_lengths: dict[str, int] = {}
         self.length_chunking: LengthChunking | None = LengthChunking()
+        self.packing = enable_packing(model)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, max_seq_length: int | None = None, do_lower_case: bool = False,
@@ -119,8 +122,10 @@ class Transformer(nn.Module):
 
     def forward(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
         inputs = {key: features[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in features}
-        if self.length_chunking and "attention_mask" in inputs and self.tokenizer.padding_side == "right":
-            features["token_embeddings"] = run_in_chunks(self._last_hidden_state, inputs, self.length_chunking)
+        padded = "attention_mask" in inputs and not bool(inputs["attention_mask"].all())
+        if self.length_chunking and padded and self.tokenizer.padding_side == "right":
+            features["token_embeddings"] = (run_packed(self.auto_model, inputs, self.length_chunking) if self.packing
+                                            else run_in_chunks(self._last_hidden_state, inputs, self.length_chunking))
         else:
             features["token_embeddings"] = self._last_hidden_state(inputs)
         return features
