@@ -37,6 +37,8 @@ class Transformer(nn.Module):
     """
 
     st_type = "sentence_transformers.models.Transformer"
+    auto_class = AutoModel
+    """The Hugging Face auto class that loads the weights (MLMTransformer loads the masked-LM head too)."""
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_seq_length: int,
                  do_lower_case: bool = False) -> None:
@@ -54,7 +56,7 @@ class Transformer(nn.Module):
         options = {"trust_remote_code": trust_remote_code, "revision": revision}
         config = AutoConfig.from_pretrained(name_or_path, **options)
         model_options = {"attn_implementation": attn_implementation} if attn_implementation else {}
-        model = AutoModel.from_pretrained(name_or_path, config=config, **options, **model_options)
+        model = cls.auto_class.from_pretrained(name_or_path, config=config, **options, **model_options)
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, **options)
         return cls(model, tokenizer, max_seq_length or default_max_seq_length(tokenizer, config), do_lower_case)
 
@@ -115,8 +117,12 @@ class Transformer(nn.Module):
     def forward(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
         inputs = {key: features[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in features}
         output = self.auto_model(**inputs, return_dict=True)
-        features["token_embeddings"] = output.last_hidden_state
+        features["token_embeddings"] = self.token_outputs(output)
         return features
+
+    def token_outputs(self, output) -> Tensor:
+        """The per-token tensor this module contributes as `token_embeddings`: the last hidden state."""
+        return output.last_hidden_state
 
     def forward_all_layers(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
         """`forward`, plus `all_layer_embeddings`: the embedding layer's output and every layer's (num_layers + 1)."""
