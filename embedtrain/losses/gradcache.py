@@ -81,12 +81,14 @@ def minibatch_ranges(features: dict[str, Tensor], mini_batch_size: int, mini_bat
 
 
 def slice_rows(features: dict[str, Tensor], begin: int, end: int) -> dict[str, Tensor]:
-    """Rows [begin, end) of tokenized features, cut to the longest of those rows (less padding to compute)."""
+    """Rows [begin, end) of tokenized features, cut to the longest of those rows (less padding to compute).
+    Values that are not tensors (a router's `task`) apply to every row and are kept as they are."""
     mask = features["attention_mask"]
     width = mask.size(1)
     used = mask[begin:end].bool().any(dim=0).nonzero()
     keep = int(used.max()) + 1 if len(used) else width
-    return {key: value[begin:end, :keep] if value.ndim >= 2 and value.size(1) == width else value[begin:end]
+    return {key: value if not isinstance(value, Tensor) else
+            value[begin:end, :keep] if value.ndim >= 2 and value.size(1) == width else value[begin:end]
             for key, value in features.items()}
 
 

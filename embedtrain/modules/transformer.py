@@ -79,7 +79,7 @@ class Transformer(nn.Module):
 
     def __repr__(self) -> str:  # the encoder's layers would drown everything else in the model's repr
         architecture = type(self.auto_model).__name__
-        return f"Transformer(max_seq_length={self.max_seq_length}, do_lower_case={self.do_lower_case}, architecture={architecture})"
+        return f"{type(self).__name__}(max_seq_length={self.max_seq_length}, do_lower_case={self.do_lower_case}, architecture={architecture})"
 
     def _model_texts(self, texts: list[str], prompt: str | None) -> list[str]:
         """The texts as the tokenizer sees them: prompt prepended, lower-cased if the model asks for it."""
