@@ -1,8 +1,8 @@
 """Build the model a recipe's `model:` section describes."""
 
 from embedtrain.errors import RecipeError
-from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.models.build_sparse import build_sparse_model
+from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.models.io import load_model, resolve_model_path
 from embedtrain.models.sparse_embedder import SparseEmbedder
 from embedtrain.modules import Dense, Normalize, Pooling, StaticEmbedding, Transformer
