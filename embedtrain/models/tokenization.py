@@ -1,10 +1,10 @@
 """The model's tokenizer and maximum length alone, for data checks that must run before any weights are loaded."""
 
+from pathlib import Path
+
 from transformers import AutoConfig, AutoTokenizer
 
 from embedtrain.data.checks import Tokenization
-from pathlib import Path
-
 from embedtrain.models.io import resolve_model_path
 from embedtrain.modules.files import read_json
 from embedtrain.modules.router import CONFIG_FILE as ROUTER_CONFIG
