@@ -24,9 +24,22 @@ def test_recipes_are_shipped():
     assert {path.stem for path in RECIPES} >= {"quickstart", "stsb"}
 
 
+def sparse_losses_missing(path: Path) -> bool:
+    """The sparse recipes train with SpladeLoss/CSRLoss, which embedtrain.losses.sparse registers."""
+    from embedtrain.losses import LOSSES
+
+    text = path.read_text(encoding="utf-8")
+    return "kind: sparse" in text and not {"SpladeLoss", "CSRLoss"} <= set(LOSSES)
+
+
 @pytest.mark.parametrize("path", RECIPES, ids=[path.stem for path in RECIPES])
-def test_recipe_trains_a_few_steps(path, tmp_path, tiny_checkpoint):
-    recipe = load_recipe(path, [f"model.base={tiny_checkpoint}", f"training.output_dir={tmp_path / 'run'}",
+def test_recipe_trains_a_few_steps(path, tmp_path, tiny_checkpoint, tiny_mlm_checkpoint):
+    if sparse_losses_missing(path):
+        pytest.skip("the sparse losses (SpladeLoss, CSRLoss) are not registered on this branch")
+    # Sparse SPLADE recipes need a masked-LM base; CSR takes any checkpoint.
+    base = tiny_mlm_checkpoint if "architecture: csr" not in path.read_text(encoding="utf-8") and \
+        "kind: sparse" in path.read_text(encoding="utf-8") else tiny_checkpoint
+    recipe = load_recipe(path, [f"model.base={base}", f"training.output_dir={tmp_path / 'run'}",
                                 "training.max_steps=2", "training.logging_steps=1", "training.save_steps=1",
                                 "evaluators.0.max_samples=20"])
     result = run_training(recipe)
