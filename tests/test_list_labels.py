@@ -46,7 +46,8 @@ def test_bad_list_labels_are_data_errors(rows: dict, contract: ColumnContract, m
 
 
 def test_collator_makes_a_float32_matrix_of_list_labels() -> None:
-    collate = Collator(lambda texts, prompt: {"input_ids": torch.zeros(len(texts), 1)})
-    batch = collate({"dataset": "x", "texts": [["a", "b"]], "prompts": [None], "labels": [[1, 2, 3], [4, 5, 6]],
+    collate = Collator(lambda texts, prompt, route: {"input_ids": torch.zeros(len(texts), 1)})
+    batch = collate({"dataset": "x", "texts": [["a", "b"]], "prompts": [None], "routes": [None],
+                     "labels": [[1, 2, 3], [4, 5, 6]],
                      "label_kind": "scores", "in_batch_negatives": False})
     assert batch["labels"].dtype == torch.float32 and batch["labels"].shape == (2, 3)

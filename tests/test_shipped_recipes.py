@@ -7,6 +7,7 @@ import pytest
 from accelerate.state import AcceleratorState
 
 from embedtrain.engine.run import run_training
+from embedtrain.evaluation.ir_evaluator import InformationRetrievalParams
 from embedtrain.recipe.loading import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,11 +35,20 @@ def test_the_distillation_recipe_has_a_teacher_to_replace(tiny_checkpoint):
     assert tiny_teachers(ROOT / "recipes" / "distill-mse.yaml", tiny_checkpoint) == [f"losses.mse.teacher={tiny_checkpoint}"]
 
 
+
+
 @pytest.mark.parametrize("path", RECIPES, ids=[path.stem for path in RECIPES])
-def test_recipe_trains_a_few_steps(path, tmp_path, tiny_checkpoint):
-    recipe = load_recipe(path, [f"model.base={tiny_checkpoint}", f"training.output_dir={tmp_path / 'run'}",
-                                "training.max_steps=2", "training.logging_steps=1", "training.save_steps=1",
-                                "evaluators.0.max_samples=20", *tiny_teachers(path, tiny_checkpoint)])
+def test_recipe_trains_a_few_steps(path, tmp_path, tiny_checkpoint, tiny_mlm_checkpoint):
+    # Sparse SPLADE recipes need a masked-LM base; CSR takes any checkpoint.
+    base = tiny_mlm_checkpoint if "architecture: csr" not in path.read_text(encoding="utf-8") and \
+        "kind: sparse" in path.read_text(encoding="utf-8") else tiny_checkpoint
+    overrides = [f"model.base={base}", f"training.output_dir={tmp_path / 'run'}", "training.max_steps=2",
+                 "training.logging_steps=1", "training.save_steps=1", *tiny_teachers(path, tiny_checkpoint)]
+    if "architecture: csr" in path.read_text(encoding="utf-8"):  # 128 latents on the 32-d tiny model
+        overrides += ["model.sparse.autoencoder.k=16", "model.sparse.autoencoder.k_aux=32"]
+    if not isinstance(load_recipe(path).evaluators[0], InformationRetrievalParams):  # retrieval data: no row limit
+        overrides.append("evaluators.0.max_samples=20")
+    recipe = load_recipe(path, overrides)
     result = run_training(recipe)
     assert result.steps == 2 and (result.final_dir / "modules.json").exists()
 

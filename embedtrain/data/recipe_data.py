@@ -33,7 +33,7 @@ class RecipeData:
         return {name: PreparedDataset(name, report.rows, report.mapping, report.contract,
                                       recipe.loss_name_for(entries[name]),
                                       input_prompts(entries[name].prompts, report, recipe.model.prompts),
-                                      report.stream)
+                                      report.stream, input_routes(entries[name].router_mapping, report))
                 for name, report in getattr(self, split).items()}
 
 
@@ -53,6 +53,39 @@ def input_prompts(prompts: str | dict[str, str] | None, report: DatasetReport,
         name = prompts if isinstance(prompts, str) else prompts.get(_base_role(role, report.contract))
         result.append(texts[name] if name else None)
     return tuple(result)
+
+
+def _route_of(router_mapping: dict[str, str], role: str, column: str, contract) -> str | None:
+    """An input's route: given for the input (or its repeated base, negative for negative_2) or for its column."""
+    for key in (role, _base_role(role, contract), column):
+        if key in router_mapping:
+            return router_mapping[key]
+    return None
+
+
+def input_routes(router_mapping: dict[str, str] | None, report: DatasetReport) -> tuple[str | None, ...]:
+    """The router task of each input of the resolved mapping (the reference's `router_mapping`), () for none."""
+    if router_mapping is None:
+        return ()
+    return tuple(_route_of(router_mapping, role, column, report.contract) for role, column in report.mapping.inputs)
+
+
+def _check_router_mapping(report: DatasetReport, router_mapping: dict[str, str] | None) -> None:
+    """Every key must name an input or a column that feeds one, and every input needs a route."""
+    if router_mapping is None or report.mapping is None:
+        return
+    known = [name for role, column in report.mapping.inputs
+             for name in (role, _base_role(role, report.contract), column)]
+    for key in router_mapping:
+        if key not in known:
+            report.error(f"{report.where}.router_mapping: {key!r} is neither an input of the loss nor a column "
+                         f"feeding one{did_you_mean(key, known)}; the inputs are "
+                         f"{', '.join(f'{role} (column {column})' for role, column in report.mapping.inputs)}")
+    unrouted = [role for role, column in report.mapping.inputs
+                if _route_of(router_mapping, role, column, report.contract) is None]
+    if unrouted:
+        report.error(f"{report.where}.router_mapping: no route for input(s) {', '.join(unrouted)}; map each input "
+                     f"to query or document")
 
 
 def _check_prompt_roles(report: DatasetReport, prompts: str | dict[str, str] | None) -> None:
@@ -77,6 +110,7 @@ def check_recipe_data(recipe: Recipe, tokenization: Tokenization | None = None) 
                 logger.info("%s: no `columns:` given; using %s (label by name, inputs by position)",
                             report.where, report.mapping.describe())
             _check_prompt_roles(report, config.prompts)
+            _check_router_mapping(report, config.router_mapping)
             if split == "train" and recipe.training.batch_sampler == "group_by_label" and not contract.label:
                 report.error(f"{report.where}: training.batch_sampler group_by_label groups rows by their label, but "
                              f"loss {recipe.loss_name_for(config)!r} takes no label")

@@ -21,11 +21,13 @@ class PreparedDataset:
     loss_name: str
     prompts: tuple[str | None, ...] = ()  # prompt text per input (as mapping.inputs), None for none
     stream: IterableDataset | None = None  # set when the rows are read lazily (`rows` is then a sample)
+    routes: tuple[str | None, ...] = ()  # router task per input (as mapping.inputs), for models with a Router
 
     def batch(self, rows: dict[str, list]) -> dict:
         """A batch for the collator from `rows` (column -> values) of this dataset."""
         return {"dataset": self.name, "texts": [rows[column] for column in self.mapping.input_columns],
                 "prompts": self.prompts or [None] * len(self.mapping.inputs),
+                "routes": self.routes or [None] * len(self.mapping.inputs),
                 "labels": rows[self.mapping.label] if self.mapping.label else None,
                 "label_kind": self.contract.label, "in_batch_negatives": self.contract.in_batch_negatives}
 
@@ -83,7 +85,7 @@ class StreamingBatches(torch.utils.data.IterableDataset):
 
 
 class Collator:
-    """Tokenizes each input column of a batch; labels become a tensor of the kind the loss expects
+    """Tokenizes each input column of a batch (with its prompt, and its route for a model with a Router); labels become a tensor of the kind the loss expects
     (int64 class ids; otherwise float32, (batch,) for one number per row, (batch, k) for list labels)."""
 
     def __init__(self, tokenize) -> None:
@@ -94,7 +96,8 @@ class Collator:
         if labels is not None:
             dtype = torch.long if batch["label_kind"] == "class" else torch.float32
             labels = torch.tensor(labels, dtype=dtype)
-        features = [self.tokenize(texts, prompt) for texts, prompt in zip(batch["texts"], batch["prompts"])]
+        features = [self.tokenize(texts, prompt, route)
+                    for texts, prompt, route in zip(batch["texts"], batch["prompts"], batch["routes"])]
         return {"dataset": batch["dataset"], "features": features, "labels": labels,
                 "diagnostics": batch_diagnostics(batch["texts"], batch["in_batch_negatives"])}
 

@@ -43,6 +43,7 @@ def run_training(recipe: Recipe, *, resume: bool = False, observer: TrainingObse
     model = build_model(recipe.model)
     if not recipe.training.length_chunking and isinstance(model.input_module, Transformer):
         model.input_module.length_chunking = None
+    _check_routes(model, recipe)
     losses = {name: _build_named_loss(name, params, model) for name, params in recipe.losses.items()}
     summaries = [DatasetSummary(name, recipe.datasets.train[name].source, len(d.rows), d.mapping.describe(), d.loss_name)
                  for name, d in train_sets.items()]
@@ -63,6 +64,25 @@ def _build_named_loss(name: str, params, model) -> EmbeddingLoss:
         return build_loss(params, model)
     except (RecipeError, ModelLoadError) as error:
         raise type(error)(f"losses.{name}: {error}") from error
+
+
+def _check_routes(model, recipe: Recipe) -> None:
+    """router_mapping against the built model (its architecture may come from the base model, not the recipe)."""
+    router = getattr(model, "router", None)
+    for split in ("train", "eval"):
+        for name, dataset in getattr(recipe.datasets, split).items():
+            where = f"datasets.{split}.{name}.router_mapping"
+            if dataset.router_mapping is not None and router is None:
+                raise RecipeError(f"{where}: the model ({recipe.model.base}) has no router; remove router_mapping")
+            if router is None:
+                continue
+            if dataset.router_mapping is None:
+                raise RecipeError(f"datasets.{split}.{name}: the model routes queries and documents through "
+                                  f"different modules (routes {router.routes}); add router_mapping, e.g. "
+                                  f"{{anchor: query, positive: document}}")
+            unknown = sorted(set(dataset.router_mapping.values()) - set(router.routes))
+            if unknown:
+                raise RecipeError(f"{where}: routes {unknown} are not routes of the model ({router.routes})")
 
 
 def _check_output_dir(output_dir: Path, recipe: Recipe, resume: bool, accelerator: Accelerator) -> None:

@@ -138,7 +138,7 @@ class Trainer:
 
     def train(self, resume: bool = False) -> TrainingResult:
         config, accelerator = self.config, self.accelerator
-        optimizer = build_optimizer(self.module, config)
+        optimizer = build_optimizer(self.module, config, self.module.model)
         self.module, optimizer = accelerator.prepare(self.module, optimizer)
         loader = self._build_dataloader()
         # A stream is split between processes by the dataset itself, and its batches are moved to the device
@@ -276,7 +276,8 @@ class Trainer:
         total, count = 0.0, 0
         device = self.accelerator.device
         for batch in eval_batches(dataset, self.config.batch_size, self.collator):
-            batch["features"] = [{k: v.to(device) for k, v in features.items()} for features in batch["features"]]
+            # send_to_device leaves non-tensors (a router's `task`) as they are.
+            batch["features"] = send_to_device(batch["features"], device)
             batch["labels"] = batch["labels"].to(device) if batch["labels"] is not None else None
             first = batch["features"][0]
             size = len(first["offsets"] if "offsets" in first else first["input_ids"])  # static models: flat input_ids

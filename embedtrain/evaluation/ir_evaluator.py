@@ -60,18 +60,19 @@ class RetrievalOptions(StrictModel):
 
 def evaluate_retrieval(model: SentenceEmbedder, data: RetrievalData, options: RetrievalOptions, batch_size: int,
                        truncate_dim: int | None = None, query_prompt: str | None = None,
-                       corpus_prompt: str | None = None) -> dict[str, float]:
+                       corpus_prompt: str | None = None, embed=embed_rows) -> dict[str, float]:
     """Metrics (keys of `options.retrieval_keys()`) of ranking `data.corpus` for each query with relevant documents.
 
-    Queries are embedded with the model's `query` prompt and documents with its `document` prompt unless an
-    explicit prompt is given; every distinct text is embedded once and reused by every score function.
+    Queries are embedded with the model's `query` prompt and route, documents with its `document` ones, unless an
+    explicit prompt is given; every distinct text is embedded once and reused by every score function. `embed`
+    (embed_rows' signature) lets the sparse evaluators see the embeddings.
     """
     query_ids = [qid for qid in data.queries if data.relevant.get(qid)]
     corpus_ids = sorted(data.corpus)  # ascending ids: rank ties then break by corpus id, as the reference's
-    queries = embed_rows(model, [data.queries[qid] for qid in query_ids], batch_size, truncate_dim, "query",
-                         query_prompt)
-    corpus = embed_rows(model, [data.corpus[cid] for cid in corpus_ids], options.corpus_batch_size or batch_size,
-                        truncate_dim, "document", corpus_prompt)
+    queries = embed(model, [data.queries[qid] for qid in query_ids], batch_size, truncate_dim, "query",
+                    query_prompt, task="query")
+    corpus = embed(model, [data.corpus[cid] for cid in corpus_ids], options.corpus_batch_size or batch_size,
+                   truncate_dim, "document", corpus_prompt, task="document")
     relevant = [data.relevant[qid] for qid in query_ids]
     num_relevant = np.array([len(ids) for ids in relevant])
     depth = max(max(ks) for ks in options.cutoffs().values())
@@ -141,4 +142,4 @@ class InformationRetrievalEvaluator(Evaluator):
         query_prompt = model.resolve_prompt(params.query_prompt_name or "query", params.query_prompt)
         corpus_prompt = model.resolve_prompt(params.corpus_prompt_name or "document", params.corpus_prompt)
         return evaluate_retrieval(model, self.data, params, params.batch_size, params.truncate_dim,
-                                  query_prompt, corpus_prompt)
+                                  query_prompt, corpus_prompt, self.embed)

@@ -96,7 +96,7 @@ class NanoBEIREvaluator(Evaluator):
 
     @classmethod
     def metric_keys(cls, params: NanoBEIRParams) -> list[str]:
-        prefixes = list(dataset_sources(params, "evaluators"))
+        prefixes = cls.set_prefixes(params)
         keys = params.retrieval_keys()
         return [f"{prefix}_{key}" for prefix in prefixes for key in keys] + \
             [f"{cls.aggregate_prefix(params)}_{key}" for key in keys]
@@ -113,20 +113,31 @@ class NanoBEIREvaluator(Evaluator):
     def primary_metric(self) -> str:
         return self.primary_key(self.params)
 
-    def compute(self, model: SentenceEmbedder) -> dict[str, float]:
+    @classmethod
+    def set_prefixes(cls, params: NanoBEIRParams) -> list[str]:
+        return list(dataset_sources(params, "evaluators"))
+
+    def compute_set(self, model: SentenceEmbedder, prefix: str) -> dict[str, float]:
+        """Retrieval metrics of one set, named `{prefix}_{key}`."""
         params = self.params
+        set_name, data = self.sets[prefix]
+        query_prompt = _prompt_for(params.query_prompts, set_name) or model.resolve_prompt("query")
+        corpus_prompt = _prompt_for(params.corpus_prompts, set_name) or model.resolve_prompt("document")
+        values = evaluate_retrieval(model, data, params, params.batch_size, params.truncate_dim,
+                                    query_prompt, corpus_prompt, self.embed)
+        return {f"{prefix}_{key}": value for key, value in values.items()}
+
+    def aggregate(self, metrics: dict[str, float]) -> dict[str, float]:
+        """The mean over sets of each retrieval metric, named `{aggregate prefix}_{key}`."""
+        return {f"{self.aggregate_prefix(self.params)}_{key}":
+                float(np.mean([metrics[f"{prefix}_{key}"] for prefix in self.sets]))
+                for key in self.params.retrieval_keys()}
+
+    def compute(self, model: SentenceEmbedder) -> dict[str, float]:
         metrics: dict[str, float] = {}
-        per_set = []
-        for prefix, (set_name, data) in self.sets.items():
-            query_prompt = _prompt_for(params.query_prompts, set_name) or model.resolve_prompt("query")
-            corpus_prompt = _prompt_for(params.corpus_prompts, set_name) or model.resolve_prompt("document")
-            values = evaluate_retrieval(model, data, params, params.batch_size, params.truncate_dim,
-                                        query_prompt, corpus_prompt)
-            metrics |= {f"{prefix}_{key}": value for key, value in values.items()}
-            per_set.append(values)
-        aggregate = self.aggregate_prefix(params)
-        return metrics | {f"{aggregate}_{key}": float(np.mean([values[key] for values in per_set]))
-                          for key in params.retrieval_keys()}
+        for prefix in self.sets:
+            metrics |= self.compute_set(model, prefix)
+        return metrics | self.aggregate(metrics)
 
     def __call__(self, model: SentenceEmbedder) -> dict[str, float]:
         return self.compute(model)

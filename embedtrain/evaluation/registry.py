@@ -35,6 +35,11 @@ class Evaluator:
 
     contract: ClassVar[ColumnContract]
 
+    def embed(self, model: SentenceEmbedder, texts: list[str], batch_size: int, truncate_dim: int | None = None,
+              prompt_name: str | None = None, prompt: str | None = None, task: str | None = None) -> torch.Tensor:
+        """How the evaluator embeds its texts (embed_rows); the sparse evaluators also record sparsity here."""
+        return embed_rows(model, texts, batch_size, truncate_dim, prompt_name, prompt, task)
+
     def __init__(self, params: EvaluatorParams, columns: dict[str, list]) -> None:
         self.params = params
         self.columns = columns
@@ -121,20 +126,36 @@ def shared_embeddings() -> Iterator[None]:
         _shared_embeddings.reset(token)
 
 
+def _split_rows(embeddings: torch.Tensor) -> list[torch.Tensor]:
+    """One tensor per row; a sparse (COO) matrix becomes sparse rows, cut from its coalesced indices in one pass."""
+    if not embeddings.is_sparse:
+        return list(embeddings)
+    embeddings = embeddings.coalesce()
+    (rows, columns), values = embeddings.indices(), embeddings.values()
+    counts = torch.bincount(rows, minlength=embeddings.size(0)).tolist()
+    dim = embeddings.size(1)
+    return [torch.sparse_coo_tensor(row_columns.unsqueeze(0), row_values, (dim,), is_coalesced=True,
+                                    check_invariants=False)
+            for row_columns, row_values in zip(columns.split(counts), values.split(counts))]
+
+
 def embed_unique(model: SentenceEmbedder, texts: list[str], batch_size: int, prompt_name: str | None = None,
-                 truncate_dim: int | None = None, prompt: str | None = None) -> tuple[torch.Tensor, dict[str, int]]:
+                 truncate_dim: int | None = None, prompt: str | None = None,
+                 task: str | None = None) -> tuple[torch.Tensor, dict[str, int]]:
     """Embed each distinct text once -> (embeddings (distinct texts, dim), {text: row of embeddings}).
 
     Inside `shared_embeddings()`, texts already embedded in the block are reused. `truncate_dim` keeps the first
-    N dimensions (after the model's own normalisation, as the reference does).
+    N dimensions (after the model's own normalisation, as the reference does). `task` routes the texts of a model
+    with a router (query / document). A sparse model's embeddings stay sparse.
     """
     unique = list(dict.fromkeys(texts))
     shared = _shared_embeddings.get()
-    key = (id(model), model.resolve_prompt(prompt_name, prompt))
+    key = (id(model), model.resolve_prompt(prompt_name, prompt), task)
     known = shared.setdefault(key, {}) if shared is not None else {}
     missing = [text for text in unique if text not in known]
     if missing:
-        known.update(zip(missing, model.encode(missing, batch_size=batch_size, prompt_name=prompt_name, prompt=prompt)))
+        known.update(zip(missing, _split_rows(model.encode(missing, batch_size=batch_size, prompt_name=prompt_name,
+                                                           prompt=prompt, task=task))))
     embeddings = torch.stack([known[text] for text in unique]) if unique else torch.empty((0, model.embedding_dimension))
     if truncate_dim is not None:
         embeddings = embeddings[:, :truncate_dim]
@@ -143,7 +164,7 @@ def embed_unique(model: SentenceEmbedder, texts: list[str], batch_size: int, pro
 
 
 def embed_rows(model: SentenceEmbedder, texts: list[str], batch_size: int, truncate_dim: int | None = None,
-               prompt_name: str | None = None, prompt: str | None = None) -> torch.Tensor:
+               prompt_name: str | None = None, prompt: str | None = None, task: str | None = None) -> torch.Tensor:
     """Embeddings of `texts` in their order (len(texts), dim), each distinct text embedded once."""
-    embeddings, index = embed_unique(model, texts, batch_size, prompt_name, truncate_dim, prompt)
-    return embeddings[torch.tensor([index[text] for text in texts], dtype=torch.long)]
+    embeddings, index = embed_unique(model, texts, batch_size, prompt_name, truncate_dim, prompt, task)
+    return embeddings.index_select(0, torch.tensor([index[text] for text in texts], dtype=torch.long))

@@ -36,7 +36,9 @@ def top_k_search(queries: Tensor, corpus: Tensor, score_fn: Callable[[Tensor, Te
     best_scores = torch.empty((len(queries), 0), dtype=torch.float32)
     best_rows = torch.empty((len(queries), 0), dtype=torch.long)
     for start in range(0, len(corpus), chunk_size):
-        scores = score_fn(queries, corpus[start:start + chunk_size]).float()
+        # narrow_copy also cuts sparse corpora, which cannot be sliced.
+        chunk = torch.narrow_copy(corpus, 0, start, min(chunk_size, len(corpus) - start))
+        scores = score_fn(queries, chunk).float()
         values, columns = _chunk_top_k(scores, min(k, scores.shape[1]))
         # Earlier chunks hold lower rows, so a stable sort of [best so far, this chunk] keeps ties by row.
         merged_scores = torch.cat([best_scores, values], dim=1)

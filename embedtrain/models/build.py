@@ -1,8 +1,10 @@
 """Build the model a recipe's `model:` section describes."""
 
 from embedtrain.errors import RecipeError
+from embedtrain.models.build_sparse import build_sparse_model
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.models.io import load_model, resolve_model_path
+from embedtrain.models.sparse_embedder import SparseEmbedder
 from embedtrain.modules import Dense, Normalize, Pooling, StaticEmbedding, Transformer
 from embedtrain.recipe.schema import ModelConfig
 
@@ -11,8 +13,11 @@ def build_model(config: ModelConfig) -> SentenceEmbedder:
     """Load `config.base` and apply the recipe's settings on top of it.
 
     A plain Hugging Face checkpoint gets Pooling (mean by default) [+ Dense]; a sentence-transformers
-    model keeps its own pooling and dense layers, so setting them for one is an error.
+    model keeps its own pooling and dense layers, so setting them for one is an error. `kind: sparse` builds a
+    sparse model instead (build_sparse).
     """
+    if config.kind == "sparse":
+        return build_sparse_model(config)
     path = resolve_model_path(config.base, config.revision)
     is_sentence_model = (path / "modules.json").exists()
     if is_sentence_model and (config.pooling is not None or config.dense is not None):
@@ -20,6 +25,8 @@ def build_model(config: ModelConfig) -> SentenceEmbedder:
                           f"own pooling; remove these keys (they apply to plain Hugging Face checkpoints)")
     model = load_model(path, trust_remote_code=config.trust_remote_code,
                        attn_implementation=config.attn_implementation, max_seq_length=config.max_seq_length)
+    if isinstance(model, SparseEmbedder):
+        raise RecipeError(f"model.kind: {config.base} is a sparse model (SparseEncoder); set `kind: sparse`")
     modules = list(model)
     if config.static is not None:
         if config.pooling is not None or config.dense is not None:

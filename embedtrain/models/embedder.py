@@ -1,5 +1,8 @@
 """The dense sentence embedder: Transformer -> Pooling -> [Dense] -> [Normalize]."""
 
+from collections.abc import Iterator
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 
@@ -15,12 +18,17 @@ class SentenceEmbedder(nn.Sequential):
     (saved with the model) makes `encode` return only the first dimensions (Matryoshka embeddings).
     """
 
+    model_type: ClassVar[str] = "SentenceTransformer"
+    """`model_type` of config_sentence_transformers.json: which reference class loads the saved model."""
+    input_module_types: ClassVar[tuple[type[nn.Module], ...]] = (Transformer, StaticEmbedding)
+
     def __init__(self, modules: list[nn.Module], *, prompts: dict[str, str] | None = None,
                  default_prompt_name: str | None = None, similarity_fn_name: SimilarityName = "cosine",
                  truncate_dim: int | None = None) -> None:
         super().__init__(*modules)
-        if not isinstance(modules[0], (Transformer, StaticEmbedding)):
-            raise TypeError("the first module must be a Transformer or a StaticEmbedding (it tokenizes the texts)")
+        if not isinstance(modules[0], self.input_module_types):
+            names = " or ".join(cls.__name__ for cls in self.input_module_types)
+            raise TypeError(f"the first module must be a {names} (it tokenizes the texts)")
         self.prompts = {"query": "", "document": ""} | dict(prompts or {})
         if default_prompt_name is not None and default_prompt_name not in self.prompts:
             raise ValueError(f"default_prompt_name {default_prompt_name!r} is not one of the prompts {sorted(self.prompts)}")
@@ -53,8 +61,14 @@ class SentenceEmbedder(nn.Sequential):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def tokenize(self, texts: list[str], prompt: str | None = None) -> dict[str, Tensor]:
-        return self.input_module.tokenize(texts, prompt)
+    def input_module_for(self, task: str | None) -> nn.Module:
+        """The module that tokenizes texts of `task` (query, document, ...): the first one, unless a router decides."""
+        return self.input_module
+
+    def tokenize(self, texts: list[str], prompt: str | None = None, task: str | None = None) -> dict[str, Tensor]:
+        """Texts -> input features. `task` picks the route of a model with a Router; others ignore it, as the
+        reference does, so that one collator serves every model."""
+        return self.input_module_for(task).tokenize(texts, prompt)
 
     def resolve_prompt(self, prompt_name: str | None = None, prompt: str | None = None) -> str | None:
         """An explicit prompt wins; else the named one; else the default prompt, if any."""
@@ -69,29 +83,37 @@ class SentenceEmbedder(nn.Sequential):
 
     @torch.inference_mode()
     def encode(self, texts: list[str], *, batch_size: int = 32, prompt_name: str | None = None,
-               prompt: str | None = None) -> Tensor:
+               prompt: str | None = None, task: str | None = None) -> Tensor:
         """Embed `texts` -> float32 tensor (len(texts), dim) on the CPU, in the input order; dim is `truncate_dim` if set
-        (the leading dimensions, not re-normalised, as the reference does).
+        (the leading dimensions, not re-normalised, as the reference does). `task` as in `tokenize`.
+        """
+        embeddings = torch.empty((len(texts), self.embedding_dimension), dtype=torch.float32)
+        for rows, batch in self.embed_batches(texts, batch_size, self.resolve_prompt(prompt_name, prompt), task):
+            embeddings[rows] = batch.float().cpu()
+        return embeddings[:, :self.truncate_dim] if self.truncate_dim else embeddings
+
+    def embed_batches(self, texts: list[str], batch_size: int, prompt: str | None, task: str | None = None,
+                      **forward_kwargs) -> Iterator[tuple[list[int], Tensor]]:
+        """(positions in `texts`, `sentence_embedding` of those texts) per batch, in eval mode; call it under
+        `torch.inference_mode()`.
 
         Texts are processed by decreasing token count, so each batch holds texts of nearly the same length: less
         padding than ordering by characters (about 20% fewer padded tokens on MS MARCO passages), for the cost
         of one extra tokenizer pass.
         """
-        prompt = self.resolve_prompt(prompt_name, prompt)
         was_training = self.training
         self.eval()
-        token_counts = self.transformer.token_counts(texts, prompt) if texts else []
+        token_counts = self.input_module_for(task).token_counts(texts, prompt) if texts else []
         order = sorted(range(len(texts)), key=lambda index: -token_counts[index])
-        embeddings = torch.empty((len(texts), self.embedding_dimension), dtype=torch.float32)
         try:
             for start in range(0, len(texts), batch_size):
                 batch = order[start:start + batch_size]
-                features = self.tokenize([texts[index] for index in batch], prompt)
-                features = {key: value.to(self.device) for key, value in features.items()}
-                embeddings[batch] = self(features)["sentence_embedding"].float().cpu()
+                features = self.tokenize([texts[index] for index in batch], prompt, task)
+                features = {key: value.to(self.device) if isinstance(value, Tensor) else value
+                            for key, value in features.items()}
+                yield batch, self(features, **forward_kwargs)["sentence_embedding"]
         finally:
             self.train(was_training)
-        return embeddings[:, :self.truncate_dim] if self.truncate_dim else embeddings
 
     def similarity(self, a: Tensor, b: Tensor) -> Tensor:
         """(n, d) x (m, d) -> (n, m) scores with the model's similarity function."""

@@ -2,6 +2,8 @@
 
 Writes the legacy layout (reference §2.13), which sentence-transformers 5.x and 6.x both load;
 reads the legacy and the v5.4+ layouts, and plain Hugging Face checkpoints (mean pooling).
+Dense models (`model_type` SentenceTransformer) load as SentenceEmbedder, sparse ones (SparseEncoder) as
+SparseEmbedder.
 """
 
 import logging
@@ -13,12 +15,27 @@ import transformers
 from embedtrain import __version__
 from embedtrain.errors import ModelLoadError
 from embedtrain.models.embedder import SentenceEmbedder
-from embedtrain.modules import Dense, Normalize, Pooling, StaticEmbedding, Transformer
+from embedtrain.models.sparse_embedder import SparseEmbedder
+from embedtrain.modules import (
+    Dense,
+    MLMTransformer,
+    Normalize,
+    Pooling,
+    Router,
+    SparseAutoEncoder,
+    SparseStaticEmbedding,
+    SpladePooling,
+    StaticEmbedding,
+    Transformer,
+)
 from embedtrain.modules.files import read_json, write_json
+from embedtrain.modules.transformer import saved_settings
 
 logger = logging.getLogger(__name__)
 
-MODULE_CLASSES = {cls.__name__: cls for cls in (Transformer, StaticEmbedding, Pooling, Dense, Normalize)}
+MODULE_CLASSES = {cls.__name__: cls for cls in (Transformer, MLMTransformer, StaticEmbedding, Pooling, Dense, Normalize,
+                                                 Router, SpladePooling, SparseStaticEmbedding, SparseAutoEncoder)}
+MODEL_CLASSES = {cls.model_type: cls for cls in (SentenceEmbedder, SparseEmbedder)}
 FORMAT_VERSION = "5.1.2"
 """The reference version whose layout is written, so that older loaders do not warn."""
 
@@ -43,7 +60,8 @@ def resolve_model_path(name_or_path: str | Path, revision: str | None = None) ->
 
 def load_model(name_or_path: str | Path, *, revision: str | None = None, trust_remote_code: bool = False,
                attn_implementation: str | None = None, max_seq_length: int | None = None) -> SentenceEmbedder:
-    """Load a sentence-transformers model folder (either layout) or a plain Hugging Face checkpoint."""
+    """Load a sentence-transformers model folder (either layout; dense or sparse) or a plain Hugging Face
+    checkpoint (as a dense model with mean pooling)."""
     path = resolve_model_path(name_or_path, revision)
     try:
         return _load_from_directory(path, trust_remote_code=trust_remote_code, attn_implementation=attn_implementation,
@@ -66,20 +84,27 @@ def _load_from_directory(path: Path, *, trust_remote_code: bool, attn_implementa
         logger.info("%s is a plain Hugging Face checkpoint: adding mean pooling", path)
         return SentenceEmbedder([transformer, Pooling(transformer.embedding_dimension, ("mean",))])
 
-    modules = []
-    for entry in read_json(path / "modules.json"):
-        class_name = _module_class_name(entry["type"], path)
-        module_dir = path / entry.get("path", "")
-        if class_name == "Transformer":
-            modules.append(Transformer.load(module_dir, **options))
-        else:
-            modules.append(MODULE_CLASSES[class_name].load(module_dir))
     settings = read_json(path / "config_sentence_transformers.json") if (path / "config_sentence_transformers.json").exists() else {}
     model_type = settings.get("model_type", "SentenceTransformer")
-    if model_type != "SentenceTransformer":
-        raise ModelLoadError(f"{path}: a {model_type} model, not a dense sentence-embedding model")
-    return SentenceEmbedder(modules, prompts=settings.get("prompts"), default_prompt_name=settings.get("default_prompt_name"),
-                            similarity_fn_name=settings.get("similarity_fn_name") or "cosine",
+    if model_type not in MODEL_CLASSES:
+        raise ModelLoadError(f"{path}: a {model_type} model, not a dense or sparse embedding model")
+
+    def load_module(type_string: str, directory: Path):
+        class_name = _module_class_name(type_string, path)
+        if class_name == "Router":
+            return Router.load(directory, load_module)
+        if class_name in ("Transformer", "MLMTransformer"):
+            # v5.4+ saves SPLADE's backbone as a Transformer with transformer_task fill-mask.
+            fill_mask = class_name == "MLMTransformer" or saved_settings(directory).get("transformer_task") == "fill-mask"
+            return (MLMTransformer if fill_mask else Transformer).load(directory, **options)
+        return MODULE_CLASSES[class_name].load(directory)
+
+    modules = [load_module(entry["type"], path / entry.get("path", "")) for entry in read_json(path / "modules.json")]
+    common = {"prompts": settings.get("prompts"), "default_prompt_name": settings.get("default_prompt_name")}
+    if model_type == "SparseEncoder":
+        return SparseEmbedder(modules, **common, similarity_fn_name=settings.get("similarity_fn_name") or "dot",
+                              max_active_dims=settings.get("max_active_dims"))
+    return SentenceEmbedder(modules, **common, similarity_fn_name=settings.get("similarity_fn_name") or "cosine",
                             truncate_dim=settings.get("truncate_dim"))
 
 
@@ -105,13 +130,16 @@ def save_model(model: SentenceEmbedder, directory: Path) -> None:
         entries.append({"idx": index, "name": str(index), "path": folder, "type": module.st_type})
     write_json(directory / "modules.json", entries)
     settings = {
-        "model_type": "SentenceTransformer",
+        "model_type": model.model_type,
         "__version__": {"sentence_transformers": FORMAT_VERSION, "transformers": transformers.__version__,
                         "pytorch": torch.__version__, "embedtrain": __version__},
         "prompts": model.prompts,
         "default_prompt_name": model.default_prompt_name,
         "similarity_fn_name": model.similarity_fn_name,
     }
-    if model.truncate_dim is not None:  # written only when set, as the reference does
+    # Written only when set, as the reference does.
+    if model.truncate_dim is not None:
         settings["truncate_dim"] = model.truncate_dim
+    if getattr(model, "max_active_dims", None) is not None:
+        settings["max_active_dims"] = model.max_active_dims
     write_json(directory / "config_sentence_transformers.json", settings)

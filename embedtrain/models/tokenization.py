@@ -1,15 +1,29 @@
 """The model's tokenizer and maximum length alone, for data checks that must run before any weights are loaded."""
 
+from pathlib import Path
+
 from transformers import AutoConfig, AutoTokenizer
 
 from embedtrain.data.checks import Tokenization
 from embedtrain.models.io import resolve_model_path
+from embedtrain.modules.files import read_json
+from embedtrain.modules.router import CONFIG_FILE as ROUTER_CONFIG
 from embedtrain.modules.transformer import default_max_seq_length, saved_settings
+
+
+def transformer_folder(path: Path) -> Path:
+    """Where the transformer (and its tokenizer) lives: the root, or, in a model with a Router in its root
+    (inference-free SPLADE), the folder of the router's transformer."""
+    if not (path / ROUTER_CONFIG).exists():
+        return path
+    types = read_json(path / ROUTER_CONFIG)["types"]
+    return path / next((folder for folder, type_string in types.items() if type_string.endswith("Transformer")),
+                       next(iter(types)))
 
 
 def load_tokenization(name_or_path: str, *, revision: str | None = None, max_seq_length: int | None = None,
                       trust_remote_code: bool = False) -> Tokenization:
-    path = resolve_model_path(name_or_path, revision)
+    path = transformer_folder(resolve_model_path(name_or_path, revision))
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     max_seq_length = max_seq_length or saved_settings(path).get("max_seq_length")
     if max_seq_length is None:

@@ -13,6 +13,7 @@ relative and rotary schemes, custom code) run padded, in chunks. The outputs are
 computation's up to float rounding (tests/test_packed_attention.py).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -108,8 +109,10 @@ def enable_packing(model: PreTrainedModel) -> bool:
     return True
 
 
-def run_packed(model: PreTrainedModel, inputs: dict[str, Tensor], chunking: LengthChunking) -> Tensor:
-    """`model(**inputs).last_hidden_state` ((batch, seq, hidden), zeros at padded positions) without padding.
+def run_packed(encode: Callable[..., Tensor], inputs: dict[str, Tensor], chunking: LengthChunking) -> Tensor:
+    """`encode(inputs)` ((batch, seq, dim) per-token outputs of a packable model, zeros at padded positions)
+    without padding. `encode(packed_inputs, position_ids=..., packed_layout=...)` must pass both keywords to the
+    model and return its (1, total_tokens, dim) per-token output.
 
     `inputs` are right-padded; one host read of the row lengths per call.
     """
@@ -121,6 +124,6 @@ def run_packed(model: PreTrainedModel, inputs: dict[str, Tensor], chunking: Leng
               for key, value in inputs.items() if key != "attention_mask"}
     positions = torch.arange(seq, device=mask.device).expand(batch, seq).flatten().index_select(0, real).unsqueeze(0)
     layout = PackedLayout.from_lengths(lengths, chunking, mask.device)
-    hidden = model(**packed, position_ids=positions, packed_layout=layout, return_dict=True).last_hidden_state[0]
+    hidden = encode(packed, position_ids=positions, packed_layout=layout)[0]
     padded = hidden.new_zeros(batch * seq, hidden.shape[-1]).index_copy(0, real, hidden)
     return padded.view(batch, seq, -1)

@@ -43,6 +43,8 @@ class Transformer(nn.Module):
     """
 
     st_type = "sentence_transformers.models.Transformer"
+    auto_class = AutoModel
+    """The Hugging Face auto class that loads the weights (MLMTransformer loads the masked-LM head too)."""
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_seq_length: int,
                  do_lower_case: bool = False) -> None:
@@ -62,7 +64,7 @@ class Transformer(nn.Module):
         options = {"trust_remote_code": trust_remote_code, "revision": revision}
         config = AutoConfig.from_pretrained(name_or_path, **options)
         model_options = {"attn_implementation": attn_implementation} if attn_implementation else {}
-        model = AutoModel.from_pretrained(name_or_path, config=config, **options, **model_options)
+        model = cls.auto_class.from_pretrained(name_or_path, config=config, **options, **model_options)
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, **options)
         return cls(model, tokenizer, max_seq_length or default_max_seq_length(tokenizer, config), do_lower_case)
 
@@ -85,7 +87,7 @@ class Transformer(nn.Module):
 
     def __repr__(self) -> str:  # the encoder's layers would drown everything else in the model's repr
         architecture = type(self.auto_model).__name__
-        return f"Transformer(max_seq_length={self.max_seq_length}, do_lower_case={self.do_lower_case}, architecture={architecture})"
+        return f"{type(self).__name__}(max_seq_length={self.max_seq_length}, do_lower_case={self.do_lower_case}, architecture={architecture})"
 
     def _model_texts(self, texts: list[str], prompt: str | None) -> list[str]:
         """The texts as the tokenizer sees them: prompt prepended, lower-cased if the model asks for it."""
@@ -124,14 +126,18 @@ class Transformer(nn.Module):
         inputs = {key: features[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in features}
         padded = "attention_mask" in inputs and not bool(inputs["attention_mask"].all())
         if self.length_chunking and padded and self.tokenizer.padding_side == "right":
-            features["token_embeddings"] = (run_packed(self.auto_model, inputs, self.length_chunking) if self.packing
-                                            else run_in_chunks(self._last_hidden_state, inputs, self.length_chunking))
+            features["token_embeddings"] = (run_packed(self._token_outputs, inputs, self.length_chunking) if self.packing
+                                            else run_in_chunks(self._token_outputs, inputs, self.length_chunking))
         else:
-            features["token_embeddings"] = self._last_hidden_state(inputs)
+            features["token_embeddings"] = self._token_outputs(inputs)
         return features
 
-    def _last_hidden_state(self, inputs: dict[str, Tensor]) -> Tensor:
-        return self.auto_model(**inputs, return_dict=True).last_hidden_state
+    def _token_outputs(self, inputs: dict[str, Tensor], **options) -> Tensor:
+        return self.token_outputs(self.auto_model(**inputs, **options, return_dict=True))
+
+    def token_outputs(self, output) -> Tensor:
+        """The per-token tensor this module contributes as `token_embeddings`: the last hidden state."""
+        return output.last_hidden_state
 
     def forward_all_layers(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
         """`forward`, plus `all_layer_embeddings`: the embedding layer's output and every layer's (num_layers + 1)."""

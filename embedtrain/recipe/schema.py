@@ -4,6 +4,7 @@ Loss and evaluator entries are discriminated unions built from their registries,
 or an evaluator adds it to the schema (and to its JSON schema) with no change here.
 """
 
+import re
 from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
@@ -36,6 +37,35 @@ class StaticConfig(StrictModel):
         None, gt=0, description="random vectors of this size; omit to start from the base model's input token embeddings")
 
 
+class AutoEncoderConfig(StrictModel):
+    """CSR's sparse autoencoder on top of the dense embedding (the reference's defaults for a new CSR model)."""
+
+    hidden_dim: int | None = Field(None, gt=0, description="latent dimensions (default 4 x the dense dimension)")
+    k: int | None = Field(None, gt=0, description="active latents per text, also the default max_active_dims "
+                          "(default 256; dim / 4 on a dense sentence-transformers model)")
+    k_aux: int | None = Field(None, gt=0, description="dead latents used by the auxiliary reconstruction loss "
+                              "(default 512; dim / 2 on a dense sentence-transformers model)")
+    normalize: bool = Field(False, description="layer-normalise the dense embedding before encoding it")
+    dead_threshold: int = Field(30, gt=0, description="training steps without firing after which a latent is dead")
+
+
+class QueryEncoderConfig(StrictModel):
+    """The static query side of inference-free SPLADE: one weight per vocabulary id."""
+
+    idf: str | None = Field(None, description="JSON file {token: weight} to start from (e.g. IDF values); default all ones")
+    frozen: bool = Field(False, description="keep the query weights fixed while training")
+
+
+class SparseConfig(StrictModel):
+    """Options of a new sparse model (`kind: sparse`); an existing sparse model keeps its own modules."""
+
+    pooling_strategy: Literal["max", "sum"] = Field("max", description="SPLADE pooling over tokens")
+    activation_function: Literal["relu", "log1p_relu"] = Field(
+        "relu", description="SPLADE activation: log1p(relu(x)), or log1p applied twice (log1p_relu, OpenSearch)")
+    query_encoder: QueryEncoderConfig = Field(default_factory=QueryEncoderConfig)
+    autoencoder: AutoEncoderConfig = Field(default_factory=AutoEncoderConfig)
+
+
 class CardConfig(StrictModel):
     """Metadata for the model card (README.md) of the saved model."""
 
@@ -45,9 +75,20 @@ class CardConfig(StrictModel):
     tags: list[str] = Field(default_factory=list)
 
 
+Architecture = Literal["splade", "inference_free_splade", "csr"]
+
+
 class ModelConfig(StrictModel):
     base: str = Field(description="hub id or local directory: a sentence-transformers model or a plain Hugging Face checkpoint")
     revision: str | None = None
+    kind: Literal["dense", "sparse"] = Field("dense", description="dense embeddings, or sparse ones (SPLADE, CSR)")
+    architecture: Architecture | None = Field(
+        None, description="sparse only: splade (MLM + SPLADE pooling), inference_free_splade (static query weights, "
+        "SPLADE documents) or csr (sparse autoencoder on a dense encoder); default: that of a sparse base model, "
+        "else splade for a masked-LM checkpoint and csr for any other")
+    sparse: SparseConfig | None = Field(None, description="options of a new sparse model (with kind: sparse)")
+    max_active_dims: int | None = Field(None, gt=0, description="sparse only, saved with the model: encode keeps at "
+                                                                "most this many non-zero dimensions per text")
     pooling: PoolingMode | list[PoolingMode] | None = Field(
         None, description="pooling for a plain checkpoint (default mean); a sentence-transformers model keeps its own")
     dense: DenseConfig | None = Field(None, description="a Dense layer after pooling, for a plain checkpoint")
@@ -71,6 +112,18 @@ class ModelConfig(StrictModel):
             raise ValueError(f"default_prompt_name {self.default_prompt_name!r} is not a key of prompts")
         return self
 
+    @model_validator(mode="after")
+    def _kind_fits_the_keys(self) -> "ModelConfig":
+        sparse_keys = [key for key in ("architecture", "sparse", "max_active_dims") if getattr(self, key) is not None]
+        if self.kind == "dense" and sparse_keys:
+            raise ValueError(f"{', '.join(sparse_keys)}: sparse-model keys; add `kind: sparse` or remove them")
+        dense_keys = [key for key in ("pooling", "dense", "static", "truncate_dim", "include_prompt")
+                      if getattr(self, key) is not None]
+        if self.kind == "sparse" and dense_keys:
+            raise ValueError(f"{', '.join(dense_keys)}: dense-model keys, which a sparse model (kind: sparse) does not "
+                             f"use; remove them")
+        return self
+
 
 class DatasetConfig(DataSource):
     loss: str | None = Field(None, description="name of the entry in `losses:` (may be omitted when there is only one)")
@@ -80,6 +133,9 @@ class DatasetConfig(DataSource):
     prompts: str | dict[str, str] | None = Field(
         None, description="model prompt names to prepend while training: one for every input, or input -> name, "
         "e.g. {anchor: query, positive: document}; the prompts themselves are model.prompts, saved with the model")
+    router_mapping: dict[str, str] | None = Field(
+        None, description="route of each input of a model with a router (inference-free SPLADE): input or column -> "
+        "route, e.g. {anchor: query, positive: document, negative: document}")
 
 
 class DatasetsConfig(StrictModel):
@@ -94,6 +150,10 @@ class TrainingConfig(StrictModel):
     batch_size: int = Field(16, gt=0, description="rows per batch on each process")
     gradient_accumulation_steps: int = Field(1, gt=0)
     learning_rate: float = Field(2e-5, gt=0)
+    learning_rate_mapping: dict[str, float] = Field(
+        default_factory=dict, description="regex -> learning rate for the model parameters whose name it matches "
+        "(re.search; first matching pattern wins), e.g. {'SparseStaticEmbedding\\.weight': 1e-3}; "
+        "`embedtrain list modules RECIPE` lists the names")
     weight_decay: float = Field(0.0, ge=0)
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_epsilon: float = Field(1e-8, gt=0)
@@ -122,6 +182,17 @@ class TrainingConfig(StrictModel):
     length_chunking: bool = Field(
         True, description="run each batch through the encoder in length-homogeneous chunks: the same loss and "
         "gradients with far less padding (the batches themselves are unchanged)")
+
+    @model_validator(mode="after")
+    def _patterns_compile(self) -> "TrainingConfig":
+        for pattern, rate in self.learning_rate_mapping.items():
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"learning_rate_mapping: {pattern!r} is not a regular expression ({error})") from None
+            if rate <= 0:
+                raise ValueError(f"learning_rate_mapping: {pattern!r} -> {rate}: a learning rate must be > 0")
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> "TrainingConfig":
@@ -179,6 +250,22 @@ class Recipe(StrictModel):
                  f"{undefined} not defined in model.prompts ({', '.join(self.model.prompts) or 'none'}); define the "
                  f"prompt texts there, so that they are saved with the model{did_you_mean(undefined[0], list(self.model.prompts))}")]
 
+    def _router_problems(self, split: str, name: str, dataset: DatasetConfig) -> list[tuple[tuple[str | int, ...], str]]:
+        model = self.model
+        where = ("datasets", split, name, "router_mapping")
+        if dataset.router_mapping is None:
+            if split == "train" and model.architecture == "inference_free_splade":
+                return [(("datasets", split, name), "inference-free SPLADE routes queries and documents through "
+                         "different modules: add router_mapping, e.g. {anchor: query, positive: document}")]
+            return []
+        if model.kind != "sparse" or model.architecture in ("splade", "csr"):
+            return [(where, "only a model with a router (model.kind: sparse, architecture: inference_free_splade) "
+                            "routes its inputs; remove router_mapping")]
+        unknown = sorted(set(dataset.router_mapping.values()) - {"query", "document"})
+        if model.architecture == "inference_free_splade" and unknown:
+            return [(where, f"routes {unknown} do not exist; inference-free SPLADE has the routes query and document")]
+        return []
+
     def cross_reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Problems between sections (names that refer to other sections), as (key path, message).
 
@@ -195,6 +282,7 @@ class Recipe(StrictModel):
                                      f"{dataset.loss!r} is not defined in losses ({', '.join(self.losses)})"
                                      f"{did_you_mean(dataset.loss, list(self.losses))}"))
                 problems += self._prompt_problems(split, name, dataset)
+                problems += self._router_problems(split, name, dataset)
         problems += self._streaming_problems()
         # model.kind (dense or sparse) comes with the sparse models; a model without it is dense.
         problems += model_kind_problems(self.losses, getattr(self.model, "kind", "dense"))
