@@ -20,8 +20,11 @@ PAIRS = {
 }
 
 
-def loss_and_gradients(checkpoint: Path, params: dict, columns=COLUMNS, seed: int = 0, autocast: bool = False):
+def loss_and_gradients(checkpoint: Path, params: dict, columns=COLUMNS, seed: int = 0, autocast: bool = False,
+                       padded: bool = False):
     model = load_model(checkpoint).train()
+    if padded:  # one plain forward pass per column, as the cached loss's single mini-batch per column
+        model.transformer.length_chunking = None
     loss = build_loss(LOSSES[params["type"]].params_model(**params), model)
     features = [model.tokenize(texts) for texts in columns]
     torch.manual_seed(seed)
@@ -58,11 +61,14 @@ def test_token_budget_packs_rows_into_mini_batches(tiny_checkpoint: Path) -> Non
 
 
 def test_dropout_is_replayed_in_the_backward_pass(tiny_checkpoint_with_dropout: Path) -> None:
+    # Padded execution, so that both losses run the same forward passes (packed execution would embed the
+    # uncached loss's columns in one pass) and draw the same dropout masks.
     one_mini_batch_per_column = {"type": "CachedMultipleNegativesRankingLoss", "mini_batch_size": len(ANCHORS)}
-    cached = loss_and_gradients(tiny_checkpoint_with_dropout, one_mini_batch_per_column)
-    uncached = loss_and_gradients(tiny_checkpoint_with_dropout, {"type": "MultipleNegativesRankingLoss"})
+    cached = loss_and_gradients(tiny_checkpoint_with_dropout, one_mini_batch_per_column, padded=True)
+    uncached = loss_and_gradients(tiny_checkpoint_with_dropout, {"type": "MultipleNegativesRankingLoss"}, padded=True)
     assert_same(cached, uncached)
-    other_masks = loss_and_gradients(tiny_checkpoint_with_dropout, {"type": "MultipleNegativesRankingLoss"}, seed=1)
+    other_masks = loss_and_gradients(tiny_checkpoint_with_dropout, {"type": "MultipleNegativesRankingLoss"}, seed=1,
+                                     padded=True)
     assert other_masks[0] != pytest.approx(uncached[0], rel=1e-5)  # dropout is really on
 
 

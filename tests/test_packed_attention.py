@@ -34,16 +34,21 @@ def test_the_encoder_computes_real_tokens_only(tiny_checkpoint: Path) -> None:
     assert shapes == [(1, int(features["attention_mask"].sum()))]
 
 
-def test_the_layout_gathers_each_text_and_restores_the_packed_order() -> None:
-    lengths = [3, 1, 3, 2]
-    layout = PackedLayout.from_lengths(lengths, LengthChunking(chunk_cost=0), torch.device("cpu"))
-    tokens = torch.arange(sum(lengths))  # packed positions: text 0 is 0-2, text 1 is 3, text 2 is 4-6, text 3 is 7-8
-    gathered = []
-    for chunk in layout.chunks:
-        slots = tokens.index_select(0, chunk.gather)
-        gathered.append(slots if chunk.real_slots is None else slots.index_select(0, chunk.real_slots))
-    assert [chunk.width for chunk in layout.chunks] == [3, 2, 1]
-    assert torch.equal(torch.cat(gathered).index_select(0, layout.restore), tokens)
+def test_the_layout_packs_texts_chunk_by_chunk() -> None:
+    lengths, seq = [3, 1, 3, 2], 4
+    layout = PackedLayout.from_lengths(lengths, seq, LengthChunking(chunk_cost=0), torch.device("cpu"))
+    # Texts 0 and 2 (3 tokens) form one chunk, then text 3, then text 1; each text's tokens in order.
+    assert layout.tokens.tolist() == [0, 1, 2, 8, 9, 10, 12, 13, 4]
+    assert [(chunk.start, chunk.end, chunk.texts, chunk.width) for chunk in layout.chunks] == [
+        (0, 6, 2, 3), (6, 8, 1, 2), (8, 9, 1, 1)]
+    assert all(chunk.gather is None for chunk in layout.chunks)  # equal lengths: plain spans
+
+    padded = PackedLayout.from_lengths(lengths, seq, LengthChunking(chunk_cost=10**6), torch.device("cpu"))
+    (chunk,) = padded.chunks
+    assert (chunk.texts, chunk.width) == (4, 3)
+    slots = torch.arange(9).index_select(0, chunk.gather)
+    assert torch.equal(slots.index_select(0, chunk.real_slots), torch.arange(9))
+    assert chunk.key_mask.flatten().tolist() == [True] * 6 + [True, True, False] + [True, False, False]
 
 
 def test_only_bert_style_sdpa_encoders_are_packed(tiny_checkpoint: Path) -> None:

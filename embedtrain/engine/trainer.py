@@ -307,6 +307,7 @@ class Trainer:
             shutil.rmtree(staging, ignore_errors=True)
         accelerator.wait_for_everyone()
         accelerator.save_state(str(staging / "state"))
+        accelerator.wait_for_everyone()  # every process's RNG state is written before the folder is published
         if accelerator.is_main_process:
             self._track_best()
             save_model(self.model, staging / "model")

@@ -57,7 +57,11 @@ class EmbeddingLoss(nn.Module):
 
     def forward(self, model: Embedder, features: list[dict[str, Tensor]],
                 labels: Tensor | None) -> Tensor | dict[str, Tensor]:
-        embeddings = [model(column)["sentence_embedding"] for column in features]
+        # A model embeds the columns together when it can (SentenceEmbedder.embed_columns); views of it
+        # (a Matryoshka truncation, one layer's output) are called column by column.
+        embed_columns = getattr(model, "embed_columns", None)
+        embeddings = (embed_columns(features) if embed_columns
+                      else [model(column)["sentence_embedding"] for column in features])
         return self.compute_loss_from_embeddings(embeddings, labels)
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor | dict[str, Tensor]:

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from embedtrain.modules import Dense, Pooling, StaticEmbedding, Transformer
@@ -114,6 +115,29 @@ class SentenceEmbedder(nn.Sequential):
                 yield batch, self(features, **forward_kwargs)["sentence_embedding"]
         finally:
             self.train(was_training)
+
+    def embed_columns(self, columns: list[dict[str, Tensor]]) -> list[Tensor]:
+        """`sentence_embedding` of each tokenized column (e.g. anchors, positives) of a batch.
+
+        A model that runs batches unpadded (`Transformer.packing`) takes all columns in one forward pass:
+        one set of operator launches and larger matrix products instead of one per column (about 4% faster
+        for MNRL pairs on CPU); every row's embedding is the same either way.
+        """
+        if len(columns) < 2 or not self._merges(columns):
+            return [self(column)["sentence_embedding"] for column in columns]
+        width = max(column["attention_mask"].size(1) for column in columns)
+        merged = {key: torch.cat([column[key] if column[key].ndim == 1 else
+                                  F.pad(column[key], (0, width - column[key].size(1))) for column in columns])
+                  for key in columns[0]}
+        embeddings = self(merged)["sentence_embedding"]
+        return list(embeddings.split([len(column["attention_mask"]) for column in columns]))
+
+    def _merges(self, columns: list[dict[str, Tensor]]) -> bool:
+        """Columns merge when the encoder packs them and they hold the same tensor features (no per-column route)."""
+        transformer = self.input_module
+        return (isinstance(transformer, Transformer) and transformer.packing and bool(transformer.length_chunking)
+                and all(column.keys() == columns[0].keys() and "attention_mask" in column
+                        and all(isinstance(value, Tensor) for value in column.values()) for column in columns))
 
     def similarity(self, a: Tensor, b: Tensor) -> Tensor:
         """(n, d) x (m, d) -> (n, m) scores with the model's similarity function."""

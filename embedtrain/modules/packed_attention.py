@@ -31,45 +31,52 @@ PACKABLE_MODEL_TYPES = frozenset({"bert"})
 
 @dataclass(frozen=True)
 class AttentionChunk:
-    """Texts of near-equal length gathered from the packed sequence into a padded (texts, width) block."""
+    """Texts of near-equal length: tokens [start, end) of the packed sequence, attended as a (texts, width) block.
 
-    gather: Tensor  # (texts * width,) packed position of each slot; padding slots point at position 0
-    key_mask: Tensor | None  # (texts, 1, 1, width), True where a slot holds a real token; None without padding
-    real_slots: Tensor | None  # slots holding real tokens, in packed order within the chunk; None: every slot
+    When the texts are not all `width` long, the block is padded: `gather` places each token in its slot
+    (padding slots repeat the chunk's first token and are masked out as keys), and `real_slots` takes
+    the real tokens' outputs back out of the block.
+    """
+
+    start: int
+    end: int
     texts: int
     width: int
+    gather: Tensor | None = None  # (texts * width,) positions in the packed sequence; None: no padding
+    key_mask: Tensor | None = None  # (texts, 1, 1, width), True where a slot holds a real token
+    real_slots: Tensor | None = None  # (end - start,) slots holding the chunk's tokens, in packed order
 
 
 @dataclass(frozen=True)
 class PackedLayout:
-    """Where each text's tokens sit in the packed sequence, and how attention chunks them."""
+    """The packed sequence holds the texts chunk by chunk (as `plan_chunks` orders them), so a chunk is a
+    contiguous span of it and attention needs no reordering; `tokens` maps packed positions to the flat
+    (batch * seq) positions of the padded batch."""
 
     chunks: tuple[AttentionChunk, ...]
-    restore: Tensor  # chunk-order token index -> packed order
+    tokens: Tensor
 
     @classmethod
-    def from_lengths(cls, lengths: list[int], chunking: LengthChunking, device: torch.device) -> "PackedLayout":
-        starts = [0]
-        for length in lengths:
-            starts.append(starts[-1] + length)
-        chunks, order = [], []
+    def from_lengths(cls, lengths: list[int], seq: int, chunking: LengthChunking,
+                     device: torch.device) -> "PackedLayout":
+        chunks, tokens, start = [], [], 0
         for rows in plan_chunks(lengths, chunking.chunk_cost, chunking.max_chunk_tokens):
-            width = lengths[rows[0]]
-            slots = torch.zeros(len(rows), width, dtype=torch.long)
-            real = torch.zeros(len(rows), width, dtype=torch.bool)
-            for slot_row, row in enumerate(rows):
-                slots[slot_row, :lengths[row]] = torch.arange(starts[row], starts[row + 1])
-                real[slot_row, :lengths[row]] = True
-                order.extend(range(starts[row], starts[row + 1]))
-            padded = not bool(real.all())
-            chunks.append(AttentionChunk(
-                gather=slots.flatten().to(device),
-                key_mask=real[:, None, None, :].to(device) if padded else None,
-                real_slots=real.flatten().nonzero().squeeze(1).to(device) if padded else None,
-                texts=len(rows), width=width))
-        restore = torch.empty(len(order), dtype=torch.long)
-        restore[torch.tensor(order)] = torch.arange(len(order))
-        return cls(tuple(chunks), restore.to(device))
+            width, count = lengths[rows[0]], sum(lengths[row] for row in rows)
+            for row in rows:
+                tokens.append(torch.arange(row * seq, row * seq + lengths[row]))
+            if count == width * len(rows):
+                chunks.append(AttentionChunk(start, start + count, len(rows), width))
+            else:
+                real = torch.zeros(len(rows), width, dtype=torch.bool)
+                for slot_row, row in enumerate(rows):
+                    real[slot_row, :lengths[row]] = True
+                gather = torch.full((len(rows), width), start, dtype=torch.long)
+                gather[real] = torch.arange(start, start + count)
+                chunks.append(AttentionChunk(start, start + count, len(rows), width, gather.flatten().to(device),
+                                             real[:, None, None, :].to(device),
+                                             real.flatten().nonzero().squeeze(1).to(device)))
+            start += count
+        return cls(tuple(chunks), torch.cat(tokens).to(device))
 
 
 def packed_attention(module: torch.nn.Module, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None,
@@ -85,13 +92,14 @@ def packed_attention(module: torch.nn.Module, query: Tensor, key: Tensor, value:
     for chunk in packed_layout.chunks:
         # (1, heads, T, d) -> (texts, heads, width, d)
         query_block, key_block, value_block = (
-            states[0].index_select(1, chunk.gather).view(heads, chunk.texts, chunk.width, head_dim).transpose(0, 1)
+            (states[0, :, chunk.start:chunk.end] if chunk.gather is None else states[0].index_select(1, chunk.gather))
+            .reshape(heads, chunk.texts, chunk.width, head_dim).transpose(0, 1)
             for states in (query, key, value))
         attended = F.scaled_dot_product_attention(query_block, key_block, value_block, attn_mask=chunk.key_mask,
                                                   dropout_p=dropout, scale=scaling)
         attended = attended.transpose(1, 2).reshape(chunk.texts * chunk.width, heads, head_dim)
         outputs.append(attended if chunk.real_slots is None else attended.index_select(0, chunk.real_slots))
-    return torch.cat(outputs).index_select(0, packed_layout.restore).unsqueeze(0), None
+    return torch.cat(outputs).unsqueeze(0), None
 
 
 AttentionInterface.register(ATTENTION_NAME, packed_attention)
@@ -116,14 +124,12 @@ def run_packed(encode: Callable[..., Tensor], inputs: dict[str, Tensor], chunkin
 
     `inputs` are right-padded; one host read of the row lengths per call.
     """
-    mask = inputs["attention_mask"].bool()
+    mask = inputs["attention_mask"]
     batch, seq = mask.shape
-    lengths = mask.sum(dim=1).tolist()
-    real = mask.flatten().nonzero().squeeze(1)
-    packed = {key: value.flatten().index_select(0, real).unsqueeze(0)
+    layout = PackedLayout.from_lengths(mask.sum(dim=1).tolist(), seq, chunking, mask.device)
+    packed = {key: value.flatten().index_select(0, layout.tokens).unsqueeze(0)
               for key, value in inputs.items() if key != "attention_mask"}
-    positions = torch.arange(seq, device=mask.device).expand(batch, seq).flatten().index_select(0, real).unsqueeze(0)
-    layout = PackedLayout.from_lengths(lengths, chunking, mask.device)
+    positions = (layout.tokens % seq).unsqueeze(0)
     hidden = encode(packed, position_ids=positions, packed_layout=layout)[0]
-    padded = hidden.new_zeros(batch * seq, hidden.shape[-1]).index_copy(0, real, hidden)
+    padded = hidden.new_zeros(batch * seq, hidden.shape[-1]).index_copy(0, layout.tokens, hidden)
     return padded.view(batch, seq, -1)
