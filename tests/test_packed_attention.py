@@ -8,7 +8,7 @@ from transformers import AutoModel, RobertaConfig, RobertaModel
 
 from embedtrain.models.io import load_model
 from embedtrain.modules.length_chunks import LengthChunking
-from embedtrain.modules.packed_attention import PackedLayout, enable_packing, run_packed
+from embedtrain.modules.packed_attention import PackedLayout, enable_packing, run_packed, unpack
 
 
 def test_packed_hidden_states_equal_the_padded_ones(tiny_checkpoint: Path) -> None:
@@ -19,7 +19,7 @@ def test_packed_hidden_states_equal_the_padded_ones(tiny_checkpoint: Path) -> No
     padded = encoder(**inputs).last_hidden_state
     mask = inputs["attention_mask"].bool()
     for chunking in (LengthChunking(chunk_cost=0), LengthChunking(), LengthChunking(chunk_cost=10**6)):
-        packed = run_packed(model.transformer._token_outputs, inputs, chunking)
+        packed = unpack(*run_packed(model.transformer._token_outputs, inputs, chunking), *mask.shape)
         torch.testing.assert_close(packed[mask], padded[mask], rtol=1e-5, atol=1e-5)
         assert not packed[~mask].any()
 
@@ -57,3 +57,23 @@ def test_only_bert_style_sdpa_encoders_are_packed(tiny_checkpoint: Path) -> None
     roberta = RobertaModel(RobertaConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                          intermediate_size=64))
     assert not enable_packing(roberta)  # its positions start after the padding index
+
+
+def test_splade_pools_the_packed_logits_as_the_padded_ones(tiny_mlm_checkpoint: Path) -> None:
+    from embedtrain.models.build import build_model
+    from embedtrain.recipe.schema import ModelConfig
+
+    results = {}
+    for packed in (True, False):
+        model = build_model(ModelConfig(base=str(tiny_mlm_checkpoint), kind="sparse")).train()
+        model.input_module.packing = packed
+        features = model.tokenize(ANCHORS + POSITIVES)
+        embeddings = model(features)["sentence_embedding"]
+        assert ("packed_token_embeddings" in features) == packed  # no (batch, seq, vocab) tensor when packed
+        (embeddings * torch.linspace(-1, 1, embeddings.size(1))).sum().backward()
+        results[packed] = embeddings.detach(), {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+    (packed_embeddings, packed_grads), (padded_embeddings, padded_grads) = results[True], results[False]
+    torch.testing.assert_close(packed_embeddings, padded_embeddings, rtol=1e-5, atol=1e-5)
+    largest = max(grad.abs().max().item() for grad in padded_grads.values())
+    for name, grad in padded_grads.items():
+        torch.testing.assert_close(packed_grads[name], grad, rtol=1e-4, atol=1e-5 * largest, msg=name)

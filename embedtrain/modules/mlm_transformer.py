@@ -18,6 +18,9 @@ class MLMTransformer(Transformer):
 
     st_type = "sentence_transformers.sparse_encoder.models.MLMTransformer"
     auto_class = AutoModelForMaskedLM
+    # Vocabulary-wide logits: padding them to (batch, seq, vocab) would cost more than the encoder itself on
+    # SPLADE-tiny; SpladePooling pools the packed logits directly.
+    packed_outputs = True
 
     @property
     def embedding_dimension(self) -> int:

@@ -117,19 +117,23 @@ def enable_packing(model: PreTrainedModel) -> bool:
     return True
 
 
-def run_packed(encode: Callable[..., Tensor], inputs: dict[str, Tensor], chunking: LengthChunking) -> Tensor:
-    """`encode(inputs)` ((batch, seq, dim) per-token outputs of a packable model, zeros at padded positions)
-    without padding. `encode(packed_inputs, position_ids=..., packed_layout=...)` must pass both keywords to the
-    model and return its (1, total_tokens, dim) per-token output.
+def run_packed(encode: Callable[..., Tensor], inputs: dict[str, Tensor],
+               chunking: LengthChunking) -> tuple[Tensor, Tensor]:
+    """The per-token outputs of a packable model on right-padded `inputs`, without padding: (outputs of the
+    real tokens (total_tokens, dim), their flat positions (total_tokens,) in the padded (batch * seq) layout).
 
-    `inputs` are right-padded; one host read of the row lengths per call.
+    `encode(packed_inputs, position_ids=..., packed_layout=...)` must pass both keywords to the model and
+    return its (1, total_tokens, dim) per-token output. One host read of the row lengths per call.
     """
     mask = inputs["attention_mask"]
-    batch, seq = mask.shape
+    seq = mask.size(1)
     layout = PackedLayout.from_lengths(mask.sum(dim=1).tolist(), seq, chunking, mask.device)
     packed = {key: value.flatten().index_select(0, layout.tokens).unsqueeze(0)
               for key, value in inputs.items() if key != "attention_mask"}
     positions = (layout.tokens % seq).unsqueeze(0)
-    hidden = encode(packed, position_ids=positions, packed_layout=layout)[0]
-    padded = hidden.new_zeros(batch * seq, hidden.shape[-1]).index_copy(0, layout.tokens, hidden)
-    return padded.view(batch, seq, -1)
+    return encode(packed, position_ids=positions, packed_layout=layout)[0], layout.tokens
+
+
+def unpack(outputs: Tensor, tokens: Tensor, batch: int, seq: int) -> Tensor:
+    """`run_packed`'s outputs in the padded layout (batch, seq, dim), zeros at padded positions."""
+    return outputs.new_zeros(batch * seq, outputs.size(-1)).index_copy(0, tokens, outputs).view(batch, seq, -1)

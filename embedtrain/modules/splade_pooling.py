@@ -16,6 +16,7 @@ SpladeActivation = Literal["relu", "log1p_relu"]
 class SpladePooling(nn.Module):
     """`sentence_embedding[b, v] = pool_t log1p(relu(logits[b, t, v] * mask[b, t]))` over the tokens t.
 
+    Pools the padded `token_embeddings`, or the real tokens only when the transformer hands them on packed.
     `pooling_strategy` max (SPLADE v2 and later) or sum (the original SPLADE); `activation_function`
     log1p_relu applies a second log1p (the OpenSearch models). Padding tokens contribute 0, which never wins a
     max of non-negative values. Saved as `config.json` only (no weights), in the legacy layout.
@@ -43,13 +44,23 @@ class SpladePooling(nn.Module):
         return f"pooling_strategy={self.pooling_strategy}, activation_function={self.activation_function}"
 
     def forward(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
+        if "packed_token_embeddings" in features:  # real tokens only, each with its text's row (MLMTransformer)
+            weights = self._weights(features["packed_token_embeddings"])
+            rows = features["packed_token_rows"]
+            # Starting from zeros is the padded version's padding tokens, whose weight is 0.
+            pooled = weights.new_zeros(features["attention_mask"].size(0), weights.size(1))
+            features["sentence_embedding"] = (
+                pooled.scatter_reduce(0, rows.unsqueeze(1).expand_as(weights), weights, "amax")
+                if self.pooling_strategy == "max" else pooled.index_add(0, rows, weights))
+            return features
         logits = features["token_embeddings"]
-        mask = features["attention_mask"].unsqueeze(-1).to(logits.dtype)
-        weights = torch.log1p(torch.relu(logits * mask))
-        if self.activation_function == "log1p_relu":
-            weights = torch.log1p(weights)
+        weights = self._weights(logits * features["attention_mask"].unsqueeze(-1).to(logits.dtype))
         features["sentence_embedding"] = weights.amax(dim=1) if self.pooling_strategy == "max" else weights.sum(dim=1)
         return features
+
+    def _weights(self, logits: Tensor) -> Tensor:
+        weights = torch.log1p(torch.relu(logits))
+        return torch.log1p(weights) if self.activation_function == "log1p_relu" else weights
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

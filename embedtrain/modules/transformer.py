@@ -6,7 +6,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, 
 
 from embedtrain.modules.files import read_json, write_json
 from embedtrain.modules.length_chunks import LengthChunking, run_in_chunks
-from embedtrain.modules.packed_attention import enable_packing, run_packed
+from embedtrain.modules.packed_attention import enable_packing, run_packed, unpack
 
 CONFIG_FILE = "sentence_bert_config.json"
 LEGACY_CONFIG_FILES = (
@@ -43,6 +43,10 @@ class Transformer(nn.Module):
     """
 
     st_type = "sentence_transformers.models.Transformer"
+    # Whether a packed forward pass hands its per-token outputs on packed (`packed_token_embeddings`, with
+    # `packed_token_rows`, the text of each token) instead of padded `token_embeddings`: for outputs too wide
+    # to pad cheaply, and a next module that pools packed tokens.
+    packed_outputs = False
     auto_class = AutoModel
     """The Hugging Face auto class that loads the weights (MLMTransformer loads the masked-LM head too)."""
 
@@ -125,11 +129,17 @@ class Transformer(nn.Module):
     def forward(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
         inputs = {key: features[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in features}
         padded = "attention_mask" in inputs and not bool(inputs["attention_mask"].all())
-        if self.length_chunking and padded and self.tokenizer.padding_side == "right":
-            features["token_embeddings"] = (run_packed(self._token_outputs, inputs, self.length_chunking) if self.packing
-                                            else run_in_chunks(self._token_outputs, inputs, self.length_chunking))
-        else:
+        if not (self.length_chunking and padded and self.tokenizer.padding_side == "right"):
             features["token_embeddings"] = self._token_outputs(inputs)
+        elif not self.packing:
+            features["token_embeddings"] = run_in_chunks(self._token_outputs, inputs, self.length_chunking)
+        else:
+            outputs, tokens = run_packed(self._token_outputs, inputs, self.length_chunking)
+            batch, seq = inputs["attention_mask"].shape
+            if self.packed_outputs:
+                features["packed_token_embeddings"], features["packed_token_rows"] = outputs, tokens // seq
+            else:
+                features["token_embeddings"] = unpack(outputs, tokens, batch, seq)
         return features
 
     def _token_outputs(self, inputs: dict[str, Tensor], **options) -> Tensor:
