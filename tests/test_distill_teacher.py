@@ -81,33 +81,24 @@ def test_teacher_loss_matches_the_reference_fed_teacher_encodings(name, teacher_
     assert_same_gradients(model[0].auto_model, st_model[0].auto_model)
 
 
-def test_matryoshka_runs_the_teacher_once_per_step_and_truncates_its_embeddings(tiny_checkpoint, teachers):
-    teacher, columns, dims = teachers["same-tokenizer"], [ANCHORS, POSITIVES], [32, 16, 8]
-    st_model = SentenceTransformer(str(tiny_checkpoint), device="cpu").train()
-    st_loss = st_losses.MatryoshkaLoss(st_model, st_losses.MSELoss(st_model), dims)
-    model = load_model(tiny_checkpoint).train()
-    params = LOSSES["MatryoshkaLoss"].params_model(type="MatryoshkaLoss", matryoshka_dims=dims,
-                                                   loss={"type": "MSELoss", "teacher": str(teacher)})
-    loss = build_loss(params, model)
-    calls = []
-    loss.loss.teacher.model.register_forward_hook(lambda *_: calls.append(1))
-
-    expected = st_loss([st_model.preprocess(texts) for texts in columns], reference_labels(teacher, columns, "each_column"))
-    value = loss(model, [model.tokenize(texts) for texts in columns], None)
-    expected.backward()
-    value.backward()
-    assert len(calls) == len(columns)  # not once per dimension
-    assert value.item() == pytest.approx(expected.item(), rel=1e-5)
-    assert_same_gradients(model[0].auto_model, st_model[0].auto_model)
+# Each modifier runs its inner loss several times per step (once per dimension, once per layer) yet the
+# teacher must embed each column once; Matryoshka also truncates the teacher's embeddings.
+MODIFIERS = {
+    "MatryoshkaLoss": ({"matryoshka_dims": [32, 16, 8]},
+                       lambda st_model, inner: st_losses.MatryoshkaLoss(st_model, inner, [32, 16, 8])),
+    "AdaptiveLayerLoss": ({"n_layers_per_step": -1},
+                          lambda st_model, inner: st_losses.AdaptiveLayerLoss(st_model, inner, n_layers_per_step=-1)),
+}
 
 
-def test_adaptive_layer_runs_the_teacher_once_per_step(tiny_checkpoint, teachers):
+@pytest.mark.parametrize("modifier", MODIFIERS)
+def test_modifiers_run_the_teacher_once_per_step(modifier, tiny_checkpoint, teachers):
+    options, reference_modifier = MODIFIERS[modifier]
     teacher, columns = teachers["same-tokenizer"], [ANCHORS, POSITIVES]
     st_model = SentenceTransformer(str(tiny_checkpoint), device="cpu").train()
-    st_loss = st_losses.AdaptiveLayerLoss(st_model, st_losses.MSELoss(st_model), n_layers_per_step=-1)
+    st_loss = reference_modifier(st_model, st_losses.MSELoss(st_model))
     model = load_model(tiny_checkpoint).train()
-    params = LOSSES["AdaptiveLayerLoss"].params_model(type="AdaptiveLayerLoss", n_layers_per_step=-1,
-                                                      loss={"type": "MSELoss", "teacher": str(teacher)})
+    params = LOSSES[modifier].params_model(type=modifier, **options, loss={"type": "MSELoss", "teacher": str(teacher)})
     loss = build_loss(params, model)
     calls = []
     loss.loss.teacher.model.register_forward_hook(lambda *_: calls.append(1))
@@ -116,7 +107,7 @@ def test_adaptive_layer_runs_the_teacher_once_per_step(tiny_checkpoint, teachers
     value = loss(model, [model.tokenize(texts) for texts in columns], None)
     expected.backward()
     value.backward()
-    assert len(calls) == len(columns)  # not once per layer
+    assert len(calls) == len(columns)
     assert value.item() == pytest.approx(expected.item(), rel=1e-5)
     assert_same_gradients(model[0].auto_model, st_model[0].auto_model)
 

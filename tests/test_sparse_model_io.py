@@ -19,6 +19,7 @@ from sentence_transformers.sentence_transformer.modules import Pooling as STPool
 from sentence_transformers.sparse_encoder.modules import SparseAutoEncoder as STSparseAutoEncoder
 from sentence_transformers.sparse_encoder.modules import SparseStaticEmbedding as STSparseStaticEmbedding
 from sentence_transformers.sparse_encoder.modules import SpladePooling as STSpladePooling
+from test_model_io import TEXTS, TOLERANCE
 
 from embedtrain.models import load_model, save_model
 from embedtrain.models.sparse_embedder import SparseEmbedder
@@ -31,16 +32,6 @@ from embedtrain.modules import (
     SpladePooling,
     Transformer,
 )
-
-TOLERANCE = 1e-5
-TEXTS = [
-    "a",
-    "the dog",
-    "a man is playing the guitar in the park",
-    "what is the weather today ? it is sunny outside , a lovely day",
-    "zzyzx qwerty",
-    " ".join(["two young people ride a big red bus on the road to the city and the beach"] * 6),  # > 64 tokens
-]
 
 
 @pytest.fixture(autouse=True, scope="module")
