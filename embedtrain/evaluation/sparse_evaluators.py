@@ -22,18 +22,9 @@ from embedtrain.evaluation.similarity_evaluator import EmbeddingSimilarityEvalua
 from embedtrain.evaluation.sparse_retrieval_evaluators import DOT_DEFAULT
 from embedtrain.evaluation.triplet_evaluator import TripletEvaluator, TripletParams
 from embedtrain.models.embedder import SentenceEmbedder
-from embedtrain.models.sparse_embedder import active_counts
+from embedtrain.models.sparse_embedder import SparseEmbedder
 
 STATS = ("active_dims", "sparsity_ratio")
-
-
-def sparsity(embeddings: torch.Tensor) -> dict[str, float]:
-    """Mean active dimensions of the rows of a (n, dim) dense or sparse tensor, and 1 - that / dim."""
-    rows, dim = embeddings.shape
-    if rows == 0 or dim == 0:
-        return {"active_dims": 0.0, "sparsity_ratio": 1.0}
-    active = float(active_counts(embeddings).double().mean())
-    return {"active_dims": active, "sparsity_ratio": 1.0 - active / dim}
 
 
 class SparsityPerCall:
@@ -54,7 +45,7 @@ class SparsityPerCall:
     def embed(self, model: SentenceEmbedder, texts: list[str], batch_size: int, truncate_dim: int | None = None,
               prompt_name: str | None = None, prompt: str | None = None, task: str | None = None) -> torch.Tensor:
         embeddings = super().embed(model, texts, batch_size, truncate_dim, prompt_name, prompt, task)
-        self.calls.append(sparsity(embeddings))
+        self.calls.append(SparseEmbedder.sparsity(embeddings))
         return embeddings
 
     def compute(self, model: SentenceEmbedder) -> dict[str, float]:
