@@ -90,3 +90,26 @@ def test_evaluators_sharing_texts_embed_them_once(monkeypatch, tiny_checkpoint, 
     assert result.exit_code == 0, result.output
     assert "paraphrase_mining_average_precision" in result.output
     assert len(embedded) == len(set(embedded))  # the second evaluator found every text already embedded
+
+
+def test_sparse_evaluators_on_a_saved_sparse_model(tmp_path, tiny_mlm_checkpoint, sts_csv, triplet_csv,
+                                                   reranking_jsonl) -> None:
+    from embedtrain.models import save_model
+    from embedtrain.models.build import build_model
+    from embedtrain.recipe.schema import ModelConfig
+
+    model_path = tmp_path / "splade"
+    save_model(build_model(ModelConfig(base=str(tiny_mlm_checkpoint), kind="sparse")), model_path)
+    output = tmp_path / "metrics.json"
+    result = runner.invoke(app, ["eval", str(model_path), "--evaluator", f"sparse_sts={sts_csv}", "--evaluator",
+                                 f"sparse_triplet={triplet_csv}", "--evaluator", f"sparse_reranking={reranking_jsonl}",
+                                 "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(output.read_text())["metrics"]
+    expected = library_metrics(model_path, type="sparse_sts", name="sparse_sts", source=str(sts_csv)) | \
+        library_metrics(model_path, type="sparse_triplet", name="sparse_triplet", source=str(triplet_csv)) | \
+        library_metrics(model_path, type="sparse_reranking", name="sparse_reranking", source=str(reranking_jsonl))
+    assert list(metrics) == list(expected)
+    assert metrics == pytest.approx(expected, abs=1e-6)
+    assert {"sparse_sts_spearman_dot", "sparse_sts_active_dims", "sparse_triplet_anchor_active_dims",
+            "sparse_reranking_corpus_active_dims"} <= set(metrics)

@@ -1,15 +1,25 @@
-"""Sparse retrieval evaluators against sentence-transformers' SparseInformationRetrievalEvaluator and
-SparseNanoBEIREvaluator on tiny random SPLADE and inference-free SPLADE models: same metric names, same values
+"""Sparse evaluators against sentence-transformers' (SparseInformationRetrievalEvaluator, SparseNanoBEIREvaluator,
+SparseEmbeddingSimilarityEvaluator, SparseBinaryClassificationEvaluator, SparseTripletEvaluator,
+SparseRerankingEvaluator) on tiny random SPLADE and inference-free SPLADE models: same metric names, same values
 (abs 1e-4), sparsity statistics included."""
 
+import csv
+import json
 import shutil
 
 import pytest
 import torch
+from conftest import PAIRS
 from sentence_transformers import SparseEncoder
-from sentence_transformers.sparse_encoder.evaluation import SparseInformationRetrievalEvaluator
+from sentence_transformers.sparse_encoder.evaluation import (
+    SparseBinaryClassificationEvaluator,
+    SparseEmbeddingSimilarityEvaluator,
+    SparseInformationRetrievalEvaluator,
+    SparseRerankingEvaluator,
+    SparseTripletEvaluator,
+)
 
-from embedtrain.evaluation import build_evaluator
+from embedtrain.evaluation import EVALUATORS, build_evaluator
 from embedtrain.evaluation.beir import load_beir_folder
 from embedtrain.evaluation.sparse_retrieval_evaluators import SparseInformationRetrievalParams, SparseNanoBEIRParams
 from embedtrain.models import load_model, save_model
@@ -67,3 +77,77 @@ def test_sparse_nanobeir_over_local_folders_aggregates_sparsity_like_the_referen
     assert ours["NanoBEIR_mean_dot_ndcg@10"] == pytest.approx(
         (first["first_dot_ndcg@10"] + second["second_dot_ndcg@10"]) / 2, abs=1e-4)
     assert set(ours) == set(type(build_evaluator(params, "e")).metric_names(params))
+
+
+def read_columns(path) -> dict[str, list[str]]:
+    with path.open(encoding="utf-8", newline="") as file:
+        rows = list(csv.DictReader(file))
+    return {column: [row[column] for row in rows] for column in rows[0]}
+
+
+def assert_matches_the_reference(model_path, data, reference_evaluator, **params) -> dict[str, float]:
+    """Our evaluator `params["type"]` on `data` equals the reference's evaluator (keys in order, values 1e-4)."""
+    evaluator_params = EVALUATORS[params["type"]].params_model(name="dev", source=str(data), **params)
+    evaluator = build_evaluator(evaluator_params, "evaluators[0]")
+    ours = evaluator(load_model(model_path))
+    expected = reference_evaluator(SparseEncoder(str(model_path), device="cpu"))
+    assert list(ours) == list(expected) == evaluator.metric_names(evaluator_params)
+    assert ours == pytest.approx(expected, abs=1e-4)
+    assert evaluator.primary_metric == reference_evaluator.primary_metric
+    return ours
+
+
+@pytest.fixture
+def unique_sts_csv(tmp_path):
+    """Each PAIRS row once: a repeated pair ties with itself in our scores (each distinct text is embedded once) but
+    not always in the reference's, whose copies, padded in other batches, can differ in the last bits, and a
+    broken tie moves Spearman by ~1e-4 on 48 rows."""
+    path = tmp_path / "sts.csv"
+    path.write_text("sentence1,sentence2,score\n" + "".join(f"{a},{b},{score}\n" for a, b, score in PAIRS),
+                    encoding="utf-8")
+    return path
+
+
+def test_sparse_sts_matches_the_reference(saved_sparse_model, unique_sts_csv):
+    sts_csv = unique_sts_csv
+    rows = read_columns(sts_csv)
+    reference = SparseEmbeddingSimilarityEvaluator(rows["sentence1"], rows["sentence2"],
+                                                   [float(score) for score in rows["score"]], name="dev",
+                                                   write_csv=False)
+    ours = assert_matches_the_reference(saved_sparse_model, sts_csv, reference, type="sparse_sts")
+    assert {"dev_spearman_dot", "dev_active_dims", "dev_sparsity_ratio"} <= set(ours)
+
+
+def test_sparse_sts_with_several_functions_matches_the_reference(saved_sparse_model, unique_sts_csv):
+    sts_csv = unique_sts_csv
+    rows = read_columns(sts_csv)
+    functions = ["cosine", "dot", "euclidean", "manhattan"]
+    reference = SparseEmbeddingSimilarityEvaluator(rows["sentence1"], rows["sentence2"],
+                                                   [float(score) for score in rows["score"]], name="dev",
+                                                   similarity_fn_names=functions, write_csv=False)
+    assert_matches_the_reference(saved_sparse_model, sts_csv, reference, type="sparse_sts",
+                                 similarity_fn_names=functions)
+
+
+def test_sparse_binary_matches_the_reference(saved_sparse_model, binary_csv):
+    rows = read_columns(binary_csv)  # every pair twice: the statistics count each distinct text once
+    reference = SparseBinaryClassificationEvaluator(rows["sentence1"], rows["sentence2"],
+                                                    [int(label) for label in rows["label"]], name="dev",
+                                                    write_csv=False)
+    ours = assert_matches_the_reference(saved_sparse_model, binary_csv, reference, type="sparse_binary")
+    assert {"dev_dot_ap", "dev_active_dims", "dev_sparsity_ratio"} <= set(ours)
+
+
+def test_sparse_triplet_matches_the_reference(saved_sparse_model, triplet_csv):
+    rows = read_columns(triplet_csv)
+    reference = SparseTripletEvaluator(rows["anchor"], rows["positive"], rows["negative"], name="dev",
+                                       write_csv=False)
+    ours = assert_matches_the_reference(saved_sparse_model, triplet_csv, reference, type="sparse_triplet")
+    assert {"dev_dot_accuracy", "dev_anchor_active_dims", "dev_negative_sparsity_ratio"} <= set(ours)
+
+
+def test_sparse_reranking_matches_the_reference(saved_sparse_model, reranking_jsonl):
+    samples = [json.loads(line) for line in reranking_jsonl.read_text().splitlines()]
+    reference = SparseRerankingEvaluator(samples, name="dev", write_csv=False)
+    ours = assert_matches_the_reference(saved_sparse_model, reranking_jsonl, reference, type="sparse_reranking")
+    assert {"dev_ndcg@10", "dev_query_active_dims", "dev_corpus_sparsity_ratio"} <= set(ours)

@@ -9,6 +9,7 @@ from embedtrain.evaluation import (  # noqa: F401
     reranking_evaluator,
     sequential_evaluator,
     similarity_evaluator,
+    sparse_evaluators,
     sparse_retrieval_evaluators,
     translation_evaluator,
     triplet_evaluator,

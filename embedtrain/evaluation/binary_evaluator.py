@@ -3,6 +3,7 @@
 from typing import ClassVar, Literal
 
 import numpy as np
+import torch
 from pydantic import Field
 
 from embedtrain.data.contract import ColumnContract
@@ -12,7 +13,7 @@ from embedtrain.evaluation.metrics import (
     best_f1_and_threshold,
     matthews_correlation,
 )
-from embedtrain.evaluation.registry import Evaluator, EvaluatorParams, SimilarityNames, embed_rows, register_evaluator
+from embedtrain.evaluation.registry import Evaluator, EvaluatorParams, SimilarityNames, register_evaluator
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.similarity import PAIRWISE
 
@@ -43,8 +44,12 @@ class BinaryClassificationEvaluator(Evaluator):
 
     def compute(self, model: SentenceEmbedder) -> dict[str, float]:
         first, second = self.columns["sentence1"], self.columns["sentence2"]
-        embeddings = embed_rows(model, first + second, self.params.batch_size, self.params.truncate_dim)
-        a, b = embeddings[:len(first)], embeddings[len(first):]
+        # Each distinct text embedded once, as the reference does (its sparse variant's statistics count them once).
+        texts = list(dict.fromkeys(first + second))
+        embeddings = self.embed(model, texts, self.params.batch_size, self.params.truncate_dim)
+        row = {text: index for index, text in enumerate(texts)}
+        a, b = (embeddings.index_select(0, torch.tensor([row[text] for text in side], dtype=torch.long))
+                for side in (first, second))
         labels = np.asarray(self.columns["label"]).astype(int)
         metrics: dict[str, float] = {}
         for fn in self.params.similarity_fn_names:

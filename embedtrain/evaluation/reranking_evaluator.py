@@ -3,15 +3,16 @@
 from typing import ClassVar, Literal
 
 import numpy as np
+import torch
 from pydantic import Field
 
 from embedtrain.data.contract import ColumnContract, resolve_columns
 from embedtrain.data.source import load_source
 from embedtrain.errors import DataError
 from embedtrain.evaluation.metrics import average_precision, ndcg_tie_averaged
-from embedtrain.evaluation.registry import Evaluator, EvaluatorParams, embed_rows, register_evaluator
+from embedtrain.evaluation.registry import Evaluator, EvaluatorParams, register_evaluator
 from embedtrain.models.embedder import SentenceEmbedder
-from embedtrain.similarity import PAIRWISE
+from embedtrain.similarity import MATRIX
 
 
 class RerankingParams(EvaluatorParams):
@@ -59,16 +60,19 @@ class RerankingEvaluator(Evaluator):
 
     def compute(self, model: SentenceEmbedder) -> dict[str, float]:
         params, samples = self.params, self.columns["samples"]
-        queries = embed_rows(model, [s["query"] for s in samples], params.batch_size, params.truncate_dim, "query")
-        documents = embed_rows(model, [text for s in samples for text in s["positive"] + s["negative"]],
-                               params.batch_size, params.truncate_dim, "document")
+        queries = self.embed(model, [s["query"] for s in samples], params.batch_size, params.truncate_dim, "query",
+                             task="query")
+        documents = self.embed(model, [text for s in samples for text in s["positive"] + s["negative"]],
+                               params.batch_size, params.truncate_dim, "document", task="document")
         average_precisions, reciprocal_ranks, ndcgs = [], [], []
         start = 0
-        for query, sample in zip(queries, samples):
+        # Rows picked with index_select, not slices or iteration: a sparse model's (COO) embeddings allow neither.
+        for row, sample in enumerate(samples):
             relevance = np.array([1] * len(sample["positive"]) + [0] * len(sample["negative"]))
-            candidates = documents[start:start + len(relevance)]
+            query = queries.index_select(0, torch.tensor([row]))
+            candidates = documents.index_select(0, torch.arange(start, start + len(relevance)))
             start += len(relevance)
-            scores = PAIRWISE[params.similarity_fn_name](query.expand_as(candidates), candidates).numpy()
+            scores = MATRIX[params.similarity_fn_name](query, candidates)[0].numpy()
             ranked = relevance[np.argsort(-scores, kind="stable")][:params.at_k]
             reciprocal_ranks.append(1.0 / (np.argmax(ranked) + 1) if ranked.any() else 0.0)
             ndcgs.append(ndcg_tie_averaged(relevance, scores, params.at_k))

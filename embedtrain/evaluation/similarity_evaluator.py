@@ -1,12 +1,13 @@
 from typing import ClassVar, Literal
 
 import numpy as np
+import torch
 from pydantic import Field
 
 from embedtrain.data.contract import ColumnContract
 from embedtrain.evaluation.metrics import pearson, spearman
 from embedtrain.evaluation.quantization import Precision, quantized_for_scoring
-from embedtrain.evaluation.registry import Evaluator, EvaluatorParams, SimilarityNames, embed_rows, register_evaluator
+from embedtrain.evaluation.registry import Evaluator, EvaluatorParams, SimilarityNames, register_evaluator
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.similarity import PAIRWISE
 
@@ -40,10 +41,12 @@ class EmbeddingSimilarityEvaluator(Evaluator):
     def compute(self, model: SentenceEmbedder) -> dict[str, float]:
         first, second = self.columns["sentence1"], self.columns["sentence2"]
         # One pass over both sides, so a text on both sides is embedded once.
-        embeddings = embed_rows(model, first + second, self.params.batch_size, self.params.truncate_dim)
+        embeddings = self.embed(model, first + second, self.params.batch_size, self.params.truncate_dim)
         if self.params.precision:
             embeddings = quantized_for_scoring(embeddings, self.params.precision)
-        a, b = embeddings[:len(first)], embeddings[len(first):]
+        # index_select rather than slices: a sparse model's (COO) embeddings cannot be sliced.
+        rows = torch.arange(len(first) + len(second))
+        a, b = embeddings.index_select(0, rows[:len(first)]), embeddings.index_select(0, rows[len(first):])
         gold = np.asarray(self.columns["label"], dtype=np.float64)
         metrics = {}
         for fn in self.params.similarity_fn_names:

@@ -3,7 +3,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from embedtrain.data.contract import ColumnContract
-from embedtrain.evaluation.registry import Evaluator, EvaluatorParams, SimilarityNames, embed_rows, register_evaluator
+from embedtrain.evaluation.registry import Evaluator, EvaluatorParams, SimilarityNames, register_evaluator
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.similarity import PAIRWISE
 
@@ -30,12 +30,12 @@ class TripletEvaluator(Evaluator):
         return "max_accuracy" if len(params.similarity_fn_names) > 1 else f"{params.similarity_fn_names[0]}_accuracy"
 
     def compute(self, model: SentenceEmbedder) -> dict[str, float]:
-        # Anchors are queries, positives and negatives documents (their prompts differ on asymmetric models).
+        # Anchors are queries, positives and negatives documents (their prompts and routes differ on asymmetric
+        # models), each side embedded on its own, as the reference does.
         batch_size, truncate_dim = self.params.batch_size, self.params.truncate_dim
-        a = embed_rows(model, self.columns["anchor"], batch_size, truncate_dim, "query")
-        documents = embed_rows(model, self.columns["positive"] + self.columns["negative"], batch_size, truncate_dim,
-                               "document")
-        p, n = documents[:len(self.columns["positive"])], documents[len(self.columns["positive"]):]
+        a = self.embed(model, self.columns["anchor"], batch_size, truncate_dim, "query", task="query")
+        p = self.embed(model, self.columns["positive"], batch_size, truncate_dim, "document", task="document")
+        n = self.embed(model, self.columns["negative"], batch_size, truncate_dim, "document", task="document")
         metrics = {}
         for fn in self.params.similarity_fn_names:
             correct = PAIRWISE[fn](a, p) > PAIRWISE[fn](a, n) + self.params.margin
