@@ -82,7 +82,7 @@ class RichObserver(TrainingObserver):
         self.progress.console.print(" | ".join(parts))
 
     def on_evaluate(self, step: int, metrics: dict[str, float]) -> None:
-        if self.first_metrics is None:
+        if step == 0:  # the evaluation before training (none with eval_before_training: false, or on resume)
             self.first_metrics = metrics
         self.progress.console.print(metrics_table(f"evaluation at step {step}", metrics))
 
@@ -91,6 +91,8 @@ class RichObserver(TrainingObserver):
 
     def on_train_end(self, final_dir: Path, metrics: dict[str, float]) -> None:
         self.progress.stop()
-        if metrics:
-            console.print(metrics_table("before vs after training", metrics, self.first_metrics or {}))
+        if metrics and self.first_metrics is not None:
+            console.print(metrics_table("before vs after training", metrics, self.first_metrics))
+        elif metrics:
+            console.print(metrics_table("after training", metrics))
         console.print(f"[green]model saved to[/green] {escape(str(final_dir))}")

@@ -75,6 +75,13 @@ def test_train_writes_every_artifact_and_the_loss_falls(tmp_path, tiny_checkpoin
     assert "before vs after training" in result.output
 
 
+def test_without_an_evaluation_before_training_there_is_no_before_column(tmp_path, tiny_checkpoint, sts_csv):
+    recipe = write_recipe(tmp_path, tiny_checkpoint, sts_csv, sts_csv, epochs=1, eval_before_training=False)
+    result = runner.invoke(app, ["train", str(recipe)])
+    assert result.exit_code == 0, result.output
+    assert "before vs after training" not in result.output and "after training" in result.output
+
+
 class StopAt(TrainingObserver):
     """Simulates a run killed right after optimizer step `step`."""
 
