@@ -98,7 +98,7 @@ def inspect_source(config: DataSource, contract: ColumnContract, where: str,
                 return report
         else:
             report.rows = load_source(config, where)
-        report.mapping = resolve_columns(report.rows.column_names, contract, config.columns, config.ignore_columns, where)
+        report.mapping = resolve_columns(report.rows.column_names, contract, config.columns, config.ignored_columns(), where)
     except DataError as error:
         report.error(str(error))
         return report

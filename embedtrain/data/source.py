@@ -6,10 +6,12 @@ import datasets
 from pydantic import Field
 
 from embedtrain.config import StrictModel
-from embedtrain.errors import DataError
+from embedtrain.errors import DataError, did_you_mean
 
 LOCAL_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".arrow": "arrow"}
 """File suffix -> `datasets` builder for local files."""
+
+Scalar = str | int | float | bool
 
 
 class DataSource(StrictModel):
@@ -25,6 +27,30 @@ class DataSource(StrictModel):
     ignore_columns: list[str] = Field(default_factory=list, description="columns that are deliberately not used")
     max_samples: int | None = Field(None, gt=0, description="keep only the first N rows (after shuffling, if shuffle_seed is set)")
     shuffle_seed: int | None = Field(None, description="shuffle the rows with this seed before max_samples")
+    where: dict[str, Scalar | list[Scalar]] = Field(
+        default_factory=dict, description="keep only the rows whose column holds this value (or one of these "
+        "values), e.g. {label: 1} for the positive pairs of a labelled set; a column named here is not an input "
+        "unless `columns:` maps it")
+
+    def ignored_columns(self) -> list[str]:
+        """`ignore_columns`, plus the columns only used by `where`."""
+        mapped = {column for value in (self.columns or {}).values()
+                  for column in ([value] if isinstance(value, str) else value)}
+        return [*self.ignore_columns, *(column for column in self.where if column not in mapped)]
+
+
+def keep_rows(dataset: datasets.Dataset | datasets.IterableDataset, config: DataSource, where: str):
+    """The rows that `config.where` keeps (all of them without it)."""
+    if not config.where:
+        return dataset
+    columns = dataset.column_names
+    if columns is not None:
+        for column in config.where:
+            if column not in columns:
+                raise DataError(f"{where}.where: {column!r} is not a column of the data (columns: {columns})"
+                                f"{did_you_mean(column, columns)}")
+    wanted = {column: set(value) if isinstance(value, list) else {value} for column, value in config.where.items()}
+    return dataset.filter(lambda row: all(row[column] in values for column, values in wanted.items()))
 
 
 def is_local(source: str) -> bool:
@@ -43,6 +69,7 @@ def load_stream(config: DataSource, where: str) -> datasets.IterableDataset:
         raise DataError(f"{where}: cannot stream {config.source!r} (split {config.split!r}): {type(error).__name__}: {error}") from error
     if isinstance(stream, datasets.Dataset):  # a folder saved with save_to_disk
         stream = stream.to_iterable_dataset()
+    stream = keep_rows(stream, config, where)
     return stream.take(config.max_samples) if config.max_samples is not None else stream
 
 
@@ -58,6 +85,9 @@ def load_source(config: DataSource, where: str) -> datasets.Dataset:
         raise DataError(f"{where}: cannot load {config.source!r} (split {config.split!r}): {type(error).__name__}: {error}") from error
     if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDataset, datasets.IterableDatasetDict)):
         raise DataError(f"{where}: {config.source!r} did not load as a single split; set `split:`")
+    dataset = keep_rows(dataset, config, where)
+    if len(dataset) == 0:
+        raise DataError(f"{where}.where: no row of {config.source!r} matches {config.where}")
     if config.shuffle_seed is not None:
         dataset = dataset.shuffle(seed=config.shuffle_seed)
     if config.max_samples is not None:

@@ -97,7 +97,7 @@ class InformationRetrievalParams(EvaluatorParams, RetrievalOptions):
 
     @model_validator(mode="after")
     def _table_options_unused(self) -> "InformationRetrievalParams":
-        for key in ("columns", "subset", "shuffle_seed", "max_samples"):
+        for key in ("columns", "subset", "shuffle_seed", "max_samples", "where"):
             if getattr(self, key):
                 raise ValueError(f"`{key}` does not apply to retrieval data (a BEIR folder or a hub dataset with "
                                  f"corpus, queries and qrels subsets); remove it")

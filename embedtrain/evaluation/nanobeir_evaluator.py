@@ -47,7 +47,7 @@ class NanoBEIRParams(EvaluatorParams, RetrievalOptions):
 
     @model_validator(mode="after")
     def _table_options_unused(self) -> "NanoBEIRParams":
-        for key in ("columns", "ignore_columns", "subset", "shuffle_seed", "max_samples"):
+        for key in ("columns", "ignore_columns", "subset", "shuffle_seed", "max_samples", "where"):
             if getattr(self, key):
                 raise ValueError(f"`{key}` does not apply to NanoBEIR; remove it")
         return self

@@ -32,7 +32,7 @@ class RerankingEvaluator(Evaluator):
     @classmethod
     def from_params(cls, params: RerankingParams, where: str) -> "RerankingEvaluator":
         dataset = load_source(params, where)
-        mapping = resolve_columns(dataset.column_names, cls.contract, params.columns, params.ignore_columns, where)
+        mapping = resolve_columns(dataset.column_names, cls.contract, params.columns, params.ignored_columns(), where)
         columns = {}
         for role, column in mapping.inputs:
             # Checked per value: a JSON column mixing texts and lists of texts has no single arrow type.

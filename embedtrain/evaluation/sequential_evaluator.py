@@ -44,7 +44,7 @@ class SequentialParams(EvaluatorParams):
 
     @model_validator(mode="after")
     def _table_options_unused(self) -> "SequentialParams":
-        for key in ("source", "columns", "ignore_columns", "subset", "shuffle_seed", "max_samples", "truncate_dim"):
+        for key in ("source", "columns", "ignore_columns", "subset", "shuffle_seed", "max_samples", "where", "truncate_dim"):
             if getattr(self, key):
                 raise ValueError(f"`{key}` belongs to the child evaluators of a sequential evaluator; move it there")
         names = [child.name for child in self.evaluators]
