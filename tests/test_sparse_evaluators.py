@@ -108,25 +108,15 @@ def unique_sts_csv(tmp_path):
     return path
 
 
-def test_sparse_sts_matches_the_reference(saved_sparse_model, unique_sts_csv):
-    sts_csv = unique_sts_csv
-    rows = read_columns(sts_csv)
+@pytest.mark.parametrize("functions", [None, ["cosine", "dot", "euclidean", "manhattan"]], ids=["default", "several"])
+def test_sparse_sts_matches_the_reference(functions, saved_sparse_model, unique_sts_csv):
+    rows = read_columns(unique_sts_csv)
+    options = {"similarity_fn_names": functions} if functions else {}
     reference = SparseEmbeddingSimilarityEvaluator(rows["sentence1"], rows["sentence2"],
                                                    [float(score) for score in rows["score"]], name="dev",
-                                                   write_csv=False)
-    ours = assert_matches_the_reference(saved_sparse_model, sts_csv, reference, type="sparse_sts")
+                                                   write_csv=False, **options)
+    ours = assert_matches_the_reference(saved_sparse_model, unique_sts_csv, reference, type="sparse_sts", **options)
     assert {"dev_spearman_dot", "dev_active_dims", "dev_sparsity_ratio"} <= set(ours)
-
-
-def test_sparse_sts_with_several_functions_matches_the_reference(saved_sparse_model, unique_sts_csv):
-    sts_csv = unique_sts_csv
-    rows = read_columns(sts_csv)
-    functions = ["cosine", "dot", "euclidean", "manhattan"]
-    reference = SparseEmbeddingSimilarityEvaluator(rows["sentence1"], rows["sentence2"],
-                                                   [float(score) for score in rows["score"]], name="dev",
-                                                   similarity_fn_names=functions, write_csv=False)
-    assert_matches_the_reference(saved_sparse_model, sts_csv, reference, type="sparse_sts",
-                                 similarity_fn_names=functions)
 
 
 def test_sparse_binary_matches_the_reference(saved_sparse_model, binary_csv):

@@ -28,8 +28,6 @@ def at_the_root(monkeypatch):
 
 
 def test_splade_tiny_fine_tuned_on_trecqa_loads_in_the_reference(tmp_path, splade_tiny_path):
-    if not (SHARED_DATA / "trecqa" / "train_pairs.csv").exists():
-        pytest.skip("../shared/data/trecqa is not there")
     recipe = load_recipe(ROOT / "recipes" / "splade-trecqa.yaml", [
         f"model.base={splade_tiny_path}", f"training.output_dir={tmp_path / 'run'}", f"training.max_steps={STEPS}",
         "training.batch_size=16", "training.logging_steps=10", "evaluators=[]", "training.metric_for_best_model=null"])
