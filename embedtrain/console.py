@@ -31,8 +31,8 @@ def metrics_table(title: str, metrics: dict[str, float], before: dict[str, float
 def data_report(report: DatasetReport) -> Panel:
     """One dataset's checks: mapping, errors, warnings, duplicate shares and token-length statistics."""
     parts = []
-    if report.rows is not None:
-        parts.append(f"{len(report.rows)} rows from {escape(report.source)}")
+    if report.row_count is not None:
+        parts.append(f"{report.row_count} rows from {escape(report.source)}")
     if report.mapping is not None:
         how = "inferred: label by name, inputs by position" if report.mapping.inferred else "from `columns:`"
         parts.append(f"columns: {escape(report.mapping.describe())} ({how})")

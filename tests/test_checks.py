@@ -11,7 +11,7 @@ import math
 import pytest
 from datasets import Dataset
 
-from embedtrain.data.checks import DatasetReport, Tokenization, inspect_rows, raise_on_errors
+from embedtrain.data.checks import DatasetReport, LoadedData, Tokenization, inspect_rows, raise_on_errors
 from embedtrain.data.contract import ColumnContract, resolve_columns
 from embedtrain.errors import DataError
 
@@ -26,8 +26,8 @@ MNRL = ColumnContract(inputs=("anchor", "positive"), repeated_input="negative", 
 def report_for(data: dict, contract: ColumnContract, tokenization: Tokenization | None = None) -> DatasetReport:
     rows = Dataset.from_dict(data)
     mapping = resolve_columns(rows.column_names, contract, None, [], WHERE)
-    report = DatasetReport(where=WHERE, source="test", contract=contract, rows=rows, mapping=mapping)
-    inspect_rows(report, tokenization)
+    report = DatasetReport(where=WHERE, source="test", contract=contract, row_count=len(rows), mapping=mapping)
+    inspect_rows(report, LoadedData(rows, mapping), tokenization)
     return report
 
 

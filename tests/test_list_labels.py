@@ -4,7 +4,7 @@ import pytest
 import torch
 from datasets import Dataset
 
-from embedtrain.data.checks import DatasetReport, inspect_rows, raise_on_errors
+from embedtrain.data.checks import DatasetReport, LoadedData, inspect_rows, raise_on_errors
 from embedtrain.data.contract import ColumnContract, resolve_columns
 from embedtrain.data.training_data import Collator
 from embedtrain.errors import DataError
@@ -17,8 +17,8 @@ EMBEDDING_CONTRACT = LOSSES["EmbedDistillLoss"].contract
 def check(rows: dict, contract: ColumnContract) -> None:
     dataset = Dataset.from_dict(rows)
     mapping = resolve_columns(dataset.column_names, contract, None, [], "datasets.train.x")
-    report = DatasetReport("datasets.train.x", "test", contract, rows=dataset, mapping=mapping)
-    inspect_rows(report, tokenization=None)
+    report = DatasetReport("datasets.train.x", "test", contract, row_count=len(dataset), mapping=mapping)
+    inspect_rows(report, LoadedData(dataset, mapping), tokenization=None)
     raise_on_errors([report])
 
 

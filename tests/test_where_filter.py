@@ -30,12 +30,13 @@ def test_a_column_used_only_by_where_is_not_an_input(labelled_csv):
     contract = LOSSES["MultipleNegativesRankingLoss"].contract
     config = DataSource(source=str(labelled_csv), columns={"anchor": "question", "positive": "answer"},
                         where={"label": 1})
-    report = inspect_source(config, contract, "datasets.train.qa")
+    report, data = inspect_source(config, contract, "datasets.train.qa")
     assert not report.errors, report.errors
-    assert list(report.mapping.inputs) == [("anchor", "question"), ("positive", "answer")] and len(report.rows) == 2
+    assert list(data.mapping.inputs) == [("anchor", "question"), ("positive", "answer")] and len(data.rows) == 2
     # Without `where`, the same mapping leaves `label` as an undeclared column: an error.
     unfiltered = DataSource(source=str(labelled_csv), columns={"anchor": "question", "positive": "answer"})
-    assert inspect_source(unfiltered, contract, "datasets.train.qa").errors
+    report, data = inspect_source(unfiltered, contract, "datasets.train.qa")
+    assert report.errors and data is None
 
 
 def test_where_errors_name_the_key_and_the_fix(labelled_csv):

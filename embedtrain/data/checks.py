@@ -45,15 +45,23 @@ class TokenStats:
     truncated: float  # share of texts longer than max_seq_length
 
 
+@dataclass(frozen=True)
+class LoadedData:
+    """The rows of a data source whose columns matched a contract: what training and evaluators read."""
+
+    rows: Dataset  # for a stream: its first STREAM_SAMPLE rows, which were checked
+    mapping: ColumnMapping
+    stream: IterableDataset | None = None
+
+
 @dataclass
 class DatasetReport:
-    """Everything checked about one dataset; `rows` and `mapping` are reused for training when it has no error."""
+    """Everything checked about one data source, for people (validate-dataset) and for the decision to train."""
 
     where: str
     source: str
     contract: ColumnContract
-    rows: Dataset | None = None  # for a stream: its first STREAM_SAMPLE rows
-    stream: IterableDataset | None = None
+    row_count: int | None = None  # rows read (of a stream: rows checked)
     mapping: ColumnMapping | None = None
     findings: list[Finding] = field(default_factory=list)
     duplicates: dict[str, float] = field(default_factory=dict)
@@ -82,28 +90,28 @@ class Tokenization:
     max_seq_length: int
 
 
-def inspect_source(config: DataSource, contract: ColumnContract, where: str,
-                   tokenization: Tokenization | None = None, streaming: bool = False) -> DatasetReport:
+def inspect_source(config: DataSource, contract: ColumnContract, where: str, tokenization: Tokenization | None = None,
+                   streaming: bool = False) -> tuple[DatasetReport, LoadedData | None]:
     """Load a data source and check it against `contract`; never raises DataError, it reports it.
 
+    Returns the report and the loaded data (None when it could not be read or its columns do not match).
     A streamed source is checked on its first STREAM_SAMPLE rows.
     """
     report = DatasetReport(where=where, source=config.source, contract=contract)
     try:
-        if streaming:
-            report.stream = load_stream(config, where)
-            report.rows = _first_rows_of(report.stream, where)
-            if len(report.rows) == 0:
-                report.error(f"{where}: the dataset has no rows")
-                return report
-        else:
-            report.rows = load_source(config, where)
-        report.mapping = resolve_columns(report.rows.column_names, contract, config.columns, config.ignored_columns(), where)
+        stream = load_stream(config, where) if streaming else None
+        rows = _first_rows_of(stream, where) if streaming else load_source(config, where)
+        report.row_count = len(rows)
+        if streaming and len(rows) == 0:
+            report.error(f"{where}: the dataset has no rows")
+            return report, None
+        report.mapping = resolve_columns(rows.column_names, contract, config.columns, config.ignored_columns(), where)
     except DataError as error:
         report.error(str(error))
-        return report
-    inspect_rows(report, tokenization)
-    return report
+        return report, None
+    data = LoadedData(rows, report.mapping, stream)
+    inspect_rows(report, data, tokenization)
+    return report, data
 
 
 def _first_rows_of(stream: IterableDataset, where: str) -> Dataset:
@@ -113,8 +121,8 @@ def _first_rows_of(stream: IterableDataset, where: str) -> Dataset:
         raise DataError(f"{where}: cannot read the stream: {type(error).__name__}: {error}") from error
 
 
-def inspect_rows(report: DatasetReport, tokenization: Tokenization | None) -> None:
-    rows, mapping, where = report.rows, report.mapping, report.where
+def inspect_rows(report: DatasetReport, data: LoadedData, tokenization: Tokenization | None) -> None:
+    rows, mapping, where = data.rows, data.mapping, report.where
     if len(rows) == 0:
         report.error(f"{where}: the dataset has no rows")
         return
@@ -125,9 +133,9 @@ def inspect_rows(report: DatasetReport, tokenization: Tokenization | None) -> No
     if report.errors:
         return
     if report.contract.in_batch_negatives:
-        _check_duplicates(report)
+        _check_duplicates(report, data)
     if tokenization is not None:
-        _check_lengths(report, tokenization)
+        _check_lengths(report, data, tokenization)
 
 
 def raise_on_errors(reports: list[DatasetReport], extra_errors: list[str] = ()) -> None:
@@ -232,11 +240,11 @@ def _duplicate_share(values: pa.ChunkedArray) -> float:
     return 1.0 - len(pc.unique(values)) / len(values)
 
 
-def _check_duplicates(report: DatasetReport) -> None:
+def _check_duplicates(report: DatasetReport, data: LoadedData) -> None:
     """Duplicates are false negatives for in-batch-negative losses: the same text counted as another row's negative."""
-    columns = dict(report.mapping.inputs)
-    anchors = report.rows.data.column(columns["anchor"])
-    positives = report.rows.data.column(columns["positive"])
+    columns = dict(data.mapping.inputs)
+    anchors = data.rows.data.column(columns["anchor"])
+    positives = data.rows.data.column(columns["positive"])
     report.duplicates = {
         "duplicate_anchors": _duplicate_share(anchors),
         "duplicate_positives": _duplicate_share(positives),
@@ -252,9 +260,9 @@ def _check_duplicates(report: DatasetReport) -> None:
                            f"false negatives; use training.batch_sampler: no_duplicates")
 
 
-def _check_lengths(report: DatasetReport, tokenization: Tokenization) -> None:
-    sample = report.rows.select(range(min(TOKEN_SAMPLE, len(report.rows))))
-    for role, column in report.mapping.inputs:
+def _check_lengths(report: DatasetReport, data: LoadedData, tokenization: Tokenization) -> None:
+    sample = data.rows.select(range(min(TOKEN_SAMPLE, len(data.rows))))
+    for role, column in data.mapping.inputs:
         ids = tokenization.tokenizer(list(sample[column]), add_special_tokens=True, truncation=False)["input_ids"]
         lengths = np.array([len(row) for row in ids])
         truncated = float((lengths > tokenization.max_seq_length).mean())

@@ -50,9 +50,9 @@ class Evaluator:
 
         Evaluators whose data is not one table of text columns (retrieval corpora, reranking lists) override this.
         """
-        report = inspect_source(params, cls.contract, where)
+        report, data = inspect_source(params, cls.contract, where)
         raise_on_errors([report])
-        dataset, mapping = report.rows, report.mapping
+        dataset, mapping = data.rows, data.mapping
         columns = {role: list(dataset[column]) for role, column in mapping.inputs}
         if mapping.label:
             columns["label"] = list(dataset[mapping.label])
