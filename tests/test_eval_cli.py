@@ -96,7 +96,7 @@ def test_sparse_evaluators_on_a_saved_sparse_model(tmp_path, tiny_mlm_checkpoint
                                                    reranking_jsonl) -> None:
     from embedtrain.models import save_model
     from embedtrain.models.build import build_model
-    from embedtrain.recipe.schema import ModelConfig
+    from embedtrain.models.config import ModelConfig
 
     model_path = tmp_path / "splade"
     save_model(build_model(ModelConfig(base=str(tiny_mlm_checkpoint), kind="sparse")), model_path)

@@ -30,7 +30,7 @@ from embedtrain.errors import ModelLoadError
 from embedtrain.models import SentenceEmbedder, load_model, save_model
 from embedtrain.models.build import build_model
 from embedtrain.modules import Dense, Normalize, Pooling, Transformer
-from embedtrain.recipe.schema import ModelConfig
+from embedtrain.models.config import ModelConfig
 
 TOLERANCE = 1e-5
 

@@ -15,11 +15,11 @@ def test_packed_hidden_states_equal_the_padded_ones(tiny_checkpoint: Path) -> No
     model = load_model(tiny_checkpoint)
     features = model.tokenize(ANCHORS + POSITIVES)
     inputs = {key: features[key] for key in ("input_ids", "attention_mask", "token_type_ids")}
-    encoder = model.transformer.auto_model
+    encoder = model.input_module.auto_model
     padded = encoder(**inputs).last_hidden_state
     mask = inputs["attention_mask"].bool()
     for chunking in (LengthChunking(chunk_cost=0), LengthChunking(), LengthChunking(chunk_cost=10**6)):
-        packed = unpack(*run_packed(model.transformer._token_outputs, inputs, chunking), *mask.shape)
+        packed = unpack(*run_packed(model.input_module._token_outputs, inputs, chunking), *mask.shape)
         torch.testing.assert_close(packed[mask], padded[mask], rtol=1e-5, atol=1e-5)
         assert not packed[~mask].any()
 
@@ -27,7 +27,7 @@ def test_packed_hidden_states_equal_the_padded_ones(tiny_checkpoint: Path) -> No
 def test_the_encoder_computes_real_tokens_only(tiny_checkpoint: Path) -> None:
     model = load_model(tiny_checkpoint)
     shapes = []
-    model.transformer.auto_model.embeddings.word_embeddings.register_forward_pre_hook(
+    model.input_module.auto_model.embeddings.word_embeddings.register_forward_pre_hook(
         lambda module, args: shapes.append(tuple(args[0].shape)))
     features = model.tokenize(ANCHORS)
     model(features)
@@ -61,7 +61,7 @@ def test_only_bert_style_sdpa_encoders_are_packed(tiny_checkpoint: Path) -> None
 
 def test_splade_pools_the_packed_logits_as_the_padded_ones(tiny_mlm_checkpoint: Path) -> None:
     from embedtrain.models.build import build_model
-    from embedtrain.recipe.schema import ModelConfig
+    from embedtrain.models.config import ModelConfig
 
     results = {}
     for packed in (True, False):

@@ -34,11 +34,11 @@ def test_prompts_are_prepended_per_input_and_saved(tmp_path, tiny_checkpoint, tr
     AcceleratorState._reset_state(reset_partial_state=True)
     path = recipe_file(tmp_path, tiny_checkpoint, triplet_csv, {"anchor": "query", "negative": "document"},
                        include_prompt=False)
-    from embedtrain.data.recipe_data import check_recipe_data
+    from embedtrain.recipe.plan import plan_data
     from embedtrain.data.training_data import Collator, TrainingRows
 
     recipe = load_recipe(path)
-    prepared = check_recipe_data(recipe).prepared(recipe, "train")["nli"]
+    prepared = plan_data(recipe).train["nli"]
     assert prepared.prompts == ("query: ", None, "document: ")  # anchor, positive, negative_1
     model = load_model(tiny_checkpoint)
     batch = Collator(model.tokenize)(TrainingRows({"nli": prepared}).__getitems__([0, 1]))
@@ -66,16 +66,16 @@ def test_a_prompt_must_be_defined_in_model_prompts(tmp_path, tiny_checkpoint, tr
 
 
 def test_prompts_name_inputs_of_the_loss(tmp_path, tiny_checkpoint, triplet_csv):
-    from embedtrain.data.recipe_data import check_recipe_data
+    from embedtrain.recipe.plan import plan_data
 
     recipe = load_recipe(recipe_file(tmp_path, tiny_checkpoint, triplet_csv, {"anchr": "query"}))
     with pytest.raises(DataError) as raised:
-        check_recipe_data(recipe).raise_on_errors()
+        plan_data(recipe).raise_on_errors()
     assert "datasets.train.nli.prompts: 'anchr' is not an input of the loss (did you mean 'anchor'?)" in str(raised.value)
 
 
 def test_one_prompt_for_every_input(tmp_path, tiny_checkpoint, triplet_csv):
-    from embedtrain.data.recipe_data import check_recipe_data
+    from embedtrain.recipe.plan import plan_data
 
     recipe = load_recipe(recipe_file(tmp_path, tiny_checkpoint, triplet_csv, "document"))
-    assert check_recipe_data(recipe).prepared(recipe, "train")["nli"].prompts == ("document: ",) * 3
+    assert plan_data(recipe).train["nli"].prompts == ("document: ",) * 3

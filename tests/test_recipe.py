@@ -20,7 +20,8 @@ from pydantic import ValidationError
 
 from embedtrain.errors import RecipeError
 from embedtrain.recipe.loading import apply_override, dump_recipe, load_recipe
-from embedtrain.recipe.schema import DenseConfig, Recipe
+from embedtrain.models.config import DenseConfig
+from embedtrain.recipe.schema import Recipe
 
 # Line numbers below refer to this text: 1 model, 2 base, 3 losses, 4 cosent, 5 type, 6 datasets, 7 train,
 # 8 sts, 9 source, 10 evaluators, 11 "- type", 12 name, 13 source, 14 training, 15 output_dir.

@@ -24,7 +24,7 @@ from embedtrain.evaluation.beir import load_beir_folder
 from embedtrain.evaluation.sparse_retrieval_evaluators import SparseInformationRetrievalParams, SparseNanoBEIRParams
 from embedtrain.models import load_model, save_model
 from embedtrain.models.build import build_model
-from embedtrain.recipe.schema import ModelConfig
+from embedtrain.models.config import ModelConfig
 
 
 @pytest.fixture(params=["splade", "inference_free_splade"])

@@ -22,7 +22,8 @@ from embedtrain.models.build import build_model
 from embedtrain.models.sparse_embedder import SparseEmbedder
 from embedtrain.modules import MLMTransformer, Router, SparseAutoEncoder, SpladePooling, Transformer
 from embedtrain.recipe.loading import load_recipe
-from embedtrain.recipe.schema import ModelConfig, TrainingConfig
+from embedtrain.models.config import ModelConfig
+from embedtrain.recipe.training import TrainingConfig
 
 runner = CliRunner()
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -13,6 +13,7 @@ import yaml
 
 from embedtrain import __version__
 from embedtrain.data.source import is_local
+from embedtrain.data.training_data import PreparedDataset
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.recipe.schema import Recipe
 
@@ -24,6 +25,21 @@ class DatasetSummary:
     rows: int
     columns: str  # the resolved column mapping
     loss: str
+
+
+class ModelCardWriter:
+    """Writes the model card (README.md) into a saved model's folder; set up before training, called at its end."""
+
+    def __init__(self, model: SentenceEmbedder, recipe: Recipe, train_sets: dict[str, PreparedDataset],
+                 primary_metrics: list[str]) -> None:
+        self.model, self.recipe, self.primary_metrics = model, recipe, primary_metrics
+        self.summaries = [DatasetSummary(name, recipe.datasets.train[name].source, len(dataset.rows),
+                                         dataset.mapping.describe(), dataset.loss_name)
+                          for name, dataset in train_sets.items()]
+
+    def __call__(self, directory: Path, metrics: dict[str, float], history: list[dict]) -> None:
+        card = render_model_card(self.model, self.recipe, self.summaries, metrics, history, self.primary_metrics)
+        (directory / "README.md").write_text(card, encoding="utf-8")
 
 
 def render_model_card(model: SentenceEmbedder, recipe: Recipe, train_sets: list[DatasetSummary],

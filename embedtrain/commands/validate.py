@@ -3,11 +3,11 @@
 from dataclasses import asdict
 
 from embedtrain.data.checks import DatasetReport, inspect_source
-from embedtrain.data.recipe_data import check_recipe_data
 from embedtrain.data.source import DataSource
 from embedtrain.errors import RecipeError, did_you_mean
 from embedtrain.losses import LOSSES, loss_contract
 from embedtrain.models.tokenization import load_tokenization
+from embedtrain.recipe.plan import plan_data
 from embedtrain.recipe.schema import Recipe
 
 
@@ -16,8 +16,8 @@ def validate_recipe(recipe: Recipe) -> tuple[list[DatasetReport], list[str]]:
     model = recipe.model
     tokenization = load_tokenization(model.base, revision=model.revision, max_seq_length=model.max_seq_length,
                                      trust_remote_code=model.trust_remote_code)
-    data = check_recipe_data(recipe, tokenization)
-    return data.reports, data.evaluator_errors
+    plan = plan_data(recipe, tokenization)
+    return plan.reports, plan.evaluator_errors
 
 
 def validate_file(source: str, loss: str, *, split: str = "train", columns: dict[str, str | list[str]] | None = None,
@@ -32,7 +32,8 @@ def validate_file(source: str, loss: str, *, split: str = "train", columns: dict
         raise RecipeError(f"--loss-option: invalid parameters for {loss}: {error}") from None
     tokenization = load_tokenization(model) if model else None
     config = DataSource(source=source, split=split, columns=columns)
-    return inspect_source(config, loss_contract(params), source, tokenization)
+    report, _ = inspect_source(config, loss_contract(params), source, tokenization)
+    return report
 
 
 def parse_columns(text: str) -> dict[str, str | list[str]]:
@@ -54,7 +55,7 @@ def report_as_json(report: DatasetReport) -> dict:
     return {
         "dataset": report.where,
         "source": report.source,
-        "rows": None if report.rows is None else len(report.rows),
+        "rows": report.row_count,
         "columns": None if report.mapping is None else report.mapping.describe(),
         "errors": report.errors,
         "warnings": report.warnings,

@@ -52,6 +52,11 @@ class ColumnContract:
         roles = self.inputs + ((self.repeated_input,) if self.repeated_input else ())
         return roles + ((LABEL_ROLE,) if self.label else ())
 
+    def base_input(self, role: str) -> str:
+        """negative_2 -> negative: the declared input a resolved role belongs to (itself for a plain input)."""
+        repeated = self.repeated_input
+        return repeated if repeated and role.startswith(f"{repeated}_") else role
+
     def describe(self) -> str:
         names = list(self.inputs)
         if self.repeated_input:

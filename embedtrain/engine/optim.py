@@ -9,7 +9,7 @@ from transformers import get_scheduler
 
 from embedtrain.errors import RecipeError
 from embedtrain.models.parameter_names import named_parameters
-from embedtrain.recipe.schema import TrainingConfig
+from embedtrain.recipe.training import TrainingConfig
 
 SCHEDULERS = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 

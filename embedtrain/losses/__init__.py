@@ -38,6 +38,7 @@ from embedtrain.losses.registry import (
     build_loss,
     loss_config_union,
     loss_contract,
+    saved_similarity,
     total_loss,
 )
 from embedtrain.losses.sparse import (  # noqa: F401

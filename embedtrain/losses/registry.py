@@ -155,3 +155,8 @@ def build_loss(params: LossParams, model: "SentenceEmbedder") -> EmbeddingLoss:
     loss = spec.loss_class.from_params(params, model)
     loss.params = params
     return loss
+
+
+def saved_similarity(params: LossParams) -> str | None:
+    """Placeholder until the loss declarations land (branch arch-losses)."""
+    return None

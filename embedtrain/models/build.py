@@ -6,7 +6,7 @@ from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.models.io import load_model, resolve_model_path
 from embedtrain.models.sparse_embedder import SparseEmbedder
 from embedtrain.modules import Dense, Normalize, Pooling, StaticEmbedding, Transformer
-from embedtrain.recipe.schema import ModelConfig
+from embedtrain.models.config import ModelConfig
 
 
 def build_model(config: ModelConfig) -> SentenceEmbedder:

@@ -23,7 +23,7 @@ from embedtrain.modules import (
     SpladePooling,
     Transformer,
 )
-from embedtrain.recipe.schema import Architecture, ModelConfig, SparseConfig
+from embedtrain.models.config import Architecture, ModelConfig, SparseConfig
 
 
 def architecture_of(model: SparseEmbedder) -> Architecture:

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from embedtrain.errors import RecipeError, did_you_mean
+from embedtrain.recipe.checks import recipe_problems
 from embedtrain.recipe.schema import Recipe
 
 KeyPath = tuple[str | int, ...]
@@ -40,7 +41,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     except ValidationError as error:
         problems = [(_data_path(raw, item["loc"]), _message(item)) for item in error.errors()]
         raise RecipeError(format_problems(problems, lines, path)) from None
-    if problems := recipe.cross_reference_problems():
+    if problems := recipe_problems(recipe):
         raise RecipeError(format_problems(problems, lines, path))
     return recipe
 

@@ -1,0 +1,113 @@
+"""The `model:` section of a recipe: what the model builders (build.py, build_sparse.py) consume.
+
+Strict (unknown keys are errors) and frozen, like every recipe section; the recipe schema composes it.
+"""
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from embedtrain.config import StrictModel
+from embedtrain.modules.dense import Activation
+from embedtrain.modules.pooling import PoolingMode
+
+
+class DenseConfig(StrictModel):
+    out_features: int = Field(gt=0, description="output dimension")
+    bias: bool = True
+    activation: Activation = "tanh"
+
+
+class StaticConfig(StrictModel):
+    """Replace the transformer by a StaticEmbedding (mean of per-token vectors) with `base`'s tokenizer."""
+
+    embedding_dim: int | None = Field(
+        None, gt=0, description="random vectors of this size; omit to start from the base model's input token embeddings")
+
+
+class AutoEncoderConfig(StrictModel):
+    """CSR's sparse autoencoder on top of the dense embedding (the reference's defaults for a new CSR model)."""
+
+    hidden_dim: int | None = Field(None, gt=0, description="latent dimensions (default 4 x the dense dimension)")
+    k: int | None = Field(None, gt=0, description="active latents per text, also the default max_active_dims "
+                          "(default 256; dim / 4 on a dense sentence-transformers model)")
+    k_aux: int | None = Field(None, gt=0, description="dead latents used by the auxiliary reconstruction loss "
+                              "(default 512; dim / 2 on a dense sentence-transformers model)")
+    normalize: bool = Field(False, description="layer-normalise the dense embedding before encoding it")
+    dead_threshold: int = Field(30, gt=0, description="training steps without firing after which a latent is dead")
+
+
+class QueryEncoderConfig(StrictModel):
+    """The static query side of inference-free SPLADE: one weight per vocabulary id."""
+
+    idf: str | None = Field(None, description="JSON file {token: weight} to start from (e.g. IDF values); default all ones")
+    frozen: bool = Field(False, description="keep the query weights fixed while training")
+
+
+class SparseConfig(StrictModel):
+    """Options of a new sparse model (`kind: sparse`); an existing sparse model keeps its own modules."""
+
+    pooling_strategy: Literal["max", "sum"] = Field("max", description="SPLADE pooling over tokens")
+    activation_function: Literal["relu", "log1p_relu"] = Field(
+        "relu", description="SPLADE activation: log1p(relu(x)), or log1p applied twice (log1p_relu, OpenSearch)")
+    query_encoder: QueryEncoderConfig = Field(default_factory=QueryEncoderConfig)
+    autoencoder: AutoEncoderConfig = Field(default_factory=AutoEncoderConfig)
+
+
+class CardConfig(StrictModel):
+    """Metadata for the model card (README.md) of the saved model."""
+
+    model_name: str | None = None
+    language: list[str] = Field(default_factory=list)
+    license: str | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
+Architecture = Literal["splade", "inference_free_splade", "csr"]
+
+
+class ModelConfig(StrictModel):
+    base: str = Field(description="hub id or local directory: a sentence-transformers model or a plain Hugging Face checkpoint")
+    revision: str | None = None
+    kind: Literal["dense", "sparse"] = Field("dense", description="dense embeddings, or sparse ones (SPLADE, CSR)")
+    architecture: Architecture | None = Field(
+        None, description="sparse only: splade (MLM + SPLADE pooling), inference_free_splade (static query weights, "
+        "SPLADE documents) or csr (sparse autoencoder on a dense encoder); default: that of a sparse base model, "
+        "else splade for a masked-LM checkpoint and csr for any other")
+    sparse: SparseConfig | None = Field(None, description="options of a new sparse model (with kind: sparse)")
+    max_active_dims: int | None = Field(None, gt=0, description="sparse only, saved with the model: encode keeps at "
+                                                                "most this many non-zero dimensions per text")
+    pooling: PoolingMode | list[PoolingMode] | None = Field(
+        None, description="pooling for a plain checkpoint (default mean); a sentence-transformers model keeps its own")
+    dense: DenseConfig | None = Field(None, description="a Dense layer after pooling, for a plain checkpoint")
+    static: StaticConfig | None = Field(
+        None, description="train a static embedding model (StaticEmbedding) with base's tokenizer instead of base itself")
+    normalize: bool | None = Field(None, description="L2-normalise embeddings (adds or removes the Normalize module)")
+    max_seq_length: int | None = Field(None, gt=0, description="truncate texts to this many tokens")
+    prompts: dict[str, str] = Field(default_factory=dict, description="named prompts saved with the model, e.g. {query: 'query: '}")
+    default_prompt_name: str | None = None
+    include_prompt: bool | None = Field(None, description="false: prompt tokens take no part in pooling")
+    similarity_fn_name: Literal["cosine", "dot", "euclidean", "manhattan"] | None = None
+    truncate_dim: int | None = Field(None, gt=0, description="saved with the model: encode keeps the first truncate_dim "
+                                                             "dimensions (for Matryoshka-trained models)")
+    trust_remote_code: bool = False
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = None
+    card: CardConfig = Field(default_factory=CardConfig)
+
+    @model_validator(mode="after")
+    def _default_prompt_is_defined(self) -> "ModelConfig":
+        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
+            raise ValueError(f"default_prompt_name {self.default_prompt_name!r} is not a key of prompts")
+        return self
+
+    @model_validator(mode="after")
+    def _kind_fits_the_keys(self) -> "ModelConfig":
+        sparse_keys = [key for key in ("architecture", "sparse", "max_active_dims") if getattr(self, key) is not None]
+        if self.kind == "dense" and sparse_keys:
+            raise ValueError(f"{', '.join(sparse_keys)}: sparse-model keys; add `kind: sparse` or remove them")
+        dense_keys = [key for key in ("pooling", "dense", "static", "truncate_dim", "include_prompt")
+                      if getattr(self, key) is not None]
+        if self.kind == "sparse" and dense_keys:
+            raise ValueError(f"{', '.join(dense_keys)}: dense-model keys, which a sparse model (kind: sparse) does not "
+                             f"use; remove them")
+        return self

@@ -1,0 +1,58 @@
+"""From a checked recipe to the objects training runs: the model (as the recipe trains it) and its losses."""
+
+import logging
+
+from embedtrain.errors import ModelLoadError, RecipeError
+from embedtrain.losses import EmbeddingLoss, build_loss, saved_similarity
+from embedtrain.models.build import build_model
+from embedtrain.models.embedder import SentenceEmbedder
+from embedtrain.modules import Transformer
+from embedtrain.recipe.checks import model_problems
+from embedtrain.recipe.plan import DataPlan
+from embedtrain.recipe.schema import Recipe
+
+logger = logging.getLogger(__name__)
+
+
+def build_training_model(recipe: Recipe, plan: DataPlan) -> SentenceEmbedder:
+    """The recipe's model, checked against the data plan, set up for training and for saving."""
+    model = build_model(recipe.model)
+    router = getattr(model, "router", None)
+    problems = model_problems(recipe, {"train": plan.train, "eval": plan.eval}, tuple(router.routes) if router else ())
+    if problems:
+        raise RecipeError("\n".join(problems))
+    if not recipe.training.length_chunking and isinstance(model.input_module, Transformer):
+        model.input_module.length_chunking = None
+    _set_saved_similarity(recipe, model)
+    return model
+
+
+def _set_saved_similarity(recipe: Recipe, model: SentenceEmbedder) -> None:
+    """Save the model with the similarity its losses train, as the reference does (its SparseCoSENTLoss and
+    SparseCosineSimilarityLoss set cosine), unless the recipe names one: users score the model as it was trained."""
+    if recipe.model.similarity_fn_name is not None:
+        logger.info("the model is saved with similarity %s (model.similarity_fn_name)", model.similarity_fn_name)
+        return
+    trained = {name: similarity for name, params in recipe.losses.items()
+               if (similarity := saved_similarity(params)) is not None}
+    if len(set(trained.values())) > 1:
+        raise RecipeError(f"model.similarity_fn_name: the losses train different similarities ({trained}); set "
+                          f"model.similarity_fn_name to the one the saved model should score with")
+    if trained:
+        name, similarity = next(iter(trained.items()))
+        if similarity != model.similarity_fn_name:
+            logger.info("the model is saved with similarity %s, which loss %r (%s) trains, instead of %s; set "
+                        "model.similarity_fn_name to choose", similarity, name, recipe.losses[name].type,
+                        model.similarity_fn_name)
+            model.similarity_fn_name = similarity
+
+
+def build_losses(recipe: Recipe, model: SentenceEmbedder) -> dict[str, EmbeddingLoss]:
+    """Every loss of the recipe, for `model`; an error (a teacher that cannot be used, ...) names its recipe key."""
+    losses = {}
+    for name, params in recipe.losses.items():
+        try:
+            losses[name] = build_loss(params, model)
+        except (RecipeError, ModelLoadError) as error:
+            raise type(error)(f"losses.{name}: {error}") from error
+    return losses

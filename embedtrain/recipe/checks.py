@@ -1,0 +1,154 @@
+"""Every check of a recipe across its sections, in one place, by the stage at which it can run.
+
+1. `recipe_problems`: as soon as the recipe is parsed (names that refer to other sections, streaming, loss vs
+   model kind, metric names), reported with YAML line numbers;
+2. `dataset_problems`: once a dataset is loaded and its columns matched to its loss (prompts per input, routes
+   per input, samplers that need a label), reported with the data checks;
+3. `model_problems`: once the model is built (routes the base model brings, which the recipe may not state).
+
+Routing (`router_mapping`) is checked by one function, `routing_problems`, at stage 2 when the recipe states
+the model's routes and again at stage 3 against the built model.
+"""
+
+from embedtrain.data.contract import ColumnContract, ColumnMapping
+from embedtrain.data.training_data import PreparedDataset
+from embedtrain.errors import did_you_mean
+from embedtrain.losses.sparse.model_kind import model_kind_problems
+from embedtrain.models.config import ModelConfig
+from embedtrain.recipe.schema import DatasetConfig, Recipe
+
+KeyPath = tuple[str | int, ...]
+Problem = tuple[KeyPath, str]
+
+SPLITS = ("train", "eval")
+
+
+def recipe_problems(recipe: Recipe) -> list[Problem]:
+    """Problems between sections, as (key path, message); run after field validation, so each can be reported at
+    its own YAML line."""
+    problems = []
+    for split in SPLITS:
+        for name, dataset in getattr(recipe.datasets, split).items():
+            problems += _loss_reference_problems(recipe, split, name, dataset)
+            problems += _prompt_name_problems(recipe, split, name, dataset)
+    problems += _streaming_problems(recipe)
+    problems += model_kind_problems(recipe.losses, recipe.model.kind)
+    names = [evaluator.name for evaluator in recipe.evaluators]
+    for index, name in enumerate(names):
+        if names.index(name) != index:
+            problems.append((("evaluators", index, "name"), f"{name!r} is already the name of evaluators[{names.index(name)}]"))
+    metric = recipe.training.metric_for_best_model
+    if metric is not None and metric not in (available := recipe.metric_names()):
+        problems.append((("training", "metric_for_best_model"),
+                         f"{metric!r} is not produced by the evaluators or eval datasets"
+                         f"{did_you_mean(metric, available)}; available: {available}"))
+    return problems
+
+
+def _loss_reference_problems(recipe: Recipe, split: str, name: str, dataset: DatasetConfig) -> list[Problem]:
+    if dataset.loss is None and len(recipe.losses) > 1:
+        return [(("datasets", split, name),
+                 f"`loss:` is required when several losses are defined ({', '.join(recipe.losses)})")]
+    if dataset.loss is not None and dataset.loss not in recipe.losses:
+        return [(("datasets", split, name, "loss"), f"{dataset.loss!r} is not defined in losses "
+                 f"({', '.join(recipe.losses)}){did_you_mean(dataset.loss, list(recipe.losses))}")]
+    return []
+
+
+def _prompt_name_problems(recipe: Recipe, split: str, name: str, dataset: DatasetConfig) -> list[Problem]:
+    prompts, defined = dataset.prompts, recipe.model.prompts
+    names = [prompts] if isinstance(prompts, str) else list((prompts or {}).values())
+    undefined = [prompt for prompt in names if prompt not in defined]
+    if not undefined:
+        return []
+    return [(("datasets", split, name, "prompts"),
+             f"{undefined} not defined in model.prompts ({', '.join(defined) or 'none'}); define the prompt texts "
+             f"there, so that they are saved with the model{did_you_mean(undefined[0], list(defined))}")]
+
+
+def _streaming_problems(recipe: Recipe) -> list[Problem]:
+    problems = [(("datasets", "eval", name, "streaming"), "evaluation data is read whole; remove `streaming`")
+                for name, dataset in recipe.datasets.eval.items() if dataset.streaming]
+    streamed = [name for name, dataset in recipe.datasets.train.items() if dataset.streaming]
+    if not streamed:
+        return problems
+    where, training = ("datasets", "train", streamed[0], "streaming"), recipe.training
+    if len(recipe.datasets.train) > 1:
+        problems.append((where, "a streamed dataset must be the only training dataset"))
+    if training.max_steps is None:
+        problems.append((where, "a stream has no known length: set training.max_steps"))
+    if training.batch_sampler != "random":
+        problems.append((where, f"training.batch_sampler {training.batch_sampler} needs random access; "
+                                f"a stream is read in order (through a shuffle buffer)"))
+    return problems
+
+
+def dataset_problems(recipe: Recipe, split: str, name: str, mapping: ColumnMapping, contract: ColumnContract,
+                     routes: tuple[str, ...] | None) -> list[str]:
+    """Problems of one loaded dataset (its columns matched to `contract`) with the rest of the recipe; `routes` are the
+    model's routes when the recipe states them (`declared_routes`), None when only the built model can tell."""
+    config, where = getattr(recipe.datasets, split)[name], f"datasets.{split}.{name}"
+    problems = []
+    if isinstance(config.prompts, dict):
+        roles = [*contract.inputs, *([contract.repeated_input] if contract.repeated_input else [])]
+        problems += [f"{where}.prompts: {role!r} is not an input of the loss{did_you_mean(role, roles)}; its inputs "
+                     f"are {', '.join(roles)}" for role in config.prompts if role not in roles]
+    if split == "train" and recipe.training.batch_sampler == "group_by_label" and not contract.label:
+        problems.append(f"{where}: training.batch_sampler group_by_label groups rows by their label, but loss "
+                        f"{recipe.loss_name_for(config)!r} takes no label")
+    if routes is not None:
+        problems += routing_problems(where, config.router_mapping, mapping, contract, routes)
+    return problems
+
+
+def declared_routes(model: ModelConfig) -> tuple[str, ...] | None:
+    """The routes of the model the recipe describes, when the recipe alone says: () for a model without a router;
+    None for a sparse model without `architecture`, which takes the base model's."""
+    if model.kind == "dense":
+        return ()
+    return {"inference_free_splade": ("query", "document"), "splade": (), "csr": (), None: None}[model.architecture]
+
+
+def route_of(router_mapping: dict[str, str], role: str, column: str, contract: ColumnContract) -> str | None:
+    """An input's route: given for the input (or its repeated base, negative for negative_2) or for its column."""
+    for key in (role, contract.base_input(role), column):
+        if key in router_mapping:
+            return router_mapping[key]
+    return None
+
+
+def routing_problems(where: str, router_mapping: dict[str, str] | None, mapping: ColumnMapping,
+                     contract: ColumnContract, routes: tuple[str, ...]) -> list[str]:
+    """`router_mapping` of one dataset against the model's `routes` (() for a model without a router): a router
+    needs a route for every input, each an existing route, keyed by an input or a column feeding one."""
+    if not routes:
+        return [] if router_mapping is None else [
+            f"{where}.router_mapping: the model has no router (only inference-free SPLADE, model.kind: sparse with "
+            f"architecture: inference_free_splade, routes its inputs); remove router_mapping"]
+    if router_mapping is None:
+        return [f"{where}: the model routes queries and documents through different modules (routes "
+                f"{', '.join(routes)}); add router_mapping, e.g. {{anchor: query, positive: document}}"]
+    problems = []
+    unknown = sorted(set(router_mapping.values()) - set(routes))
+    if unknown:
+        problems.append(f"{where}.router_mapping: routes {unknown} are not routes of the model ({', '.join(routes)})")
+    known = [name for role, column in mapping.inputs for name in (role, contract.base_input(role), column)]
+    for key in router_mapping:
+        if key not in known:
+            problems.append(f"{where}.router_mapping: {key!r} is neither an input of the loss nor a column feeding "
+                            f"one{did_you_mean(key, known)}; the inputs are "
+                            f"{', '.join(f'{role} (column {column})' for role, column in mapping.inputs)}")
+    unrouted = [role for role, column in mapping.inputs if route_of(router_mapping, role, column, contract) is None]
+    if unrouted:
+        problems.append(f"{where}.router_mapping: no route for input(s) {', '.join(unrouted)}; map each input to "
+                        f"one of {', '.join(routes)}")
+    return problems
+
+
+
+def model_problems(recipe: Recipe, datasets: dict[str, dict[str, PreparedDataset]], routes: tuple[str, ...]) -> list[str]:
+    """Problems that only the built model shows: the routes it brings from its base model (`routes`, () for none).
+    `datasets`: split -> name -> the prepared dataset."""
+    return [problem for split, named in datasets.items() for name, dataset in named.items()
+            for problem in routing_problems(f"datasets.{split}.{name}", getattr(recipe.datasets, split)[name].router_mapping,
+                                            dataset.mapping, dataset.contract, routes)]
