@@ -1,13 +1,37 @@
 """Training and eval datasets: loaded, checked against their loss's contract, batched one dataset at a time."""
 
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypedDict
 
 import torch
 from datasets import Dataset, IterableDataset
 from datasets.distributed import split_dataset_by_node
+from torch import Tensor
 
-from embedtrain.data.contract import ColumnContract, ColumnMapping
+from embedtrain.data.contract import ColumnContract, ColumnMapping, LabelKind
+
+
+class RowBatch(TypedDict):
+    """Rows of one dataset as text, before tokenization: what a DataLoader worker hands the collator."""
+
+    dataset: str
+    texts: list[list[str]]  # one list per input, in the loss's order
+    prompts: tuple[str | None, ...]  # prompt text per input
+    routes: tuple[str | None, ...]  # router task per input
+    labels: list | None
+    label_kind: LabelKind | None
+    in_batch_negatives: bool
+
+
+class Batch(TypedDict):
+    """A tokenized batch: what a loss consumes (`features`, one dict per input, and `labels`)."""
+
+    dataset: str
+    features: list[dict[str, Tensor]]
+    labels: Tensor | None
+    diagnostics: dict[str, float]  # host-side numbers about the batch, for the training log
 
 
 @dataclass(frozen=True)
@@ -20,16 +44,17 @@ class PreparedDataset:
     contract: ColumnContract
     loss_name: str
     prompts: tuple[str | None, ...] = ()  # prompt text per input (as mapping.inputs), None for none
-    stream: IterableDataset | None = None  # set when the rows are read lazily (`rows` is then a sample)
     routes: tuple[str | None, ...] = ()  # router task per input (as mapping.inputs), for models with a Router
+    weight: float = 1.0  # share of the batches under the weighted multi-dataset sampler
+    stream: IterableDataset | None = None  # set when the rows are read lazily (`rows` is then a sample)
 
-    def batch(self, rows: dict[str, list]) -> dict:
+    def batch(self, rows: dict[str, list]) -> RowBatch:
         """A batch for the collator from `rows` (column -> values) of this dataset."""
-        return {"dataset": self.name, "texts": [rows[column] for column in self.mapping.input_columns],
-                "prompts": self.prompts or [None] * len(self.mapping.inputs),
-                "routes": self.routes or [None] * len(self.mapping.inputs),
-                "labels": rows[self.mapping.label] if self.mapping.label else None,
-                "label_kind": self.contract.label, "in_batch_negatives": self.contract.in_batch_negatives}
+        unset = (None,) * len(self.mapping.inputs)
+        return RowBatch(dataset=self.name, texts=[rows[column] for column in self.mapping.input_columns],
+                        prompts=self.prompts or unset, routes=self.routes or unset,
+                        labels=rows[self.mapping.label] if self.mapping.label else None,
+                        label_kind=self.contract.label, in_batch_negatives=self.contract.in_batch_negatives)
 
 
 class TrainingRows(torch.utils.data.Dataset):
@@ -51,12 +76,12 @@ class TrainingRows(torch.utils.data.Dataset):
         """Which dataset (position) holds global `index`."""
         return max(position for position, offset in enumerate(self.offsets) if offset <= index)
 
-    def __getitems__(self, indices: list[int]) -> dict:
+    def __getitems__(self, indices: list[int]) -> RowBatch:
         position = self.locate(indices[0])
         dataset, offset = self.datasets[position], self.offsets[position]
         return dataset.batch(dataset.rows[[index - offset for index in indices]])  # one Arrow read per batch
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int) -> RowBatch:
         return self.__getitems__([index])
 
 
@@ -75,7 +100,7 @@ class StreamingBatches(torch.utils.data.IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[RowBatch]:
         stream = self.dataset.stream.shuffle(seed=self.seed, buffer_size=SHUFFLE_BUFFER)
         stream.set_epoch(self.epoch)
         if self.world_size > 1:
@@ -84,22 +109,27 @@ class StreamingBatches(torch.utils.data.IterableDataset):
             yield self.dataset.batch(rows)
 
 
-class Collator:
-    """Tokenizes each input column of a batch (with its prompt, and its route for a model with a Router); labels become a tensor of the kind the loss expects
-    (int64 class ids; otherwise float32, (batch,) for one number per row, (batch, k) for list labels)."""
+Tokenize = Callable[[list[str], str | None, str | None], dict[str, Tensor]]
+"""(texts, prompt, route) -> features: the model's tokenization of one input column."""
 
-    def __init__(self, tokenize) -> None:
+
+class Collator:
+    """Tokenizes each input column of a batch (with its prompt, and its route for a model with a Router); labels
+    become a tensor of the kind the loss expects (int64 class ids; otherwise float32, (batch,) for one number per
+    row, (batch, k) for list labels)."""
+
+    def __init__(self, tokenize: Tokenize) -> None:
         self.tokenize = tokenize
 
-    def __call__(self, batch: dict) -> dict:
+    def __call__(self, batch: RowBatch) -> Batch:
         labels = batch["labels"]
         if labels is not None:
             dtype = torch.long if batch["label_kind"] == "class" else torch.float32
             labels = torch.tensor(labels, dtype=dtype)
         features = [self.tokenize(texts, prompt, route)
                     for texts, prompt, route in zip(batch["texts"], batch["prompts"], batch["routes"])]
-        return {"dataset": batch["dataset"], "features": features, "labels": labels,
-                "diagnostics": batch_diagnostics(batch["texts"], batch["in_batch_negatives"])}
+        return Batch(dataset=batch["dataset"], features=features, labels=labels,
+                     diagnostics=batch_diagnostics(batch["texts"], batch["in_batch_negatives"]))
 
 
 def batch_diagnostics(columns: list[list[str]], in_batch_negatives: bool) -> dict[str, float]:
@@ -114,7 +144,7 @@ def batch_diagnostics(columns: list[list[str]], in_batch_negatives: bool) -> dic
     return diagnostics
 
 
-def eval_batches(dataset: PreparedDataset, batch_size: int, collator: Collator):
+def eval_batches(dataset: PreparedDataset, batch_size: int, collator: Collator) -> Iterator[Batch]:
     """Batches of an eval dataset in order (no shuffling)."""
     rows = TrainingRows({dataset.name: dataset})
     for start in range(0, len(rows), batch_size):

@@ -1,10 +1,10 @@
 """The training loop, on accelerate: one code path for CPU, one GPU and `accelerate launch` with many processes."""
 
-import itertools
 import logging
 import math
 import shutil
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,15 +13,9 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import send_to_device, set_seed
 from torch import Tensor, nn
 
-from embedtrain.data.samplers import DatasetBatching, MultiDatasetBatchSampler, text_keys
-from embedtrain.data.training_data import (
-    Collator,
-    PreparedDataset,
-    StreamingBatches,
-    TrainingRows,
-    eval_batches,
-)
+from embedtrain.data.training_data import Batch, Collator, PreparedDataset, eval_batches
 from embedtrain.engine.checkpoint import STATE_FILE, CheckpointManager, TrainerState
+from embedtrain.engine.loaders import TrainingLoader, build_training_loader
 from embedtrain.engine.metrics_log import MetricsLog
 from embedtrain.engine.observer import TrainingObserver
 from embedtrain.engine.optim import build_optimizer, build_scheduler
@@ -29,7 +23,7 @@ from embedtrain.errors import TrainingError
 from embedtrain.evaluation import Evaluator, shared_embeddings
 from embedtrain.losses import EmbeddingLoss, total_loss
 from embedtrain.models import SentenceEmbedder, save_model
-from embedtrain.recipe.schema import TrainingConfig
+from embedtrain.recipe.training import TrainingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +37,7 @@ class TrainingModule(nn.Module):
         self.losses = nn.ModuleDict(losses)
         self.loss_of_dataset = loss_of_dataset
 
-    def forward(self, batch: dict) -> Tensor:
+    def forward(self, batch: Batch) -> Tensor:
         return total_loss(self.losses[self.loss_of_dataset[batch["dataset"]]](self.model, batch["features"], batch["labels"]))
 
     def set_training_progress(self, step: int, total_steps: int) -> None:
@@ -85,18 +79,28 @@ def lower_is_better(metric: str) -> bool:
     return metric.endswith("_loss")
 
 
+@dataclass
+class _Run:
+    """What the set-up hands the loop: the prepared optimizer, schedule and batches, and the run's length."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loader: TrainingLoader
+    total_steps: int
+    steps_per_epoch: int | None  # None for a stream
+
+
 class Trainer:
-    def __init__(self, accelerator: Accelerator, config: TrainingConfig, model: SentenceEmbedder,
+    def __init__(self, *, accelerator: Accelerator, config: TrainingConfig, model: SentenceEmbedder,
                  losses: dict[str, EmbeddingLoss], train_sets: dict[str, PreparedDataset],
                  eval_sets: dict[str, PreparedDataset], evaluators: list[Evaluator],
-                 observer: TrainingObserver | None = None, on_final_save=None,
-                 weights: dict[str, float] | None = None) -> None:
+                 observer: TrainingObserver | None = None,
+                 on_final_save: Callable[[Path, dict[str, float], list[dict]], None] | None = None) -> None:
         self.config = config
         self.output_dir = Path(config.output_dir)
         self.train_sets, self.eval_sets, self.evaluators = train_sets, eval_sets, evaluators
-        self.weights = weights or {}  # per training dataset, for the weighted multi-dataset sampler
         self.observer = observer or TrainingObserver()
-        self.on_final_save = on_final_save  # callback(final_dir, metrics, history) writing the model card
+        self.on_final_save = on_final_save  # (final_dir, metrics, history): writes the model card
         self.accelerator = accelerator
         self.module = TrainingModule(model, losses, {name: d.loss_name for name, d in train_sets.items() | eval_sets.items()})
         self.collator = Collator(model.tokenize)
@@ -109,118 +113,94 @@ class Trainer:
     def model(self) -> SentenceEmbedder:
         return self.accelerator.unwrap_model(self.module).model
 
-    def _build_dataloader(self) -> torch.utils.data.DataLoader:
-        config = self.config
-        (first, *_) = self.train_sets.values()
-        if first.stream is not None:  # the recipe allows a stream only as the single training dataset
-            batches = StreamingBatches(first, config.batch_size, config.dataloader_drop_last, config.seed,
-                                       self.accelerator.process_index, self.accelerator.num_processes)
-            return torch.utils.data.DataLoader(batches, batch_size=None, collate_fn=self.collator,
-                                               num_workers=config.dataloader_num_workers,
-                                               pin_memory=torch.cuda.is_available())
-        sampler = MultiDatasetBatchSampler(
-            [self._batching(dataset) for dataset in self.train_sets.values()], config.batch_size,
-            config.dataloader_drop_last, config.seed, config.multi_dataset_sampler,
-            weights=[self.weights.get(name, 1.0) for name in self.train_sets])
-        return torch.utils.data.DataLoader(
-            TrainingRows(self.train_sets), batch_sampler=sampler, collate_fn=self.collator,
-            num_workers=config.dataloader_num_workers, pin_memory=torch.cuda.is_available(),
-        )
-
-    def _batching(self, dataset: PreparedDataset) -> DatasetBatching:
-        strategy = self.config.batch_sampler
-        batching = DatasetBatching(len(dataset.rows), strategy)
-        if strategy == "no_duplicates":
-            batching.keys = text_keys([dataset.rows.data.column(column) for column in dataset.mapping.input_columns])
-        elif strategy == "group_by_label":
-            batching.labels = dataset.rows.data.column(dataset.mapping.label).to_pylist()
-        return batching
-
     def train(self, resume: bool = False) -> TrainingResult:
+        run = self._set_up()
+        if resume:
+            self._resume()
+        self._before_training(run)
+        started = time.perf_counter()
+        self._loop(run)
+        train_seconds = time.perf_counter() - started
+
+        metrics = self._evaluate()
+        if self.config.save_steps or self.config.load_best_model_at_end:
+            self._save_checkpoint()
+        final_dir = self._save_final(metrics)
+        self._notify("on_train_end", final_dir, metrics)
+        return TrainingResult(final_dir, metrics, self.state.step, train_seconds)
+
+    # -- set-up ----------------------------------------------------------------------------------------------
+
+    def _set_up(self) -> _Run:
         config, accelerator = self.config, self.accelerator
         optimizer = build_optimizer(self.module, config, self.module.model)
         self.module, optimizer = accelerator.prepare(self.module, optimizer)
-        loader = self._build_dataloader()
-        # A stream is split between processes by the dataset itself, and its batches are moved to the device
-        # in the loop; accelerate would otherwise dispatch its batches from the main process.
-        streaming = isinstance(loader.dataset, StreamingBatches)
-        if not streaming:
-            loader = accelerator.prepare(loader)
-        steps_per_epoch = None if streaming else max(1, math.ceil(len(loader) / config.gradient_accumulation_steps))
+        loader = build_training_loader(accelerator, self.train_sets, config, self.collator)
+        steps_per_epoch = (None if loader.batches_per_epoch is None
+                           else max(1, math.ceil(loader.batches_per_epoch / config.gradient_accumulation_steps)))
         total_steps = config.max_steps or config.epochs * steps_per_epoch
         scheduler = build_scheduler(optimizer, config, total_steps)
         accelerator.register_for_checkpointing(scheduler)
+        return _Run(optimizer, scheduler, loader, total_steps, steps_per_epoch)
 
-        if resume:
-            self._resume()
-        training_module = accelerator.unwrap_model(self.module)
+    def _before_training(self, run: _Run) -> None:
         # Scheduled loss terms start where the run stands, for an evaluation before the first batch too.
-        training_module.set_training_progress(self.state.step, total_steps)
-        if self.state.step == 0 and config.eval_before_training:
-            self._evaluate()
+        self.accelerator.unwrap_model(self.module).set_training_progress(self.state.step, run.total_steps)
         if self.state.step == 0:
+            if self.config.eval_before_training:
+                self._evaluate()
             # As the reference trainer: seed right before training, then each epoch's DataLoader iterator draws its
             # base seed from the global RNG. The same state at the first batch gives the same dropout masks.
-            set_seed(config.seed)
-        # A resumed epoch's iterator draws that seed again, but the checkpoint's RNG state already counts the draw
-        # of the interrupted run: put the checkpoint's state back once the iterator exists.
-        resumed_rng = _torch_rng_state() if self.state.batches_in_epoch else None
-        self._notify("on_train_start", total_steps, self.state.step)
+            set_seed(self.config.seed)
+        self._notify("on_train_start", run.total_steps, self.state.step)
+        self.module.train()  # from_pretrained leaves models in eval mode (dropout off)
 
-        started = time.perf_counter()
+    # -- the loop --------------------------------------------------------------------------------------------
+
+    def _loop(self, run: _Run) -> None:
+        config, accelerator, state = self.config, self.accelerator, self.state
+        training_module = accelerator.unwrap_model(self.module)
         window = self._new_window()
         grad_norm = None
-        self.module.train()  # from_pretrained leaves models in eval mode (dropout off)
-        while self.state.step < total_steps:
-            # Through the DataLoader, whose own epoch counter would otherwise override the sampler's.
-            (loader.dataset if streaming else loader).set_epoch(self.state.epoch)
-            batches = loader
-            if self.state.batches_in_epoch:  # resuming inside an epoch: the same batches, minus those already done
-                skip = self.state.batches_in_epoch
-                batches = itertools.islice(loader, skip, None) if streaming else accelerator.skip_first_batches(loader, skip)
-            for batch in batches:
-                resumed_rng = _set_torch_rng_state(resumed_rng)
-                if streaming:
-                    batch = send_to_device(batch, accelerator.device)
+        while state.step < run.total_steps:
+            run.loader.set_epoch(state.epoch)
+            for batch in self._epoch_batches(run.loader):
                 # Every batch of an accumulated step sees the same progress: the steps completed before it (the
                 # reference's `global_step` at `on_step_begin`); a resumed run continues from its restored step.
-                training_module.set_training_progress(self.state.step, total_steps)
+                training_module.set_training_progress(state.step, run.total_steps)
                 with accelerator.accumulate(self.module):
                     loss = self.module(batch)
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and config.max_grad_norm is not None:
                         grad_norm = accelerator.clip_grad_norm_(self.module.parameters(), config.max_grad_norm)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
+                    run.optimizer.step()
+                    run.optimizer.zero_grad(set_to_none=True)
                 window.add(batch["dataset"], loss.detach(), batch["diagnostics"])
-                self.state.batches_in_epoch += 1
+                state.batches_in_epoch += 1
                 if not accelerator.sync_gradients:
                     continue
-                scheduler.step()
-                self.state.step += 1
-                self._notify("on_step", self.state.step)
-                at_end = self.state.step >= total_steps
-                if self.state.step % config.logging_steps == 0 or at_end:
-                    self._log(window, scheduler.get_last_lr()[0], grad_norm, steps_per_epoch)
+                run.scheduler.step()
+                state.step += 1
+                self._notify("on_step", state.step)
+                at_end = state.step >= run.total_steps
+                if state.step % config.logging_steps == 0 or at_end:
+                    self._log(window, run.scheduler.get_last_lr()[0], grad_norm, run.steps_per_epoch)
                     window = self._new_window()
-                if config.eval_steps and self.state.step % config.eval_steps == 0 and not at_end:
-                    self._evaluate()
-                if config.save_steps and self.state.step % config.save_steps == 0 and not at_end:
-                    self._save_checkpoint()
                 if at_end:
-                    break
-            else:
-                resumed_rng = _set_torch_rng_state(resumed_rng)  # resumed right at the end of an epoch
-                self.state.epoch += 1
-                self.state.batches_in_epoch = 0
-        train_seconds = time.perf_counter() - started
+                    return
+                if config.eval_steps and state.step % config.eval_steps == 0:
+                    self._evaluate()
+                if config.save_steps and state.step % config.save_steps == 0:
+                    self._save_checkpoint()
+            state.epoch += 1
+            state.batches_in_epoch = 0
 
-        metrics = self._evaluate()
-        if config.save_steps or config.load_best_model_at_end:
-            self._save_checkpoint()
-        final_dir = self._save_final(metrics)
-        self._notify("on_train_end", final_dir, metrics)
-        return TrainingResult(final_dir, metrics, self.state.step, train_seconds)
+    def _epoch_batches(self, loader: TrainingLoader) -> Iterable[Batch]:
+        """This epoch's batches; resumed inside an epoch, the same batches minus those already trained on."""
+        skip = self.state.batches_in_epoch
+        if not skip:
+            return loader.epoch_batches()
+        return _with_rng_state_kept(loader.epoch_batches(skip))
 
     # -- reporting -------------------------------------------------------------------------------------------
 
@@ -350,17 +330,25 @@ class Trainer:
         return final
 
 
-def _torch_rng_state() -> tuple:
-    return torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+def _with_rng_state_kept(batches: Iterable[Batch]) -> Iterator[Batch]:
+    """`batches` of a resumed epoch, with the RNG state as the checkpoint left it once their iterator exists.
 
+    Creating an epoch's iterator draws the DataLoader's base seed from the global RNG; the checkpoint's state
+    already counts that draw, made by the interrupted run, so it is put back after the iterator has drawn again.
+    """
+    cpu, devices = torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
 
-def _set_torch_rng_state(state: tuple | None) -> None:
-    """Restore a state from `_torch_rng_state` (nothing for None); returns None, the state being used up."""
-    if state is not None:
-        cpu, cuda = state
+    def restored() -> Iterator[Batch]:
+        iterator = iter(batches)
+        first = next(iterator, None)  # creates the iterator (a resumed epoch may have no batch left)
         torch.set_rng_state(cpu)
-        if cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)
+        if devices is not None:
+            torch.cuda.set_rng_state_all(devices)
+        if first is not None:
+            yield first
+            yield from iterator
+
+    return restored()
 
 
 class _LossWindow:
