@@ -243,7 +243,7 @@ def evaluate(library: str, model_dir: Path, clock: StepClock) -> dict[str, float
 
         model = load_model(model_dir).to(_device())
         if library == "embedtrain-padded":
-            model.transformer.length_chunking = None
+            model.input_module.length_chunking = None
         evaluator = InformationRetrievalEvaluator(
             InformationRetrievalParams(type="ir", name="msmarco", source=str(folder)), data)
     clock.start()

@@ -24,7 +24,7 @@ def loss_and_gradients(checkpoint: Path, params: dict, columns=COLUMNS, seed: in
                        padded: bool = False):
     model = load_model(checkpoint).train()
     if padded:  # one plain forward pass per column, as the cached loss's single mini-batch per column
-        model.transformer.length_chunking = None
+        model.input_module.length_chunking = None
     loss = build_loss(LOSSES[params["type"]].params_model(**params), model)
     features = [model.tokenize(texts) for texts in columns]
     torch.manual_seed(seed)

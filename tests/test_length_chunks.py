@@ -65,8 +65,8 @@ def test_rows_of_equal_length_share_a_chunk_up_to_the_cap() -> None:
 
 def loss_and_gradients(checkpoint: Path, params: dict, columns: list[list[str]], labels, chunking, packing=False):
     model = load_model(checkpoint).train()
-    assert model.transformer.packing  # a BERT encoder qualifies
-    model.transformer.length_chunking, model.transformer.packing = chunking, packing
+    assert model.input_module.packing  # a BERT encoder qualifies
+    model.input_module.length_chunking, model.input_module.packing = chunking, packing
     loss = build_loss(LOSSES[params["type"]].params_model(**params), model)
     value = loss(model, [model.tokenize(texts) for texts in columns], labels)
     value.backward()
@@ -100,10 +100,10 @@ def test_length_aware_execution_gives_the_padded_loss_and_gradients(case: str, p
 def test_chunking_really_splits_the_batch(tiny_checkpoint: Path) -> None:
     model = load_model(tiny_checkpoint)
     widths = []
-    model.transformer.auto_model.register_forward_pre_hook(
+    model.input_module.auto_model.register_forward_pre_hook(
         lambda module, args, kwargs: widths.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
     features = model.tokenize(ANCHORS)
-    model.transformer.length_chunking, model.transformer.packing = EAGER, False
+    model.input_module.length_chunking, model.input_module.packing = EAGER, False
     model(features)
     assert len(widths) > 1 and sum(rows for rows, _ in widths) == len(ANCHORS)
     assert sum(rows * width for rows, width in widths) == features["attention_mask"].sum()
@@ -111,9 +111,9 @@ def test_chunking_really_splits_the_batch(tiny_checkpoint: Path) -> None:
 
 def test_left_padded_tokenizers_run_unchunked(tiny_checkpoint: Path) -> None:
     model = load_model(tiny_checkpoint)
-    model.transformer.tokenizer.padding_side = "left"
-    model.transformer.length_chunking = EAGER
+    model.input_module.tokenizer.padding_side = "left"
+    model.input_module.length_chunking = EAGER
     calls = []
-    model.transformer.auto_model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    model.input_module.auto_model.register_forward_pre_hook(lambda module, args: calls.append(1))
     model(model.tokenize(ANCHORS))
     assert len(calls) == 1

@@ -148,7 +148,7 @@ def test_loss_and_gradients_match_the_reference(case: Case, tiny_checkpoint: Pat
     features = [model.tokenize(texts) for texts in case.columns]
     for st_column, column in zip(st_features, features):
         assert torch.equal(column["input_ids"], st_column["input_ids"])
-        assert (column["input_ids"] != model.transformer.tokenizer.unk_token_id).all()
+        assert (column["input_ids"] != model.input_module.tokenizer.unk_token_id).all()
 
     expected = st_loss(st_features, case.labels)
     value = loss(model, features, case.labels)

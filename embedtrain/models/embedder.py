@@ -38,10 +38,6 @@ class SentenceEmbedder(nn.Sequential):
         self.truncate_dim = truncate_dim
 
     @property
-    def transformer(self) -> Transformer:
-        return self[0]
-
-    @property
     def input_module(self) -> Transformer | StaticEmbedding:
         """The first module: it tokenizes texts and produces the first features."""
         return self[0]

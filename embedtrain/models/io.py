@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 import transformers
+from safetensors import SafetensorError
 
 from embedtrain import __version__
 from embedtrain.errors import ModelLoadError
@@ -68,7 +69,9 @@ def load_model(name_or_path: str | Path, *, revision: str | None = None, trust_r
                                     max_seq_length=max_seq_length)
     except ModelLoadError:
         raise
-    except (OSError, ValueError, KeyError, TypeError) as error:  # a broken or incomplete model folder
+    # A broken or incomplete model folder: files missing or unreadable (OSError), malformed JSON or configs that
+    # transformers rejects (ValueError), damaged weights (SafetensorError). Anything else is a bug, not a bad model.
+    except (OSError, ValueError, SafetensorError) as error:
         raise ModelLoadError(f"{path}: cannot read the model ({type(error).__name__}: {error})") from error
 
 

@@ -58,10 +58,6 @@ class SparseAutoEncoder(nn.Module):
         return (f"input_dim={self.input_dim}, hidden_dim={self.hidden_dim}, k={self.k}, k_aux={self.k_aux}, "
                 f"normalize={self.normalize}, dead_threshold={self.dead_threshold}")
 
-    def dead_latents(self) -> int:
-        """How many latents are dead (inactive for more than `dead_threshold` training forwards)."""
-        return int((self.stats_last_nonzero > self.dead_threshold).sum())
-
     def _prepare(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Layer-normalise x (without affine parameters) when `normalize`; keep mean and std to undo it."""
         if not self.normalize:
