@@ -69,8 +69,8 @@ def train(
     from embedtrain.recipe.loading import load_recipe
 
     overrides = list(overrides or [])
-    if output_dir is not None:
-        overrides.append(f"training.output_dir={output_dir}")
+    if output_dir is not None:  # quoted, so that YAML reads any path as a string (`null`, `runs/x #2`)
+        overrides.append(f"training.output_dir={json.dumps(str(output_dir))}")
     with _user_errors():
         loaded = load_recipe(recipe, overrides)
         try:
