@@ -115,8 +115,8 @@ def validate_dataset(
     from embedtrain.commands.validate import ValidationRequest, run_validation
     from embedtrain.console import data_report
 
-    request = ValidationRequest(recipe, list(overrides or []), data, split, loss, list(loss_options or []), columns,
-                                model, strict)
+    request = ValidationRequest(recipe=recipe, overrides=list(overrides or []), data=data, split=split, loss=loss,
+                                loss_options=list(loss_options or []), columns=columns, model=model, strict=strict)
     with _user_errors():
         validation = run_validation(request)
     if as_json:
@@ -190,7 +190,7 @@ def eval_command(
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Texts per forward pass.")] = None,
     options: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE",
                                                       help="An evaluator option, read as YAML, e.g. "
-                                                           "batch_size=16 (repeatable).")] = None,
+                                                           "truncate_dim=128 (repeatable).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the metrics to this JSON file.")] = None,
     fail_under: Annotated[list[str] | None, typer.Option("--fail-under", metavar="METRIC=VALUE",
                                                          help="Exit with code 5 if METRIC < VALUE (repeatable).")] = None,
@@ -199,8 +199,8 @@ def eval_command(
     from embedtrain.commands import eval as evaluation
     from embedtrain.console import metrics_table
 
-    request = evaluation.EvalRequest(evaluators, list(data or []), split, columns, batch_size, tuple(options or ()),
-                                     tuple(fail_under or ()), output)
+    request = evaluation.EvalRequest(evaluators, list(data or []), split=split, columns=columns, batch_size=batch_size,
+                                     options=tuple(options or ()), fail_under=tuple(fail_under or ()), output=output)
     with _user_errors():
         outcome = evaluation.run_eval(model, request)
     console.print(f"[bold]model[/bold] {escape(model)}", soft_wrap=True)
