@@ -1,5 +1,6 @@
 """The `embedtrain` command line. Thin: parse arguments, call the library, map errors to exit codes."""
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -11,7 +12,7 @@ from rich.markup import escape
 
 from embedtrain import __version__
 from embedtrain.console import console
-from embedtrain.errors import EmbedtrainError, ExitCode, RecipeError
+from embedtrain.errors import EmbedtrainError, ExitCode
 
 app = typer.Typer(
     name="embedtrain",
@@ -20,6 +21,9 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
+
+COLUMNS_HELP = ("Map inputs to data columns, e.g. anchor=q,positive=a; a repeated input several times "
+                "(negative=n1,negative=n2), the label as label=COLUMN.")
 
 TRAIN_EXAMPLES = """
 [bold]Examples[/bold]
@@ -65,8 +69,8 @@ def train(
     from embedtrain.recipe.loading import load_recipe
 
     overrides = list(overrides or [])
-    if output_dir is not None:
-        overrides.append(f"training.output_dir={output_dir}")
+    if output_dir is not None:  # quoted, so that YAML reads any path as a string (`null`, `runs/x #2`)
+        overrides.append(f"training.output_dir={json.dumps(str(output_dir))}")
     with _user_errors():
         loaded = load_recipe(recipe, overrides)
         try:
@@ -97,9 +101,9 @@ def validate_dataset(
     split: Annotated[str, typer.Option("--split", help="Split of --data (with slicing, e.g. train[:1000]).")] = "train",
     loss: Annotated[str | None, typer.Option("--loss", help="The loss --data is for, e.g. CoSENTLoss.")] = None,
     loss_options: Annotated[list[str] | None, typer.Option("--loss-option", metavar="KEY=VALUE",
-                                                           help="A parameter of --loss, e.g. num_labels=3.")] = None,
-    columns: Annotated[str | None, typer.Option("--columns", metavar="INPUT=COLUMN,...",
-                                                help="Map loss inputs to columns of --data.")] = None,
+                                                           help="A parameter of --loss, read as YAML, e.g. num_labels=3 "
+                                                                "(repeatable).")] = None,
+    columns: Annotated[str | None, typer.Option("--columns", metavar="INPUT=COLUMN,...", help=COLUMNS_HELP)] = None,
     model: Annotated[str | None, typer.Option("--model", help="Tokenizer for length statistics (with --data).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
@@ -108,37 +112,23 @@ def validate_dataset(
 
     Exits 3 when a check fails (or a warning, with --strict), 2 on invalid arguments.
     """
-    import json
-
-    from embedtrain.commands.validate import parse_columns, report_as_json, validate_file, validate_recipe
+    from embedtrain.commands.validate import ValidationRequest, run_validation
     from embedtrain.console import data_report
-    from embedtrain.recipe.loading import apply_override, load_recipe
 
+    request = ValidationRequest(recipe=recipe, overrides=list(overrides or []), data=data, split=split, loss=loss,
+                                loss_options=list(loss_options or []), columns=columns, model=model, strict=strict)
     with _user_errors():
-        if (recipe is None) == (data is None):
-            raise RecipeError("give either a RECIPE or --data (with --loss), not both or neither")
-        if recipe is not None:
-            reports, evaluator_errors = validate_recipe(load_recipe(recipe, overrides))
-        else:
-            if loss is None:
-                raise RecipeError("--data needs --loss, the loss the data is for (see the README's loss table)")
-            options: dict = {}
-            for option in loss_options or []:
-                apply_override(options, option)
-            mapping = parse_columns(columns) if columns else None
-            reports, evaluator_errors = [validate_file(data, loss, split=split, columns=mapping,
-                                                       loss_options=options, model=model)], []
-    failed = any(r.errors for r in reports) or bool(evaluator_errors) or (strict and any(r.warnings for r in reports))
+        validation = run_validation(request)
     if as_json:
-        typer.echo(json.dumps({"ok": not failed, "datasets": [report_as_json(r) for r in reports],
-                               "evaluator_errors": evaluator_errors}, indent=2))
+        typer.echo(json.dumps(validation.as_json(), indent=2))
     else:
-        for report in reports:
+        for report in validation.reports:
             console.print(data_report(report))
-        for error in evaluator_errors:
+        for error in validation.evaluator_errors:
             console.print(f"[bold red]error:[/bold red] {escape(error)}", soft_wrap=True)
-        console.print("[bold red]data check failed[/bold red]" if failed else "[bold green]data check passed[/bold green]")
-    if failed:
+        console.print("[bold red]data check failed[/bold red]" if validation.failed
+                      else "[bold green]data check passed[/bold green]")
+    if validation.failed:
         raise typer.Exit(int(ExitCode.DATA_ERROR))
 
 
@@ -152,8 +142,6 @@ def list_losses(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
     from embedtrain.commands.list_losses import loss_catalogue, loss_table
 
     if as_json:
-        import json
-
         typer.echo(json.dumps(loss_catalogue(), indent=2))
     else:
         console.print(loss_table(loss_catalogue()))
@@ -172,8 +160,6 @@ def list_modules(
     with _user_errors():
         catalogue = module_catalogue(load_for_listing(recipe_or_model, list(overrides or [])))
     if as_json:
-        import json
-
         typer.echo(json.dumps(catalogue, indent=2))
     else:
         console.print(module_table(catalogue))
@@ -200,11 +186,11 @@ def eval_command(
     data: Annotated[list[str] | None, typer.Option("--data", help="Source of the next evaluator given without "
                                                                   "one: a local file/folder or a hub id (repeatable).")] = None,
     split: Annotated[str | None, typer.Option("--split", help="Split to read (e.g. test, train[:500]).")] = None,
-    columns: Annotated[str | None, typer.Option("--columns", metavar="INPUT=COLUMN,...",
-                                                help="Map evaluator inputs to columns, e.g. sentence1=s1,sentence2=s2,label=score.")] = None,
+    columns: Annotated[str | None, typer.Option("--columns", metavar="INPUT=COLUMN,...", help=COLUMNS_HELP)] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Texts per forward pass.")] = None,
     options: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE",
-                                                      help="An evaluator option, read as YAML (repeatable).")] = None,
+                                                      help="An evaluator option, read as YAML, e.g. "
+                                                           "truncate_dim=128 (repeatable).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the metrics to this JSON file.")] = None,
     fail_under: Annotated[list[str] | None, typer.Option("--fail-under", metavar="METRIC=VALUE",
                                                          help="Exit with code 5 if METRIC < VALUE (repeatable).")] = None,
@@ -213,19 +199,14 @@ def eval_command(
     from embedtrain.commands import eval as evaluation
     from embedtrain.console import metrics_table
 
+    request = evaluation.EvalRequest(evaluators, list(data or []), split=split, columns=columns, batch_size=batch_size,
+                                     options=tuple(options or ()), fail_under=tuple(fail_under or ()), output=output)
     with _user_errors():
-        request = evaluation.EvalRequest(evaluators, list(data or []), split, columns, batch_size, tuple(options or ()))
-        params = evaluation.evaluator_params(request)
-        thresholds = evaluation.parse_thresholds(list(fail_under or []))
-        evaluation.check_threshold_names(thresholds, params)
-        metrics = evaluation.evaluate_model(model, params)
-        console.print(f"[bold]model[/bold] {escape(model)}", soft_wrap=True)
-        console.print(metrics_table("evaluation", metrics))
-        if output is not None:
-            evaluation.write_metrics(output, model, metrics)
-        failures = evaluation.threshold_failures(metrics, thresholds)
-        if failures:
-            _fail("below threshold: " + "; ".join(failures), ExitCode.BELOW_THRESHOLD)
+        outcome = evaluation.run_eval(model, request)
+    console.print(f"[bold]model[/bold] {escape(model)}", soft_wrap=True)
+    console.print(metrics_table("evaluation", outcome.metrics))
+    if outcome.failures:
+        _fail("below threshold: " + "; ".join(outcome.failures), ExitCode.BELOW_THRESHOLD)
 
 
 class _user_errors:

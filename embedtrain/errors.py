@@ -47,6 +47,13 @@ class TrainingError(EmbedtrainError):
     exit_code = ExitCode.RUNTIME_FAILURE
 
 
+class IncompatibleDependencyError(EmbedtrainError):
+    """An installed package (e.g. transformers) lacks something embedtrain relies on: a version outside the tested
+    range."""
+
+    exit_code = ExitCode.RUNTIME_FAILURE
+
+
 def did_you_mean(name: str, options: list[str]) -> str:
     """' (did you mean 'x'?)' for the closest option to a misspelt `name` (case-insensitive), or ''."""
     import difflib

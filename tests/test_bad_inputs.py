@@ -211,7 +211,7 @@ def test_validate_dataset_strict_fails_on_warnings(tmp_path, tiny_checkpoint):
     (["--data", "x.csv"], "--data needs --loss"),
     (["--data", "x.csv", "--loss", "MNRL"], "unknown loss 'MNRL'"),
     (["--data", "x.csv", "--loss", "SoftmaxLoss"], "invalid parameters for SoftmaxLoss"),
-    (["--data", "x.csv", "--loss", "CoSENTLoss", "--columns", "sentence1"], "is not INPUT=COLUMN"),
+    (["--data", "x.csv", "--loss", "CoSENTLoss", "--columns", "sentence1"], "expected INPUT=COLUMN"),
 ])
 def test_validate_dataset_argument_errors(arguments, message):
     result = runner.invoke(app, ["validate-dataset", *arguments])

@@ -1,14 +1,26 @@
 """Packed (unpadded) execution: the encoder sees only real tokens and gives the padded outputs."""
 
+import re
 from pathlib import Path
 
+import pytest
 import torch
+import transformers
 from test_loss_parity import ANCHORS, POSITIVES
 from transformers import AutoModel, RobertaConfig, RobertaModel
 
+from embedtrain.errors import IncompatibleDependencyError
 from embedtrain.models.io import load_model
 from embedtrain.modules.length_chunks import LengthChunking
-from embedtrain.modules.packed_attention import PackedLayout, enable_packing, run_packed, unpack
+from embedtrain.modules.packed_attention import (
+    TESTED_TRANSFORMERS,
+    PackedLayout,
+    enable_packing,
+    missing_transformers_features,
+    register_packed_attention,
+    run_packed,
+    unpack,
+)
 
 
 def test_packed_hidden_states_equal_the_padded_ones(tiny_checkpoint: Path) -> None:
@@ -77,3 +89,63 @@ def test_splade_pools_the_packed_logits_as_the_padded_ones(tiny_mlm_checkpoint: 
     largest = max(grad.abs().max().item() for grad in padded_grads.values())
     for name, grad in padded_grads.items():
         torch.testing.assert_close(packed_grads[name], grad, rtol=1e-4, atol=1e-5 * largest, msg=name)
+
+
+class InterfaceWithoutRegister:
+    """An AttentionInterface as a transformers without the registry would have it."""
+
+
+MISSING = {
+    "attention-interface": ("transformers", "AttentionInterface"),
+    "mask-interface": ("transformers.masking_utils", "AttentionMaskInterface"),
+    "sdpa-attention": ("transformers.integrations.sdpa_attention", "sdpa_attention_forward"),
+    "private-model-attribute": ("transformers.PreTrainedModel", "_supports_attention_backend"),
+    "private-config-attribute": ("transformers.PretrainedConfig", "_attn_implementation"),
+    "set-attention": ("transformers.PreTrainedModel", "set_attn_implementation"),
+}
+
+
+@pytest.mark.parametrize(("owner", "name"), MISSING.values(), ids=MISSING.keys())
+def test_a_transformers_without_what_packing_uses_is_a_clear_error(monkeypatch, tiny_checkpoint, owner, name):
+    model = AutoModel.from_pretrained(tiny_checkpoint)
+    if name == "AttentionInterface":  # the lazy `transformers` module would import a deleted name again
+        monkeypatch.setattr(f"{owner}.{name}", InterfaceWithoutRegister)
+    else:
+        monkeypatch.delattr(f"{owner}.{name}")
+    register_packed_attention.cache_clear()  # this process registered it already, with the real transformers
+    with pytest.raises(IncompatibleDependencyError) as error:
+        enable_packing(model)
+    message = str(error.value)
+    assert f"transformers {transformers.__version__} lacks" in message
+    assert f"{owner}.{name}" in message
+    assert f"tested with transformers{TESTED_TRANSFORMERS}" in message and "pip install" in message
+    monkeypatch.undo()
+    assert enable_packing(model)  # the check runs again and passes with everything back
+
+
+def test_non_packable_models_do_not_need_packing_support(monkeypatch):
+    monkeypatch.delattr("transformers.masking_utils.AttentionMaskInterface")
+    register_packed_attention.cache_clear()
+    roberta = RobertaModel(RobertaConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                         intermediate_size=64))
+    assert not enable_packing(roberta)
+
+
+def test_the_tested_transformers_range_is_the_declared_requirement():
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.search(r'"transformers(.*?)"', pyproject).group(1) == TESTED_TRANSFORMERS
+    assert missing_transformers_features() == []  # the installed version has everything
+
+
+def test_the_cli_reports_an_incompatible_transformers_without_a_traceback(monkeypatch, tiny_checkpoint, sts_csv):
+    from typer.testing import CliRunner
+
+    from embedtrain.cli import app
+    from embedtrain.errors import ExitCode
+
+    monkeypatch.delattr("transformers.masking_utils.sdpa_mask")
+    register_packed_attention.cache_clear()
+    result = CliRunner().invoke(app, ["eval", str(tiny_checkpoint), "--evaluator", "sts", "--data", str(sts_csv)])
+    assert result.exit_code == ExitCode.RUNTIME_FAILURE, result.output
+    assert "lacks what embedtrain's packed attention" in " ".join(result.output.split())
+    assert "Traceback" not in result.output

@@ -19,8 +19,9 @@ import yaml
 from pydantic import ValidationError
 
 from embedtrain.errors import RecipeError
-from embedtrain.recipe.loading import apply_override, dump_recipe, load_recipe
 from embedtrain.models.config import DenseConfig
+from embedtrain.recipe.loading import dump_recipe, load_recipe
+from embedtrain.recipe.overrides import apply_override
 from embedtrain.recipe.schema import Recipe
 
 # Line numbers below refer to this text: 1 model, 2 base, 3 losses, 4 cosent, 5 type, 6 datasets, 7 train,

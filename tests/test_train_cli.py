@@ -248,3 +248,15 @@ def test_the_log_reports_batch_diagnostics(tmp_path, tiny_checkpoint, triplet_cs
     assert runner.invoke(app, ["train", str(recipe)]).exit_code == 0
     record = [r for r in read_metrics(tmp_path / "run") if "loss" in r][-1]
     assert 0 <= record["duplicate_rate"] < 1 and 0 < record["negatives_per_anchor"] <= 8 * 2 - 1
+
+
+@pytest.mark.parametrize("name", ["null", "run #2", "123"])
+def test_output_dir_is_taken_as_a_path_whatever_it_reads_as_in_yaml(monkeypatch, tmp_path, tiny_checkpoint, sts_csv,
+                                                                   name):
+    ran = []
+    monkeypatch.setattr("embedtrain.engine.run.run_training", lambda recipe, **options: ran.append(recipe))
+    recipe = write_recipe(tmp_path, tiny_checkpoint, sts_csv, sts_csv)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["train", str(recipe), "--output-dir", name])
+    assert result.exit_code == 0, result.output
+    assert Path(ran[0].training.output_dir) == Path(name)

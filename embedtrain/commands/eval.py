@@ -1,7 +1,7 @@
 """`embedtrain eval`: evaluate a saved model with evaluators described on the command line.
 
 Each `--evaluator` is `TYPE` or `TYPE=SOURCE`; `--data` gives, in order, the sources of those named without one.
-Shared options (`--split`, `--columns`, `--batch-size`) and evaluator options (`--set key=value`, read as YAML)
+Shared options (`--split`, `--columns`, `--batch-size`) and evaluator options (`--set KEY=VALUE`, as for recipes)
 apply to every evaluator; the result is a flat metric dict, as in training, checked against `--fail-under`.
 """
 
@@ -12,17 +12,20 @@ from pathlib import Path
 
 import pydantic
 import torch
-import yaml
 
+from embedtrain.commands.columns import parse_columns
 from embedtrain.errors import RecipeError, did_you_mean
 from embedtrain.evaluation import EVALUATORS, EvaluatorParams, build_evaluator, metric_names, shared_embeddings
 from embedtrain.models import load_model
+from embedtrain.recipe.overrides import parse_overrides, split_key_value
 
 ALIASES = {"beir": "ir"}
 """Command-line names that stand for a registered evaluator type."""
 
 NO_SOURCE_NEEDED = {"nanobeir"}
 """Evaluator types with a default source (the NanoBEIR hub dataset)."""
+
+THRESHOLD_SYNTAX = "METRIC=VALUE, e.g. sts_spearman_cosine=0.8"
 
 
 @dataclass(frozen=True)
@@ -35,24 +38,34 @@ class EvalRequest:
     columns: str | None = None
     batch_size: int | None = None
     options: tuple[str, ...] = ()
+    fail_under: tuple[str, ...] = ()
+    output: Path | None = None
 
 
-def parse_key_values(items: list[str], option: str, separator: str = ",") -> dict[str, str]:
-    """`a=b,c=d` (or several such items) -> {a: b, c: d}; RecipeError naming `option` when malformed."""
-    pairs = {}
-    for item in items:
-        for part in item.split(separator):
-            key, sign, value = part.partition("=")
-            if not sign or not key.strip() or not value.strip():
-                raise RecipeError(f"{option}: {part!r} is not KEY=VALUE")
-            pairs[key.strip()] = value.strip()
-    return pairs
+@dataclass(frozen=True)
+class EvalOutcome:
+    """The metrics of every evaluator, and a description of each metric below its `--fail-under` minimum."""
+
+    metrics: dict[str, float]
+    failures: list[str]
+
+
+def run_eval(model_path: str, request: EvalRequest) -> EvalOutcome:
+    """Check every argument (evaluators, options, thresholds) before loading anything, evaluate, write `output`."""
+    params = evaluator_params(request)
+    thresholds = parse_thresholds(list(request.fail_under))
+    check_threshold_names(thresholds, params)
+    metrics = evaluate_model(model_path, params)
+    if request.output is not None:
+        write_metrics(request.output, model_path, metrics)
+    return EvalOutcome(metrics, threshold_failures(metrics, thresholds))
 
 
 def parse_thresholds(items: list[str]) -> dict[str, float]:
     """`--fail-under METRIC=VALUE` items -> {metric: minimum}."""
     thresholds = {}
-    for metric, value in parse_key_values(items, "--fail-under", separator="\0").items():
+    for item in items:
+        metric, value = split_key_value(item, "--fail-under", THRESHOLD_SYNTAX, require_value=True)
         try:
             thresholds[metric] = float(value)
         except ValueError:
@@ -63,8 +76,8 @@ def parse_thresholds(items: list[str]) -> dict[str, float]:
 def evaluator_params(request: EvalRequest) -> list[EvaluatorParams]:
     """One validated parameter set per `--evaluator`, named after its type (`sts`, `sts-2`, ... when repeated)."""
     data = list(request.data)
-    options = {key: yaml.safe_load(value) for key, value in parse_key_values(list(request.options), "--set", "\0").items()}
-    columns = parse_key_values([request.columns], "--columns") if request.columns else None
+    options = parse_overrides(list(request.options), "--set")
+    columns = parse_columns(request.columns) if request.columns else None
     params, names = [], []
     for index, entry in enumerate(request.evaluators):
         type_name, _, source = entry.partition("=")

@@ -11,22 +11,48 @@ Only encoders whose token positions are 0..n-1 for a right-padded text qualify (
 descendants, `PACKABLE_MODEL_TYPES`): others (RoBERTa's positions start after the padding index,
 relative and rotary schemes, custom code) run padded, in chunks. The outputs are the padded
 computation's up to float rounding (tests/test_packed_attention.py).
+
+This plugs into transformers' attention and mask interfaces and reads private attributes, which change between
+major versions: before the first packable model is switched, `register_packed_attention` checks that the
+installed transformers has all of them (`REQUIRED_TRANSFORMERS_FEATURES`) and otherwise raises an
+IncompatibleDependencyError that names the version, what is missing and the tested range, instead of failing
+later inside a forward pass or silently computing something else.
 """
 
+import functools
+import importlib
+import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from transformers import AttentionInterface, PreTrainedModel
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+from transformers import PreTrainedModel
 
+from embedtrain.errors import IncompatibleDependencyError
 from embedtrain.modules.length_chunks import LengthChunking, plan_chunks
 
 ATTENTION_NAME = "embedtrain_packed"
 PACKABLE_MODEL_TYPES = frozenset({"bert"})
+
+TESTED_TRANSFORMERS = ">=5.0,<6"
+"""The transformers versions embedtrain is tested with: the requirement in pyproject.toml (a test keeps them equal)."""
+
+REQUIRED_TRANSFORMERS_FEATURES = (
+    # registering `packed_attention` and its mask function under ATTENTION_NAME
+    ("transformers", "AttentionInterface.register"),
+    ("transformers.masking_utils", "AttentionMaskInterface.register"),
+    ("transformers.masking_utils", "sdpa_mask"),
+    # padded calls of a packed model: plain SDPA attention
+    ("transformers.integrations.sdpa_attention", "sdpa_attention_forward"),
+    # enable_packing: whether a model can switch its attention function, and switching it
+    ("transformers", "PreTrainedModel._supports_attention_backend"),
+    ("transformers", "PretrainedConfig._attn_implementation"),
+    ("transformers", "PreTrainedModel.set_attn_implementation"),
+)
+"""(module, attribute path) of everything this module uses from transformers. That the model's forward pass hands
+`packed_layout` on to the attention function is behaviour, not a name: tests/test_packed_attention.py checks it."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +111,10 @@ def packed_attention(module: torch.nn.Module, query: Tensor, key: Tensor, value:
     """Attention over a packed sequence (query/key/value: (1, heads, total_tokens, head_dim)) text by text;
     a padded call (no `packed_layout`) is plain SDPA attention. Returns (1, total_tokens, heads, head_dim)."""
     if packed_layout is None:
+        # Imported here, not at the top, so that an incompatible transformers fails in register_packed_attention
+        # with a clear message (and only for packable models), not with an ImportError when embedtrain loads.
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     heads, head_dim = query.shape[1], query.shape[3]
@@ -102,16 +132,46 @@ def packed_attention(module: torch.nn.Module, query: Tensor, key: Tensor, value:
     return torch.cat(outputs).unsqueeze(0), None
 
 
-AttentionInterface.register(ATTENTION_NAME, packed_attention)
-# Padded calls of a model switched to packed attention build the same masks as SDPA's.
-AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)
+def missing_transformers_features() -> list[str]:
+    """The names of `REQUIRED_TRANSFORMERS_FEATURES` the installed transformers lacks."""
+    missing = []
+    for module_name, attribute_path in REQUIRED_TRANSFORMERS_FEATURES:
+        try:
+            target = importlib.import_module(module_name)
+            for attribute in attribute_path.split("."):
+                target = getattr(target, attribute)
+        except (ImportError, AttributeError):
+            missing.append(f"{module_name}.{attribute_path}")
+    return missing
+
+
+@functools.cache  # once per process; a failed check is not cached, so it is raised again on the next model
+def register_packed_attention() -> None:
+    """Register `packed_attention` (and SDPA's mask function for its padded calls) under ATTENTION_NAME;
+    IncompatibleDependencyError when the installed transformers lacks an interface or attribute this relies on."""
+    if missing := missing_transformers_features():
+        version = importlib.metadata.version("transformers")
+        raise IncompatibleDependencyError(
+            f"transformers {version} lacks what embedtrain's packed attention (for BERT-style encoders) relies on: "
+            f"{', '.join(missing)}. embedtrain is tested with transformers{TESTED_TRANSFORMERS}: install a version in "
+            f"that range, e.g. pip install 'transformers{TESTED_TRANSFORMERS}'")
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(ATTENTION_NAME, packed_attention)
+    # Padded calls of a model switched to packed attention build the same masks as SDPA's.
+    AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)
 
 
 def enable_packing(model: PreTrainedModel) -> bool:
-    """Switch a packable encoder running SDPA attention to `packed_attention`; False if it does not qualify."""
+    """Switch a packable encoder running SDPA attention to `packed_attention`; False if it does not qualify.
+
+    IncompatibleDependencyError for a packable model type when transformers lacks what packing relies on."""
     config = model.config
-    if (config.model_type not in PACKABLE_MODEL_TYPES or getattr(config, "is_decoder", False)
-            or not getattr(model, "_supports_attention_backend", False) or config._attn_implementation != "sdpa"):
+    if config.model_type not in PACKABLE_MODEL_TYPES or getattr(config, "is_decoder", False):
+        return False
+    register_packed_attention()
+    if not getattr(model, "_supports_attention_backend", False) or config._attn_implementation != "sdpa":
         return False
     model.set_attn_implementation(ATTENTION_NAME)
     return True

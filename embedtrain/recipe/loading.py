@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from embedtrain.errors import RecipeError, did_you_mean
 from embedtrain.recipe.checks import recipe_problems
+from embedtrain.recipe.overrides import apply_override
 from embedtrain.recipe.schema import Recipe
 
 KeyPath = tuple[str | int, ...]
@@ -75,44 +76,6 @@ def _line_numbers(node: yaml.Node | None, path: Path, prefix: KeyPath = ()) -> d
             lines[prefix + (index,)] = item.start_mark.line + 1
             lines |= _line_numbers(item, path, prefix + (index,))
     return lines
-
-
-def apply_override(raw: dict, override: str) -> None:
-    """Apply `a.b.c=value` to the raw recipe; the value is parsed as YAML (numbers, booleans, lists, null)."""
-    key, separator, value = override.partition("=")
-    if not separator or not key:
-        raise RecipeError(f"--set {override!r}: expected KEY.PATH=VALUE, e.g. training.learning_rate=1e-5")
-    parts = key.split(".")
-    node: Any = raw
-    for depth, part in enumerate(parts[:-1]):
-        node = _child(node, part, create=True, override=override, depth=depth)
-    last = parts[-1]
-    try:
-        parsed = yaml.safe_load(value) if value else ""
-    except yaml.YAMLError as error:
-        raise RecipeError(f"--set {override!r}: the value is not valid YAML: {error}") from None
-    if isinstance(node, list):
-        node[_index(node, last, override)] = parsed
-    elif isinstance(node, dict):
-        node[last] = parsed
-    else:
-        raise RecipeError(f"--set {override!r}: {'.'.join(parts[:-1])} is a value, not a section")
-
-
-def _child(node: Any, part: str, *, create: bool, override: str, depth: int) -> Any:
-    if isinstance(node, list):
-        return node[_index(node, part, override)]
-    if not isinstance(node, dict):
-        raise RecipeError(f"--set {override!r}: {part!r} is inside a value, not a section")
-    if node.get(part) is None and create:
-        node[part] = {}
-    return node[part]
-
-
-def _index(node: list, part: str, override: str) -> int:
-    if not part.isdigit() or int(part) >= len(node):
-        raise RecipeError(f"--set {override!r}: {part!r} is not an index of a list of {len(node)} items")
-    return int(part)
 
 
 def format_problems(problems: list[tuple[KeyPath, str]], lines: dict[KeyPath, int], path: Path) -> str:
