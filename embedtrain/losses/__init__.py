@@ -38,6 +38,8 @@ from embedtrain.losses.registry import (
     build_loss,
     loss_config_union,
     loss_contract,
+    resolve_wrapped_losses,
+    saved_similarity,
     total_loss,
 )
 from embedtrain.losses.sparse import (  # noqa: F401
@@ -53,9 +55,10 @@ from embedtrain.losses.sparse import (  # noqa: F401
     sparse_triplet,
     splade,
 )
+from embedtrain.losses.sparse.inner_loss import sparse_loss_config_union
 
-# Modifiers take any registered loss as their `loss:`; that union exists only now that every loss is registered.
-for _params in (matryoshka.MatryoshkaParams, adaptive_layer.AdaptiveLayerParams, matryoshka_2d.Matryoshka2dParams):
-    _params.model_rebuild(_types_namespace={"LossConfig": loss_config_union()})
+# Wrappers take registered losses as their `loss:`; those unions exist only now that every loss is registered.
+resolve_wrapped_losses({"LossConfig": loss_config_union(), "SparseLossConfig": sparse_loss_config_union()})
 
-__all__ = ["LOSSES", "EmbeddingLoss", "LossParams", "build_loss", "loss_config_union", "loss_contract", "total_loss"]
+__all__ = ["LOSSES", "EmbeddingLoss", "LossParams", "build_loss", "loss_config_union", "loss_contract", "saved_similarity",
+           "total_loss"]
