@@ -5,11 +5,9 @@ import torch
 from torch import Tensor
 
 from embedtrain.losses.cached_multiple_negatives_ranking import MINI_BATCH_NUM_TOKENS_FIELD, MINI_BATCH_SIZE_FIELD
-from embedtrain.losses.frozen_encoder import FrozenEncoder
-from embedtrain.losses.gist_embed import GIST_CONTRACT, GuidedOptions, GuidedScorer
+from embedtrain.losses.gist_embed import GuidedLoss, GuidedOptions
 from embedtrain.losses.gradcache import GradCacheLoss, minibatch_ranges, slice_rows
 from embedtrain.losses.registry import Embedder, register_loss
-from embedtrain.models.embedder import SentenceEmbedder
 
 
 class CachedGISTEmbedParams(GuidedOptions):
@@ -19,19 +17,13 @@ class CachedGISTEmbedParams(GuidedOptions):
 
 
 @register_loss
-class CachedGISTEmbedLoss(GradCacheLoss):
+class CachedGISTEmbedLoss(GradCacheLoss, GuidedLoss):
     """GISTEmbedLoss with GradCache: the same loss and gradients for a batch far larger than memory allows.
 
     The guide embeds each column in the same mini-batches (without a graph) before the loss.
     """
 
     Params = CachedGISTEmbedParams
-    contract = GIST_CONTRACT
-
-    def __init__(self, params: CachedGISTEmbedParams, model: SentenceEmbedder) -> None:
-        super().__init__(params, model)
-        self.guide = FrozenEncoder.load(params.guide, model, "guide")
-        self.scorer = GuidedScorer(params)
 
     def forward(self, model: Embedder, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
         size, num_tokens = self.params.mini_batch_size, self.params.mini_batch_num_tokens

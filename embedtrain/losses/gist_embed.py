@@ -76,8 +76,19 @@ class GuidedScorer:
         return F.cross_entropy(torch.cat(scores, dim=1) / self.options.temperature, targets, reduction="sum")
 
 
+class GuidedLoss(EmbeddingLoss):
+    """What GISTEmbedLoss and its cached variant share: the guide model (frozen) and the scorer it guides."""
+
+    contract = GIST_CONTRACT
+
+    def __init__(self, params: GuidedOptions, model: SentenceEmbedder) -> None:
+        super().__init__(params, model)
+        self.guide = FrozenEncoder.load(params.guide, model, "guide")
+        self.scorer = GuidedScorer(params)
+
+
 @register_loss
-class GISTEmbedLoss(EmbeddingLoss):
+class GISTEmbedLoss(GuidedLoss):
     """MultipleNegativesRankingLoss whose in-batch negatives are filtered by a guide model: candidates the guide
     finds as similar to the anchor as its positive are masked out as probable false negatives (GISTEmbed).
 
@@ -85,12 +96,6 @@ class GISTEmbedLoss(EmbeddingLoss):
     """
 
     Params = GISTEmbedParams
-    contract = GIST_CONTRACT
-
-    def __init__(self, params: GISTEmbedParams, model: SentenceEmbedder) -> None:
-        super().__init__(params, model)
-        self.guide = FrozenEncoder.load(params.guide, model, "guide")
-        self.scorer = GuidedScorer(params)
 
     def forward(self, model: Embedder, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
         guide_embeddings = [self.guide.embed(column) for column in features]
