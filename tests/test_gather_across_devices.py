@@ -8,6 +8,7 @@ columns are included, so a wrong order of the gathered candidates would show.
 
 import os
 import socket
+from unittest.mock import patch
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from embedtrain.losses import LOSSES, build_loss
-from embedtrain.losses.gist_embed import GISTEmbedLoss, GISTEmbedParams
+from embedtrain.losses.frozen_encoder import FrozenEncoder
 
 pytestmark = pytest.mark.slow  # each case spawns two Python processes (~15 s on 2 cores)
 
@@ -37,18 +38,17 @@ class _NoModel:
 
 
 def make_loss(params: dict):
-    if params["type"] == "GISTEmbedLoss":  # no guide model: the guide embeddings are given (see loss_value)
-        return GISTEmbedLoss(None, GISTEmbedParams(**params))
-    return build_loss(LOSSES[params["type"]].params_model(**params), _NoModel())
+    # No guide model for GIST: the guide embeddings are given (see loss_value).
+    with patch.object(FrozenEncoder, "load", return_value=None):
+        return build_loss(LOSSES[params["type"]].params_model(**params), _NoModel())
 
 
 def loss_value(params: dict, columns: list[torch.Tensor], gather: bool) -> torch.Tensor:
     """The loss of these embedding columns; GIST gets guide embeddings that keep some but not all candidates."""
-    loss = make_loss(params)
+    loss = make_loss({**params, "gather_across_devices": gather})
     if params["type"] == "GISTEmbedLoss":
         guides = [column.detach() + 0.5 * torch.sin(column.detach()) for column in columns]
         return loss.loss_from_embeddings(columns, guides, gather)
-    loss.gather_across_devices = gather
     return loss.compute_loss_from_embeddings(columns, None)
 
 

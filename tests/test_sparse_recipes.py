@@ -197,3 +197,23 @@ def test_list_modules_shows_the_names_the_readme_learning_rate_example_matches(t
     assert "SparseStaticEmbedding.weight" in names and "0.sub_modules.query.0.weight" in paths
     result = runner.invoke(app, ["train", str(recipe)])
     assert result.exit_code == 0, result.output
+
+
+PAIRS_WITH_SCORES = {"columns": {"sentence1": "sentence1", "sentence2": "sentence2", "label": "score"},
+                     "ignore_columns": []}
+
+
+@pytest.mark.parametrize(("inner", "model", "dataset", "saved"), [
+    ("SparseCoSENTLoss", {}, PAIRS_WITH_SCORES, "cosine"),  # the reference's SparseCoSENTLoss sets cosine
+    ("SparseCoSENTLoss", {"similarity_fn_name": "dot"}, PAIRS_WITH_SCORES, "dot"),  # the recipe's choice wins
+    ("SparseMultipleNegativesRankingLoss", {}, {}, "dot"),  # a loss that sets none: SPLADE's own
+], ids=["loss-sets-cosine", "recipe-sets-dot", "model-default"])
+def test_the_model_is_saved_with_the_similarity_its_loss_trains_unless_the_recipe_names_one(
+        tmp_path, tiny_mlm_checkpoint, sts_csv, inner, model, dataset, saved):
+    recipe = load_recipe(write_recipe(tmp_path, tiny_mlm_checkpoint, sts_csv, model, dataset, {"max_steps": 1}),
+                         [f"losses.splade.loss.type={inner}"])
+
+    final = run_training(recipe).final_dir
+
+    assert json.loads((final / "config_sentence_transformers.json").read_text())["similarity_fn_name"] == saved
+    assert SparseEncoder(str(final)).similarity_fn_name == saved

@@ -1,6 +1,6 @@
 import math
 import random
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import torch.nn.functional as F
 from pydantic import Field, model_validator
@@ -8,17 +8,20 @@ from torch import Tensor
 
 from embedtrain.errors import RecipeError
 from embedtrain.losses.embedder_views import LayerEmbedder
-from embedtrain.losses.registry import Embedder, EmbeddingLoss, LossParams, build_loss, register_loss, total_loss
+from embedtrain.losses.gradcache import GradCacheLoss
+from embedtrain.losses.registry import (
+    LOSSES,
+    Embedder,
+    EmbeddingLoss,
+    LossConfig,
+    LossParams,
+    build_loss,
+    register_loss,
+    total_loss,
+)
+from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.modules import Transformer
 
-if TYPE_CHECKING:
-    LossConfig = LossParams
-else:
-    LossConfig = "LossConfig"  # every registered loss; resolved once all are registered (embedtrain.losses)
-
-CACHED_LOSSES = (
-    "CachedMultipleNegativesRankingLoss", "CachedMultipleNegativesSymmetricRankingLoss", "CachedGISTEmbedLoss", "MegaBatchMarginLoss",
-)
 LayerWeighting = Literal["uniform", "log", "linear"]
 
 
@@ -37,12 +40,18 @@ class AdaptiveLayerParams(AdaptiveLayerOptions):
 
     @model_validator(mode="after")
     def _composable(self) -> "AdaptiveLayerParams":
-        if self.loss.type in CACHED_LOSSES or self.loss.type in ("AdaptiveLayerLoss", "Matryoshka2dLoss"):
-            raise ValueError(f"loss: AdaptiveLayerLoss cannot wrap {self.loss.type} (it embeds the batch itself)")
+        refuse_self_embedding_loss(self)
         return self
 
 
-@register_loss(AdaptiveLayerParams, None)
+def refuse_self_embedding_loss(params: AdaptiveLayerOptions) -> None:
+    """A layer-wise wrapper hands its loss a view of one layer's embeddings: a loss that embeds the batch itself
+    (GradCache's mini-batches, another layer-wise wrapper) would not use it."""
+    if issubclass(LOSSES[params.loss.type].loss_class, (GradCacheLoss, AdaptiveLayerLoss)):
+        raise ValueError(f"loss: {params.type} cannot wrap {params.loss.type} (it embeds the batch itself)")
+
+
+@register_loss
 class AdaptiveLayerLoss(EmbeddingLoss):
     """Trains the earlier transformer layers to produce usable embeddings too, so the model can be cut at inference (2DMSE / ESE).
 
@@ -51,26 +60,24 @@ class AdaptiveLayerLoss(EmbeddingLoss):
     final embeddings detached in the KL term (Li et al., 2024).
     """
 
-    def __init__(self, loss: EmbeddingLoss, n_layers_per_step: int = 1, last_layer_weight: float = 1.0,
-                 prior_layers_weight: float = 1.0, kl_div_weight: float = 1.0, kl_temperature: float = 0.3,
-                 layer_weighting: str = "uniform") -> None:
-        super().__init__()
-        self.loss = loss
-        self.n_layers_per_step = n_layers_per_step
-        self.last_layer_weight, self.prior_layers_weight = last_layer_weight, prior_layers_weight
-        self.kl_div_weight, self.kl_temperature = kl_div_weight, kl_temperature
-        self.layer_weighting = layer_weighting
+    Params = AdaptiveLayerParams
+    contract = None
+    not_truncatable = "it must be the outermost loss (use Matryoshka2dLoss)"
 
-    @classmethod
-    def from_params(cls, params: AdaptiveLayerParams, model) -> "AdaptiveLayerLoss":
+    def __init__(self, params: AdaptiveLayerParams, model: SentenceEmbedder) -> None:
+        super().__init__(params, model)
         if not isinstance(model.input_module, Transformer):
             raise RecipeError(f"{params.type} trains the layers of a transformer; this model has none (a static model)")
-        return cls(build_loss(params.loss, model), **params.model_dump(exclude={"type", "loss"}))
+        self.loss = self.build_layer_loss(params, model)
+
+    def build_layer_loss(self, params: AdaptiveLayerParams, model: SentenceEmbedder) -> EmbeddingLoss:
+        """The loss applied to every layer's embeddings: the wrapped loss."""
+        return build_loss(params.loss, model)
 
     def layer_weight(self, layer: int) -> float:
-        if self.layer_weighting == "log":
+        if self.params.layer_weighting == "log":
             return 1.0 / (1.0 + math.log(1 + layer))
-        if self.layer_weighting == "linear":
+        if self.params.layer_weighting == "linear":
             return 1.0 / (1 + layer)
         return 1.0
 
@@ -80,17 +87,18 @@ class AdaptiveLayerLoss(EmbeddingLoss):
     def forward(self, model: Embedder, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
         labels = self.targets(features, labels)  # once per step (a teacher's embeddings), not once per layer
         view = LayerEmbedder(model)
-        loss = total_loss(self.loss(view, features, labels)) * self.last_layer_weight
-        if self.kl_temperature > 0:
-            final = F.softmax(view.take_embeddings() / self.kl_temperature, dim=-1).detach()
+        options = self.params
+        loss = total_loss(self.loss(view, features, labels)) * options.last_layer_weight
+        if options.kl_temperature > 0:
+            final = F.softmax(view.take_embeddings() / options.kl_temperature, dim=-1).detach()
         layers = list(range(view.num_layers - 1))  # every layer but the last (index 0 is the embedding layer)
-        if 0 < self.n_layers_per_step < len(layers):
-            layers = random.sample(layers, self.n_layers_per_step)
+        if 0 < options.n_layers_per_step < len(layers):
+            layers = random.sample(layers, options.n_layers_per_step)
         for layer in layers:
             view.layer = layer
             layer_loss = total_loss(self.loss(view, features, labels))
-            loss = loss + layer_loss * self.layer_weight(layer) / len(layers) * self.prior_layers_weight
-            if self.kl_temperature > 0:
-                log_probs = F.log_softmax(view.take_embeddings() / self.kl_temperature, dim=-1)
-                loss = loss + F.kl_div(log_probs, final, reduction="batchmean") * self.kl_temperature * self.kl_div_weight
+            loss = loss + layer_loss * self.layer_weight(layer) / len(layers) * options.prior_layers_weight
+            if options.kl_temperature > 0:
+                log_probs = F.log_softmax(view.take_embeddings() / options.kl_temperature, dim=-1)
+                loss = loss + F.kl_div(log_probs, final, reduction="batchmean") * options.kl_temperature * options.kl_div_weight
         return loss

@@ -5,7 +5,6 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from embedtrain.data.contract import ColumnContract
 from embedtrain.losses.cosent import CoSENTLoss
 from embedtrain.losses.registry import LossParams, register_loss
 
@@ -31,13 +30,14 @@ def angle_pairwise(a: Tensor, b: Tensor) -> Tensor:
     return torch.abs(cosines + sines)
 
 
-@register_loss(AnglEParams, ColumnContract(inputs=("sentence1", "sentence2"), label="score"))
+@register_loss
 class AnglELoss(CoSENTLoss):
     """CoSENT on the AnglE similarity (complex-angle difference) of each pair, which keeps gradients away from cosine's saturation.
 
     `L = log(1 + sum over pairs (i, j) with y_i < y_j of exp(s * (angle_i - angle_j)))` (Li & Li, 2024).
     """
 
-    def __init__(self, scale: float = 20.0) -> None:
-        super().__init__(scale=scale)
-        self.similarity_fn = angle_pairwise
+    Params = AnglEParams
+
+    def pair_similarities(self, a: Tensor, b: Tensor) -> Tensor:
+        return angle_pairwise(a, b)

@@ -19,23 +19,22 @@ class BatchAllTripletParams(LossParams):
     margin: float = MARGIN_FIELD
 
 
-@register_loss(BatchAllTripletParams, ColumnContract(inputs=("sentence",), label="class"))
+@register_loss
 class BatchAllTripletLoss(EmbeddingLoss):
     """Every valid triplet of the batch (anchor, a same-class positive, an other-class negative), averaged over the active ones.
 
     `L = sum_{a,p,n} relu(d(a,p) - d(a,n) + m) / #{triplets with a loss > 1e-16}` (Hermans et al., 2017).
     """
 
-    def __init__(self, distance_metric: str = "euclidean", margin: float = 5.0) -> None:
-        super().__init__()
-        self.distances, self.margin = BATCH_DISTANCES[distance_metric], margin
+    Params = BatchAllTripletParams
+    contract = ColumnContract(inputs=("sentence",), label="class")
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
         labels = labels.view(-1)
-        distances = self.distances(embeddings[0])
+        distances = BATCH_DISTANCES[self.params.distance_metric](embeddings[0])
         anchors, positives = positive_pairs(labels).nonzero(as_tuple=True)
         # One row per (anchor, positive) pair, one column per candidate negative.
-        losses = distances[anchors, positives].unsqueeze(1) - distances[anchors] + self.margin
+        losses = distances[anchors, positives].unsqueeze(1) - distances[anchors] + self.params.margin
         is_negative = labels[anchors].unsqueeze(1) != labels.unsqueeze(0)
         losses = (is_negative.float() * losses).clamp(min=0)
         active = int((losses > 1e-16).sum())

@@ -18,17 +18,17 @@ class BatchHardSoftMarginTripletParams(LossParams):
     distance_metric: BatchDistanceName = DISTANCE_FIELD
 
 
-@register_loss(BatchHardSoftMarginTripletParams, ColumnContract(inputs=("sentence",), label="class"))
+@register_loss
 class BatchHardSoftMarginTripletLoss(EmbeddingLoss):
     """BatchHardTripletLoss with a soft margin instead of a fixed one.
 
     `L = mean_a log(1 + exp(max_p d(a,p) - min_n d(a,n)))` (Hermans et al., 2017).
     """
 
-    def __init__(self, distance_metric: str = "euclidean") -> None:
-        super().__init__()
-        self.distances = BATCH_DISTANCES[distance_metric]
+    Params = BatchHardSoftMarginTripletParams
+    contract = ColumnContract(inputs=("sentence",), label="class")
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
-        hardest_positive, hardest_negative = hardest_distances(self.distances(embeddings[0]), labels.view(-1))
+        distances = BATCH_DISTANCES[self.params.distance_metric](embeddings[0])
+        hardest_positive, hardest_negative = hardest_distances(distances, labels.view(-1))
         return F.softplus(hardest_positive - hardest_negative).mean()

@@ -19,17 +19,17 @@ class BatchHardTripletParams(LossParams):
     margin: float = MARGIN_FIELD
 
 
-@register_loss(BatchHardTripletParams, ColumnContract(inputs=("sentence",), label="class"))
+@register_loss
 class BatchHardTripletLoss(EmbeddingLoss):
     """For each anchor, its hardest triplet: the farthest same-class text and the closest other-class text.
 
     `L = mean_a relu(max_p d(a,p) - min_n d(a,n) + m)` (Hermans et al., 2017).
     """
 
-    def __init__(self, distance_metric: str = "euclidean", margin: float = 5.0) -> None:
-        super().__init__()
-        self.distances, self.margin = BATCH_DISTANCES[distance_metric], margin
+    Params = BatchHardTripletParams
+    contract = ColumnContract(inputs=("sentence",), label="class")
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
-        hardest_positive, hardest_negative = hardest_distances(self.distances(embeddings[0]), labels.view(-1))
-        return (hardest_positive - hardest_negative + self.margin).clamp(min=0).mean()
+        distances = BATCH_DISTANCES[self.params.distance_metric](embeddings[0])
+        hardest_positive, hardest_negative = hardest_distances(distances, labels.view(-1))
+        return (hardest_positive - hardest_negative + self.params.margin).clamp(min=0).mean()

@@ -20,7 +20,7 @@ class BatchSemiHardTripletParams(LossParams):
     margin: float = MARGIN_FIELD
 
 
-@register_loss(BatchSemiHardTripletParams, ColumnContract(inputs=("sentence",), label="class"))
+@register_loss
 class BatchSemiHardTripletLoss(EmbeddingLoss):
     """Triplets with semi-hard negatives (FaceNet): for each (anchor, positive), the closest negative farther than the positive.
 
@@ -28,14 +28,13 @@ class BatchSemiHardTripletLoss(EmbeddingLoss):
     farther, the farthest negative; `L = sum_{a,p} relu(d(a,p) - d_neg(a,p) + m) / #pairs` (Schroff et al., 2015).
     """
 
-    def __init__(self, distance_metric: str = "euclidean", margin: float = 5.0) -> None:
-        super().__init__()
-        self.distances, self.margin = BATCH_DISTANCES[distance_metric], margin
+    Params = BatchSemiHardTripletParams
+    contract = ColumnContract(inputs=("sentence",), label="class")
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
         labels = labels.view(-1)
         batch_size = labels.numel()
-        distances = self.distances(embeddings[0])
+        distances = BATCH_DISTANCES[self.params.distance_metric](embeddings[0])
         same = same_label(labels)
         # Each anchor's negative distances in increasing order (same-label entries last, as +inf); for each
         # (anchor, candidate positive) the first negative strictly farther than the positive.
@@ -45,7 +44,7 @@ class BatchSemiHardTripletLoss(EmbeddingLoss):
         farthest = _masked_max(distances, ~same)
         negatives = torch.where(torch.isfinite(next_farther), next_farther, farthest)
         is_positive = same.float() - torch.eye(batch_size, device=labels.device)
-        losses = ((distances - negatives + self.margin) * is_positive).clamp(min=0)
+        losses = ((distances - negatives + self.params.margin) * is_positive).clamp(min=0)
         return losses.sum() / is_positive.sum().clamp(min=1e-16)
 
 

@@ -5,8 +5,7 @@ import torch
 from torch import Tensor
 
 from embedtrain.losses.cached_multiple_negatives_ranking import MINI_BATCH_NUM_TOKENS_FIELD, MINI_BATCH_SIZE_FIELD
-from embedtrain.losses.frozen_encoder import FrozenEncoder
-from embedtrain.losses.gist_embed import GIST_CONTRACT, GuidedOptions, GuidedScorer
+from embedtrain.losses.gist_embed import GuidedLoss, GuidedOptions
 from embedtrain.losses.gradcache import GradCacheLoss, minibatch_ranges, slice_rows
 from embedtrain.losses.registry import Embedder, register_loss
 
@@ -17,26 +16,19 @@ class CachedGISTEmbedParams(GuidedOptions):
     mini_batch_num_tokens: int | None = MINI_BATCH_NUM_TOKENS_FIELD
 
 
-@register_loss(CachedGISTEmbedParams, GIST_CONTRACT)
-class CachedGISTEmbedLoss(GradCacheLoss):
+@register_loss
+class CachedGISTEmbedLoss(GradCacheLoss, GuidedLoss):
     """GISTEmbedLoss with GradCache: the same loss and gradients for a batch far larger than memory allows.
 
     The guide embeds each column in the same mini-batches (without a graph) before the loss.
     """
 
-    def __init__(self, guide: FrozenEncoder, options: CachedGISTEmbedParams) -> None:
-        super().__init__()
-        self.guide = guide
-        self.scorer = GuidedScorer(options)
-        self.mini_batch_size, self.mini_batch_num_tokens = options.mini_batch_size, options.mini_batch_num_tokens
-
-    @classmethod
-    def from_params(cls, params: CachedGISTEmbedParams, model) -> "CachedGISTEmbedLoss":
-        return cls(FrozenEncoder.load(params.guide, model, "guide"), params)
+    Params = CachedGISTEmbedParams
 
     def forward(self, model: Embedder, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
+        size, num_tokens = self.params.mini_batch_size, self.params.mini_batch_num_tokens
         guide_reps = [torch.cat([self.guide.embed(slice_rows(column, begin, end))
-                                 for begin, end in minibatch_ranges(column, self.mini_batch_size, self.mini_batch_num_tokens)])
+                                 for begin, end in minibatch_ranges(column, size, num_tokens)])
                       for column in features]
         return self.forward_cached(model, features, labels, partial(self._calculate, guide_reps))
 
@@ -45,8 +37,8 @@ class CachedGISTEmbedLoss(GradCacheLoss):
         anchors, candidates = torch.cat(reps[0]), [torch.cat(column) for column in reps[1:]]
         batch_size = anchors.size(0)
         total = anchors.new_zeros(())
-        for begin in range(0, batch_size, self.mini_batch_size):
-            end = min(begin + self.mini_batch_size, batch_size)
+        for begin in range(0, batch_size, self.params.mini_batch_size):
+            end = min(begin + self.params.mini_batch_size, batch_size)
             chunk = self.scorer.chunk_loss(anchors, candidates, guide_reps[0], guide_reps[1:], begin, end, 0) / batch_size
             if with_backward:
                 chunk.backward()

@@ -4,10 +4,16 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from embedtrain.data.contract import ColumnContract
-from embedtrain.losses.gradcache import GradCacheLoss
-from embedtrain.losses.multiple_negatives_ranking import RankingOptions, gather_columns, ranking_row_losses
+from embedtrain.losses.gradcache import GradCacheLoss, refuse_static_model
+from embedtrain.losses.multiple_negatives_ranking import (
+    RANKING_CONTRACT,
+    RankingOptions,
+    RankingSettings,
+    gather_columns,
+    ranking_row_losses,
+)
 from embedtrain.losses.registry import register_loss
+from embedtrain.models.embedder import SentenceEmbedder
 
 MINI_BATCH_SIZE_FIELD = Field(32, gt=0, description="rows embedded at once (bounds activation memory)")
 MINI_BATCH_NUM_TOKENS_FIELD = Field(
@@ -20,7 +26,7 @@ class CachedMultipleNegativesRankingParams(RankingOptions):
     mini_batch_num_tokens: int | None = MINI_BATCH_NUM_TOKENS_FIELD
 
 
-def cached_ranking_loss(reps: list[list[Tensor]], options: RankingOptions, mini_batch_size: int,
+def cached_ranking_loss(reps: list[list[Tensor]], options: RankingSettings, mini_batch_size: int,
                         with_backward: bool) -> Tensor:
     """MultipleNegativesRankingLoss on mini-batched embeddings, its score matrix computed `mini_batch_size` queries
     at a time: `L = sum over chunks of (sum of the chunk's row losses) / B`, backpropagated chunk by chunk."""
@@ -36,10 +42,7 @@ def cached_ranking_loss(reps: list[list[Tensor]], options: RankingOptions, mini_
     return total
 
 
-@register_loss(
-    CachedMultipleNegativesRankingParams,
-    ColumnContract(inputs=("anchor", "positive"), repeated_input="negative", in_batch_negatives=True),
-)
+@register_loss
 class CachedMultipleNegativesRankingLoss(GradCacheLoss):
     """MultipleNegativesRankingLoss with GradCache: the same loss and gradients for a batch far larger than memory allows.
 
@@ -47,10 +50,12 @@ class CachedMultipleNegativesRankingLoss(GradCacheLoss):
     `embedtrain.losses.gradcache`. Costs about one extra forward pass per row.
     """
 
-    def __init__(self, mini_batch_size: int = 32, mini_batch_num_tokens: int | None = None, **options) -> None:
-        super().__init__()
-        self.mini_batch_size, self.mini_batch_num_tokens = mini_batch_size, mini_batch_num_tokens
-        self.options = RankingOptions(type="options", **options)
+    Params = CachedMultipleNegativesRankingParams
+    contract = RANKING_CONTRACT
+
+    def __init__(self, params: CachedMultipleNegativesRankingParams, model: SentenceEmbedder) -> None:
+        super().__init__(params, model)
+        refuse_static_model(params, model)
 
     def calculate_loss(self, reps: list[list[Tensor]], labels: Tensor | None, with_backward: bool) -> Tensor:
-        return cached_ranking_loss(reps, self.options, self.mini_batch_size, with_backward)
+        return cached_ranking_loss(reps, self.params, self.params.mini_batch_size, with_backward)

@@ -16,20 +16,18 @@ class ContrastiveParams(LossParams):
     size_average: bool = Field(True, description="mean over the pairs (else the sum)")
 
 
-@register_loss(ContrastiveParams, ColumnContract(inputs=("sentence1", "sentence2"), label="binary"))
+@register_loss
 class ContrastiveLoss(EmbeddingLoss):
     """Pulls positive pairs (label 1) together and pushes negative pairs (label 0) beyond a margin.
 
     `L_i = ½[y_i d_i² + (1 - y_i) relu(m - d_i)²]`, averaged (or summed) over the pairs (Hadsell et al., 2006).
     """
 
-    def __init__(self, distance_metric: str = "cosine", margin: float = 0.5, size_average: bool = True) -> None:
-        super().__init__()
-        self.distance = PAIR_DISTANCES[distance_metric]
-        self.margin, self.size_average = margin, size_average
+    Params = ContrastiveParams
+    contract = ColumnContract(inputs=("sentence1", "sentence2"), label="binary")
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
         labels = labels.view(-1).float()
-        distances = self.distance(embeddings[0], embeddings[1])
-        losses = 0.5 * (labels * distances.pow(2) + (1 - labels) * F.relu(self.margin - distances).pow(2))
-        return losses.mean() if self.size_average else losses.sum()
+        distances = PAIR_DISTANCES[self.params.distance_metric](embeddings[0], embeddings[1])
+        losses = 0.5 * (labels * distances.pow(2) + (1 - labels) * F.relu(self.params.margin - distances).pow(2))
+        return losses.mean() if self.params.size_average else losses.sum()

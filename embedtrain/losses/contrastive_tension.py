@@ -3,10 +3,11 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from embedtrain.data.contract import ColumnContract
 from embedtrain.losses.registry import Embedder, EmbeddingLoss, LossParams, register_loss
+from embedtrain.models.embedder import SentenceEmbedder
 
 
 class ContrastiveTensionParams(LossParams):
@@ -20,7 +21,7 @@ def same_tokens(first: dict[str, Tensor], second: dict[str, Tensor]) -> Tensor:
                         dtype=torch.float32, device=first["input_ids"].device)
 
 
-@register_loss(ContrastiveTensionParams, ColumnContract(inputs=("sentence1", "sentence2")))
+@register_loss
 class ContrastiveTensionLoss(EmbeddingLoss):
     """Unsupervised Contrastive Tension: two encoders must agree (high dot product) on identical texts and disagree on different ones.
 
@@ -30,13 +31,13 @@ class ContrastiveTensionLoss(EmbeddingLoss):
     (Carlsson et al., 2021).
     """
 
-    def __init__(self, second_encoder: nn.Module) -> None:
-        super().__init__()
-        self.second_encoder = second_encoder
+    Params = ContrastiveTensionParams
+    contract = ColumnContract(inputs=("sentence1", "sentence2"))
+    not_truncatable = "its second encoder's embeddings are not truncated"
 
-    @classmethod
-    def from_params(cls, params: ContrastiveTensionParams, model) -> "ContrastiveTensionLoss":
-        return cls(copy.deepcopy(model))
+    def __init__(self, params: ContrastiveTensionParams, model: SentenceEmbedder) -> None:
+        super().__init__(params, model)
+        self.second_encoder = copy.deepcopy(model)
 
     def forward(self, model: Embedder, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
         labels = same_tokens(features[0], features[1])

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from embedtrain.data.contract import ColumnContract
 from embedtrain.losses.registry import Embedder, EmbeddingLoss, LossParams, register_loss
+from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.similarity import MATRIX, SimilarityName
 
 
@@ -18,7 +19,7 @@ class ContrastiveTensionInBatchNegativesParams(LossParams):
     similarity: SimilarityName = "cosine"
 
 
-@register_loss(ContrastiveTensionInBatchNegativesParams, ColumnContract(inputs=("sentence",)))
+@register_loss
 class ContrastiveTensionLossInBatchNegatives(EmbeddingLoss):
     """Unsupervised Contrastive Tension with in-batch negatives: a frozen-at-start copy of the model and the model must agree on each text.
 
@@ -27,15 +28,14 @@ class ContrastiveTensionLossInBatchNegatives(EmbeddingLoss):
     initially log scale): `L = ½[CE(S, I) + CE(Sᵀ, I)]` (Carlsson et al., 2021).
     """
 
-    def __init__(self, second_encoder: nn.Module, scale: float = 20.0, similarity: str = "cosine") -> None:
-        super().__init__()
-        self.second_encoder = second_encoder
-        self.similarity_fn = MATRIX[similarity]
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(scale)))
+    Params = ContrastiveTensionInBatchNegativesParams
+    contract = ColumnContract(inputs=("sentence",))
+    not_truncatable = "its second encoder's embeddings are not truncated"
 
-    @classmethod
-    def from_params(cls, params: ContrastiveTensionInBatchNegativesParams, model) -> "ContrastiveTensionLossInBatchNegatives":
-        return cls(copy.deepcopy(model), **params.model_dump(exclude={"type"}))
+    def __init__(self, params: ContrastiveTensionInBatchNegativesParams, model: SentenceEmbedder) -> None:
+        super().__init__(params, model)
+        self.second_encoder = copy.deepcopy(model)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(params.scale)))
 
     def forward(self, model: Embedder, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
         first = self.second_encoder(dict(features[0]))["sentence_embedding"]
@@ -43,6 +43,6 @@ class ContrastiveTensionLossInBatchNegatives(EmbeddingLoss):
         return self.compute_loss_from_embeddings([first, second], labels)
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
-        scores = self.similarity_fn(embeddings[0], embeddings[1]) * self.logit_scale.exp()
+        scores = MATRIX[self.params.similarity](embeddings[0], embeddings[1]) * self.logit_scale.exp()
         targets = torch.arange(len(scores), device=scores.device)
         return (F.cross_entropy(scores, targets) + F.cross_entropy(scores.T, targets)) / 2

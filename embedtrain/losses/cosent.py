@@ -15,7 +15,7 @@ class CoSENTParams(LossParams):
     similarity: Literal["cosine", "dot"] = "cosine"
 
 
-@register_loss(CoSENTParams, ColumnContract(inputs=("sentence1", "sentence2"), label="score"))
+@register_loss
 class CoSENTLoss(EmbeddingLoss):
     """Pairwise ranking of pair similarities by their gold scores (CoSENT).
 
@@ -23,13 +23,15 @@ class CoSENTLoss(EmbeddingLoss):
     the model ranks above a pair with a higher gold score is penalised.
     """
 
-    def __init__(self, scale: float = 20.0, similarity: str = "cosine") -> None:
-        super().__init__()
-        self.scale = scale
-        self.similarity_fn = PAIRWISE[similarity]
+    Params = CoSENTParams
+    contract = ColumnContract(inputs=("sentence1", "sentence2"), label="score")
+
+    def pair_similarities(self, a: Tensor, b: Tensor) -> Tensor:
+        """(n, d) x (n, d) -> (n,) the similarity of each pair that the loss ranks."""
+        return PAIRWISE[self.params.similarity](a, b)
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
-        scores = self.similarity_fn(embeddings[0], embeddings[1]).float() * self.scale
+        scores = self.pair_similarities(embeddings[0], embeddings[1]).float() * self.params.scale
         labels = labels.view(-1)
         differences = scores[:, None] - scores[None, :]  # sim_i - sim_j
         wrongly_ordered = labels[:, None] < labels[None, :]  # y_i < y_j

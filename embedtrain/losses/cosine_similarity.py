@@ -12,13 +12,15 @@ class CosineSimilarityParams(LossParams):
     type: Literal["CosineSimilarityLoss"]
 
 
-@register_loss(CosineSimilarityParams,
-               ColumnContract(inputs=("sentence1", "sentence2"), label="score", label_range=(-1.0, 1.0)))
+@register_loss
 class CosineSimilarityLoss(EmbeddingLoss):
     """Mean squared error between the cosine similarity of each pair and its gold score.
 
     `L = mean_i (cos(u_i, v_i) - y_i)^2`; scores are expected in the cosine's range (usually 0..1).
     """
+
+    Params = CosineSimilarityParams
+    contract = ColumnContract(inputs=("sentence1", "sentence2"), label="score", label_range=(-1.0, 1.0))
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
         cosine = cosine_pairwise(embeddings[0], embeddings[1]).float()

@@ -1,4 +1,4 @@
-from typing import Literal
+from typing import Any, Literal
 
 import torch.nn.functional as F
 from pydantic import Field, model_validator
@@ -8,6 +8,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from embedtrain.data.contract import ColumnContract
 from embedtrain.errors import RecipeError
 from embedtrain.losses.registry import Embedder, EmbeddingLoss, LossParams, register_loss
+from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.modules import Transformer
 
 
@@ -39,7 +40,28 @@ def tie_weights(encoder: nn.Module, decoder: nn.Module) -> None:
             setattr(module, attribute, parameter)
 
 
-@register_loss(DenoisingAutoEncoderParams, ColumnContract(inputs=("damaged", "original")))
+def load_decoder(params: DenoisingAutoEncoderParams, transformer: Transformer) -> tuple[nn.Module, Any]:
+    """The decoder (a causal LM with cross-attention, as wide as `transformer`) and its tokenizer (padding set)."""
+    name = params.decoder_name_or_path or transformer.auto_model.config._name_or_path
+    config = AutoConfig.from_pretrained(name)
+    config.is_decoder, config.add_cross_attention = True, True
+    if config.hidden_size != transformer.embedding_dimension:
+        raise RecipeError(f"{params.type}: the decoder {name!r} is {config.hidden_size} wide but the model's "
+                          f"transformer is {transformer.embedding_dimension}; they must match")
+    try:
+        decoder = AutoModelForCausalLM.from_pretrained(name, config=config)
+    except ValueError as error:
+        raise RecipeError(f"{params.type}: {name!r} cannot be loaded as a decoder (a causal LM head): {error}") from error
+    tokenizer = AutoTokenizer.from_pretrained(name)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+        decoder.config.pad_token_id = decoder.config.eos_token_id
+    if params.tie_encoder_decoder:
+        tie_weights(transformer.auto_model, decoder.base_model)
+    return decoder, tokenizer
+
+
+@register_loss
 class DenoisingAutoEncoderLoss(EmbeddingLoss):
     """TSDAE: a decoder must reconstruct the original text from the sentence embedding of its damaged version alone.
 
@@ -48,34 +70,18 @@ class DenoisingAutoEncoderLoss(EmbeddingLoss):
     padding ignored (Wang et al., 2021). The decoder is trained with the model but not saved.
     """
 
-    def __init__(self, encoder_tokenizer, decoder: nn.Module, decoder_tokenizer) -> None:
-        super().__init__()
-        self.decoder = decoder
-        self.encoder_tokenizer, self.decoder_tokenizer = encoder_tokenizer, decoder_tokenizer
-        self.must_retokenize = not isinstance(encoder_tokenizer, type(decoder_tokenizer))
+    Params = DenoisingAutoEncoderParams
+    contract = ColumnContract(inputs=("damaged", "original"))
+    not_truncatable = "its decoder attends to full-size embeddings"
 
-    @classmethod
-    def from_params(cls, params: DenoisingAutoEncoderParams, model) -> "DenoisingAutoEncoderLoss":
+    def __init__(self, params: DenoisingAutoEncoderParams, model: SentenceEmbedder) -> None:
+        super().__init__(params, model)
         transformer = model.input_module
         if not isinstance(transformer, Transformer):
             raise RecipeError(f"{params.type} needs a transformer model; a static model has no layers to decode from")
-        name = params.decoder_name_or_path or transformer.auto_model.config._name_or_path
-        config = AutoConfig.from_pretrained(name)
-        config.is_decoder, config.add_cross_attention = True, True
-        if config.hidden_size != transformer.embedding_dimension:
-            raise RecipeError(f"{params.type}: the decoder {name!r} is {config.hidden_size} wide but the model's "
-                              f"transformer is {transformer.embedding_dimension}; they must match")
-        try:
-            decoder = AutoModelForCausalLM.from_pretrained(name, config=config)
-        except ValueError as error:
-            raise RecipeError(f"{params.type}: {name!r} cannot be loaded as a decoder (a causal LM head): {error}") from error
-        tokenizer = AutoTokenizer.from_pretrained(name)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-            decoder.config.pad_token_id = decoder.config.eos_token_id
-        if params.tie_encoder_decoder:
-            tie_weights(transformer.auto_model, decoder.base_model)
-        return cls(transformer.tokenizer, decoder, tokenizer)
+        self.decoder, self.decoder_tokenizer = load_decoder(params, transformer)
+        self.encoder_tokenizer = transformer.tokenizer
+        self.must_retokenize = not isinstance(self.encoder_tokenizer, type(self.decoder_tokenizer))
 
     def forward(self, model: Embedder, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
         damaged, original = features

@@ -19,7 +19,7 @@ class DistillKLDivParams(LossParams):
     teacher_temperature: float | None = Field(None, gt=0, description="the teacher's own temperature (default: temperature)")
 
 
-@register_loss(DistillKLDivParams, ColumnContract(inputs=("query", "positive"), repeated_input="negative", label="scores"))
+@register_loss
 class DistillKLDivLoss(EmbeddingLoss):
     """KL divergence from the teacher's to the student's softmax over each query's candidates (positive and negatives).
 
@@ -27,12 +27,8 @@ class DistillKLDivLoss(EmbeddingLoss):
     and `y_i` the teacher's raw scores for the same candidates (one per candidate column).
     """
 
-    def __init__(self, similarity: str = "dot", temperature: float = 1.0, student_temperature: float | None = None,
-                 teacher_temperature: float | None = None) -> None:
-        super().__init__()
-        self.similarity_fn = PAIRWISE[similarity]
-        self.student_temperature = student_temperature or temperature
-        self.teacher_temperature = teacher_temperature or temperature
+    Params = DistillKLDivParams
+    contract = ColumnContract(inputs=("query", "positive"), repeated_input="negative", label="scores")
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
         queries, candidates = embeddings[0], embeddings[1:]
@@ -40,7 +36,9 @@ class DistillKLDivLoss(EmbeddingLoss):
             raise DataError(f"DistillKLDivLoss needs at least one negative column and one teacher score per candidate "
                             f"column ({len(candidates)}), but got {len(candidates) - 1} negative column(s) and labels "
                             f"of shape {tuple(labels.shape)}")
-        student = torch.stack([self.similarity_fn(queries, candidate) for candidate in candidates], dim=1)
-        student_log_probs = torch.log_softmax(student / self.student_temperature, dim=1)
-        teacher_probs = torch.softmax(labels.detach() / self.teacher_temperature, dim=1)
-        return F.kl_div(student_log_probs, teacher_probs, reduction="batchmean") * self.student_temperature ** 2
+        student_temperature = self.params.student_temperature or self.params.temperature
+        teacher_temperature = self.params.teacher_temperature or self.params.temperature
+        student = torch.stack([PAIRWISE[self.params.similarity](queries, candidate) for candidate in candidates], dim=1)
+        student_log_probs = torch.log_softmax(student / student_temperature, dim=1)
+        teacher_probs = torch.softmax(labels.detach() / teacher_temperature, dim=1)
+        return F.kl_div(student_log_probs, teacher_probs, reduction="batchmean") * student_temperature ** 2

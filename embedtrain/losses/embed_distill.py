@@ -10,6 +10,7 @@ from embedtrain.data.contract import ColumnContract
 from embedtrain.errors import DataError, RecipeError
 from embedtrain.losses.frozen_encoder import FrozenEncoder
 from embedtrain.losses.registry import Embedder, EmbeddingLoss, LossParams, register_loss
+from embedtrain.models.embedder import SentenceEmbedder
 
 DistillDistance = Literal["cosine", "mse", "l2"]
 TeacherColumns = Literal["each_column", "first_column"]
@@ -21,7 +22,10 @@ TEACHER_LABEL_REFUSAL = ("the loss's `teacher:` model computes the target embedd
 
 
 class DistillOptions(LossParams):
-    """Where the teacher embeddings come from (a `label` column, or a teacher model) and their dimension."""
+    """Where the teacher embeddings come from (a `label` column, or a teacher model) and their dimension.
+
+    Subclasses add the `distance_metric` EmbedDistillLoss uses (an option, or fixed as a class variable).
+    """
 
     projection_dim: int | None = Field(
         None, gt=0, description="teacher dimension, when it differs from the student's: adds a trainable linear "
@@ -47,7 +51,7 @@ class EmbedDistillParams(DistillOptions):
     distance_metric: DistillDistance = Field("cosine", description="cosine (1 - cos), mse or l2 distance to the teacher")
 
 
-@register_loss(EmbedDistillParams, DISTILL_CONTRACT)
+@register_loss
 class EmbedDistillLoss(EmbeddingLoss):
     """Distils a teacher's embeddings: each column's student embedding must match the teacher's (a model or a label column).
 
@@ -56,27 +60,30 @@ class EmbedDistillLoss(EmbeddingLoss):
     with a `teacher` model, its embeddings of the first column or of each column, computed per batch.
     """
 
-    def __init__(self, embedding_dimension: int, distance_metric: str = "cosine", projection_dim: int | None = None,
-                 teacher: FrozenEncoder | None = None, teacher_embeds: str = "each_column") -> None:
-        super().__init__()
-        self.distance_metric = distance_metric
-        self.projection = nn.Linear(embedding_dimension, projection_dim) if projection_dim is not None else None
-        self.teacher = teacher
-        self.teacher_embeds = teacher_embeds
+    Params = EmbedDistillParams
+    contract = DISTILL_CONTRACT
 
-    @classmethod
-    def contract_for(cls, params: DistillOptions, contract: ColumnContract) -> ColumnContract:
-        if params.teacher is None:
-            return contract
-        return replace(contract, label=None, label_refusal=TEACHER_LABEL_REFUSAL)
-
-    @classmethod
-    def from_params(cls, params: DistillOptions, model) -> "EmbedDistillLoss":
+    def __init__(self, params: DistillOptions, model: SentenceEmbedder | None = None) -> None:
+        """`model` sizes the projection and reads the teacher's inputs; without either, it is not needed."""
+        super().__init__(params, model)
         teacher = None
         if params.teacher is not None:
             teacher = FrozenEncoder.load(params.teacher, model, "teacher")
             _check_teacher_dimension(params, teacher.embedding_dimension, model.embedding_dimension)
-        return cls(model.embedding_dimension, teacher=teacher, **params.model_dump(exclude={"type", "teacher"}))
+        self.projection = nn.Linear(model.embedding_dimension, params.projection_dim) if params.projection_dim else None
+        self.teacher = teacher
+
+    @classmethod
+    def contract_for(cls, params: DistillOptions) -> ColumnContract:
+        if params.teacher is None:
+            return cls.contract
+        return replace(cls.contract, label=None, label_refusal=TEACHER_LABEL_REFUSAL)
+
+    @classmethod
+    def truncation_refusal(cls, params: DistillOptions) -> str | None:
+        if params.projection_dim is not None:
+            return "its projection expects full-size embeddings"
+        return super().truncation_refusal(params)
 
     def targets(self, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor | None:
         """Labels given (a label column, or targets a wrapping loss already computed) as they are; else the teacher's
@@ -87,7 +94,7 @@ class EmbedDistillLoss(EmbeddingLoss):
         # never holds a dataset's embeddings in memory. The cost is small: without a graph, all-MiniLM-L6-v2 as the
         # teacher of a 3-layer student took ~27% of each step (CPU, batch 32), which precomputing would save only from
         # the second epoch on; such runs can still write the embeddings into a label column and drop the teacher.
-        if self.teacher_embeds == "first_column":
+        if self.params.teacher_embeds == "first_column":
             return self.teacher.embed(features[0])
         return torch.stack([self.teacher.embed(column) for column in features], dim=1)
 
@@ -109,9 +116,9 @@ class EmbedDistillLoss(EmbeddingLoss):
     def _distance(self, student: Tensor, teacher: Tensor) -> Tensor:
         if self.projection is not None:
             student = self.projection(student)
-        if self.distance_metric == "mse":
+        if self.params.distance_metric == "mse":
             return F.mse_loss(student, teacher)
-        if self.distance_metric == "l2":
+        if self.params.distance_metric == "l2":
             return torch.norm(student - teacher, dim=-1).mean()
         return (1 - F.cosine_similarity(student, teacher, dim=-1)).mean()
 

@@ -10,6 +10,7 @@ from embedtrain.losses.distributed import gather_with_grad
 from embedtrain.losses.frozen_encoder import FrozenEncoder
 from embedtrain.losses.multiple_negatives_ranking import GATHER_FIELD
 from embedtrain.losses.registry import Embedder, EmbeddingLoss, LossParams, register_loss
+from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.similarity import cosine_matrix
 
 GIST_CONTRACT = ColumnContract(inputs=("anchor", "positive"), repeated_input="negative", in_batch_negatives=True)
@@ -75,29 +76,32 @@ class GuidedScorer:
         return F.cross_entropy(torch.cat(scores, dim=1) / self.options.temperature, targets, reduction="sum")
 
 
-@register_loss(GISTEmbedParams, GIST_CONTRACT)
-class GISTEmbedLoss(EmbeddingLoss):
+class GuidedLoss(EmbeddingLoss):
+    """What GISTEmbedLoss and its cached variant share: the guide model (frozen) and the scorer it guides."""
+
+    contract = GIST_CONTRACT
+
+    def __init__(self, params: GuidedOptions, model: SentenceEmbedder) -> None:
+        super().__init__(params, model)
+        self.guide = FrozenEncoder.load(params.guide, model, "guide")
+        self.scorer = GuidedScorer(params)
+
+
+@register_loss
+class GISTEmbedLoss(GuidedLoss):
     """MultipleNegativesRankingLoss whose in-batch negatives are filtered by a guide model: candidates the guide
     finds as similar to the anchor as its positive are masked out as probable false negatives (GISTEmbed).
 
     See `GuidedScorer` for the formula. The guide is frozen, kept in evaluation mode and not saved.
     """
 
-    def __init__(self, guide: FrozenEncoder, options: GISTEmbedParams) -> None:
-        super().__init__()
-        self.guide = guide
-        self.scorer = GuidedScorer(options)
-        self.gather_across_devices = options.gather_across_devices
-
-    @classmethod
-    def from_params(cls, params: GISTEmbedParams, model) -> "GISTEmbedLoss":
-        return cls(FrozenEncoder.load(params.guide, model, "guide"), params)
+    Params = GISTEmbedParams
 
     def forward(self, model: Embedder, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
         guide_embeddings = [self.guide.embed(column) for column in features]
         embeddings = [model(column)["sentence_embedding"] for column in features]
         # Evaluation runs on the main process alone: no gathering there.
-        return self.loss_from_embeddings(embeddings, guide_embeddings, self.gather_across_devices and self.training)
+        return self.loss_from_embeddings(embeddings, guide_embeddings, self.params.gather_across_devices and self.training)
 
     def loss_from_embeddings(self, embeddings: list[Tensor], guide_embeddings: list[Tensor], gather: bool) -> Tensor:
         """The mean loss of this process's anchors; with `gather`, against the positives and negatives of every

@@ -23,7 +23,7 @@ class GlobalOrthogonalRegularizationParams(LossParams):
         return self
 
 
-@register_loss(GlobalOrthogonalRegularizationParams, ColumnContract(inputs=("anchor",), repeated_input="other"))
+@register_loss
 class GlobalOrthogonalRegularizationLoss(EmbeddingLoss):
     """Spreads unrelated embeddings out: their similarities should average 0 with a second moment of at most 1/d.
 
@@ -32,26 +32,23 @@ class GlobalOrthogonalRegularizationLoss(EmbeddingLoss):
     summed) over the columns. Returns both terms, logged separately and summed for training.
     """
 
-    def __init__(self, similarity: str = "cosine", mean_weight: float = 1.0, second_moment_weight: float = 1.0,
-                 aggregation: str = "mean") -> None:
-        super().__init__()
-        self.similarity_fn = MATRIX[similarity]
-        self.mean_weight, self.second_moment_weight, self.aggregation = mean_weight, second_moment_weight, aggregation
+    Params = GlobalOrthogonalRegularizationParams
+    contract = ColumnContract(inputs=("anchor",), repeated_input="other")
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> dict[str, Tensor]:
         mean_terms, second_moment_terms = zip(*(self._terms(embedding) for embedding in embeddings))
-        combine = torch.sum if self.aggregation == "sum" else torch.mean
+        combine = torch.sum if self.params.aggregation == "sum" else torch.mean
         losses = {}
-        if self.mean_weight:
-            losses["gor_mean"] = self.mean_weight * combine(torch.stack(mean_terms))
-        if self.second_moment_weight:
-            losses["gor_second_moment"] = self.second_moment_weight * combine(torch.stack(second_moment_terms))
+        if self.params.mean_weight:
+            losses["gor_mean"] = self.params.mean_weight * combine(torch.stack(mean_terms))
+        if self.params.second_moment_weight:
+            losses["gor_second_moment"] = self.params.second_moment_weight * combine(torch.stack(second_moment_terms))
         return losses
 
     def _terms(self, embeddings: Tensor) -> tuple[Tensor, Tensor]:
         batch_size, dimension = embeddings.shape
         diagonal = torch.eye(batch_size, dtype=torch.bool, device=embeddings.device)
-        similarities = self.similarity_fn(embeddings, embeddings).masked_fill(diagonal, 0.0)
+        similarities = MATRIX[self.params.similarity](embeddings, embeddings).masked_fill(diagonal, 0.0)
         pairs = max(batch_size * (batch_size - 1), 1)
         mean_term = (similarities.sum() / pairs).pow(2)
         second_moment_term = torch.relu(similarities.pow(2).sum() / pairs - 1.0 / dimension)

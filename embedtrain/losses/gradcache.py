@@ -27,6 +27,7 @@ from torch.utils.checkpoint import get_device_states, set_device_states
 from embedtrain.errors import RecipeError, TrainingError
 from embedtrain.losses.distributed import is_distributed
 from embedtrain.losses.registry import Embedder, EmbeddingLoss, LossParams
+from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.modules import Transformer
 
 CalculateLoss = Callable[[list[list[Tensor]], Tensor | None, bool], Tensor]
@@ -99,17 +100,8 @@ def _slice_value(value, begin: int, end: int, width: int, keep: int):
 
 
 class GradCacheLoss(EmbeddingLoss):
-    """Base of the cached losses: subclasses set `mini_batch_size`/`mini_batch_num_tokens` and define `calculate_loss`."""
-
-    mini_batch_size: int
-    mini_batch_num_tokens: int | None
-
-    @classmethod
-    def from_params(cls, params: LossParams, model) -> "GradCacheLoss":
-        if not isinstance(model.input_module, Transformer) and getattr(params, "use_mini_batched_version", True):
-            raise RecipeError(f"{params.type} embeds mini-batches of padded rows, which a StaticEmbedding model's flat "
-                              f"inputs cannot be split into; use the uncached loss")
-        return super().from_params(params, model)
+    """Base of the cached losses: their parameters set `mini_batch_size` and `mini_batch_num_tokens`; subclasses
+    define `calculate_loss`."""
 
     def calculate_loss(self, reps: list[list[Tensor]], labels: Tensor | None, with_backward: bool) -> Tensor:
         raise NotImplementedError
@@ -120,7 +112,8 @@ class GradCacheLoss(EmbeddingLoss):
     def forward_cached(self, model: Embedder, features: list[dict[str, Tensor]], labels: Tensor | None,
                        calculate: CalculateLoss) -> Tensor:
         """The loss by `calculate` over mini-batched embeddings; its backward runs stage 3 (see the module docstring)."""
-        ranges = [minibatch_ranges(column, self.mini_batch_size, self.mini_batch_num_tokens) for column in features]
+        ranges = [minibatch_ranges(column, self.params.mini_batch_size, self.params.mini_batch_num_tokens)
+                  for column in features]
         if not torch.is_grad_enabled():
             reps = [[model(slice_rows(column, *span))["sentence_embedding"] for span in spans]
                     for column, spans in zip(features, ranges)]
@@ -147,6 +140,13 @@ class GradCacheLoss(EmbeddingLoss):
         loss.register_hook(partial(_replay_backward, model=model, features=features, ranges=ranges, states=states,
                                    cached_grads=cached_grads))
         return loss
+
+
+def refuse_static_model(params: LossParams, model: SentenceEmbedder) -> None:
+    """A dense cached loss embeds mini-batches of padded rows: refuse a model without a transformer."""
+    if not isinstance(model.input_module, Transformer):
+        raise RecipeError(f"{params.type} embeds mini-batches of padded rows, which a StaticEmbedding model's flat "
+                          f"inputs cannot be split into; use the uncached loss")
 
 
 def _replay_backward(grad_output: Tensor, *, model: Embedder, features: list[dict[str, Tensor]],

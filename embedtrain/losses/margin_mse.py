@@ -15,8 +15,7 @@ class MarginMSEParams(LossParams):
     similarity: SimilarityName = "dot"
 
 
-@register_loss(MarginMSEParams, ColumnContract(inputs=("query", "positive"), repeated_input="negative",
-                                               label="scores"))
+@register_loss
 class MarginMSELoss(EmbeddingLoss):
     """Distils a teacher's score margins: the student's sim(q, p) - sim(q, n_i) must match the teacher's.
 
@@ -25,9 +24,8 @@ class MarginMSELoss(EmbeddingLoss):
     values, turned into margins), or one margin when there is one negative.
     """
 
-    def __init__(self, similarity: str = "dot") -> None:
-        super().__init__()
-        self.similarity_fn = PAIRWISE[similarity]
+    Params = MarginMSEParams
+    contract = ColumnContract(inputs=("query", "positive"), repeated_input="negative", label="scores")
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
         queries, positives, negatives = embeddings[0], embeddings[1], embeddings[2:]
@@ -41,6 +39,7 @@ class MarginMSELoss(EmbeddingLoss):
             raise DataError(f"MarginMSELoss: the label holds {tuple(labels.shape[1:])} values per row, but with "
                             f"{num_negatives} negative column(s) it must hold {num_negatives} margins or "
                             f"{num_negatives + 1} raw teacher scores [positive, negatives...]")
-        positive_scores = self.similarity_fn(queries, positives)
-        margins = torch.stack([positive_scores - self.similarity_fn(queries, negative) for negative in negatives], dim=1)
+        similarity = PAIRWISE[self.params.similarity]
+        positive_scores = similarity(queries, positives)
+        margins = torch.stack([positive_scores - similarity(queries, negative) for negative in negatives], dim=1)
         return F.mse_loss(margins, labels)

@@ -1,6 +1,6 @@
 import random
 from functools import partial
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -9,22 +9,17 @@ from torch import Tensor
 from embedtrain.errors import RecipeError
 from embedtrain.losses.embedder_views import TruncatedEmbedder, truncate
 from embedtrain.losses.gradcache import GradCacheLoss
-from embedtrain.losses.registry import Embedder, EmbeddingLoss, LossParams, build_loss, register_loss, total_loss
-
-if TYPE_CHECKING:
-    LossConfig = LossParams
-else:
-    LossConfig = "LossConfig"  # every registered loss; resolved once all are registered (embedtrain.losses)
-
-NOT_TRUNCATABLE = {
-    "SoftmaxLoss": "its classifier expects full-size embeddings",
-    "AdaptiveLayerLoss": "it must be the outermost loss (use Matryoshka2dLoss)",
-    "Matryoshka2dLoss": "it must be the outermost loss",
-    "MatryoshkaLoss": "it is already a MatryoshkaLoss",
-    "ContrastiveTensionLoss": "its second encoder's embeddings are not truncated",
-    "ContrastiveTensionLossInBatchNegatives": "its second encoder's embeddings are not truncated",
-    "DenoisingAutoEncoderLoss": "its decoder attends to full-size embeddings",
-}
+from embedtrain.losses.registry import (
+    LOSSES,
+    Embedder,
+    EmbeddingLoss,
+    LossConfig,
+    LossParams,
+    build_loss,
+    register_loss,
+    total_loss,
+)
+from embedtrain.models.embedder import SentenceEmbedder
 
 
 class MatryoshkaOptions(LossParams):
@@ -39,9 +34,7 @@ class MatryoshkaOptions(LossParams):
         if self.matryoshka_weights is not None and len(self.matryoshka_weights) != len(self.matryoshka_dims):
             raise ValueError(f"matryoshka_weights has {len(self.matryoshka_weights)} values for "
                              f"{len(self.matryoshka_dims)} matryoshka_dims")
-        reason = NOT_TRUNCATABLE.get(self.loss.type)
-        if reason is None and getattr(self.loss, "projection_dim", None) is not None:
-            reason = "its projection expects full-size embeddings"
+        reason = LOSSES[self.loss.type].loss_class.truncation_refusal(self.loss)
         if reason:
             raise ValueError(f"loss: {self.loss.type} cannot be trained on truncated embeddings: {reason}")
         return self
@@ -52,7 +45,7 @@ class MatryoshkaParams(MatryoshkaOptions):
     n_dims_per_step: int = Field(-1, description="dimensions sampled per step (-1: all)")
 
 
-@register_loss(MatryoshkaParams, None)
+@register_loss
 class MatryoshkaLoss(EmbeddingLoss):
     """Trains every prefix of the embedding as an embedding of its own, so embeddings can be truncated at inference.
 
@@ -61,30 +54,27 @@ class MatryoshkaLoss(EmbeddingLoss):
     (GradCache) inner loss, truncation happens on the cached embeddings.
     """
 
-    def __init__(self, loss: EmbeddingLoss, embedding_dimension: int, matryoshka_dims: list[int],
-                 matryoshka_weights: list[float] | None = None, n_dims_per_step: int = -1) -> None:
-        super().__init__()
-        too_large = [dim for dim in matryoshka_dims if dim > embedding_dimension]
+    Params = MatryoshkaParams
+    contract = None
+    not_truncatable = "it is already a MatryoshkaLoss"
+
+    def __init__(self, params: MatryoshkaParams, model: SentenceEmbedder) -> None:
+        super().__init__(params, model)
+        self.loss = build_loss(params.loss, model)
+        self.embedding_dimension = model.embedding_dimension
+        too_large = [dim for dim in params.matryoshka_dims if dim > self.embedding_dimension]
         if too_large:
             raise RecipeError(f"MatryoshkaLoss: matryoshka_dims {too_large} exceed the model's embedding dimension "
-                              f"{embedding_dimension}")
-        self.loss = loss
-        self.embedding_dimension = embedding_dimension
-        weights = matryoshka_weights or [1.0] * len(matryoshka_dims)
+                              f"{self.embedding_dimension}")
+        weights = params.matryoshka_weights or [1.0] * len(params.matryoshka_dims)
         # Largest first: the first pass runs the model, later passes reuse its output.
-        self.dims, self.weights = zip(*sorted(zip(matryoshka_dims, weights), key=lambda pair: pair[0], reverse=True))
-        self.n_dims_per_step = n_dims_per_step
-
-    @classmethod
-    def from_params(cls, params: MatryoshkaParams, model) -> "MatryoshkaLoss":
-        return cls(build_loss(params.loss, model), model.embedding_dimension,
-                   **params.model_dump(exclude={"type", "loss"}))
+        self.dims, self.weights = zip(*sorted(zip(params.matryoshka_dims, weights), key=lambda pair: pair[0], reverse=True))
 
     def sampled_dims(self) -> list[int]:
         """Indices of the dimensions trained this step (all, or `n_dims_per_step` drawn with Python's `random`)."""
         indices = list(range(len(self.dims)))
-        if 0 < self.n_dims_per_step < len(indices):
-            indices = sorted(random.sample(indices, self.n_dims_per_step))
+        if 0 < self.params.n_dims_per_step < len(indices):
+            indices = sorted(random.sample(indices, self.params.n_dims_per_step))
         return indices
 
     def targets(self, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor | None:

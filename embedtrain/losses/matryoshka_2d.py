@@ -2,11 +2,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from embedtrain.errors import RecipeError
-from embedtrain.losses.adaptive_layer import CACHED_LOSSES, AdaptiveLayerLoss, AdaptiveLayerOptions
-from embedtrain.losses.matryoshka import MatryoshkaLoss, MatryoshkaOptions
-from embedtrain.losses.registry import build_loss, register_loss
-from embedtrain.modules import Transformer
+from embedtrain.losses.adaptive_layer import AdaptiveLayerLoss, AdaptiveLayerOptions, refuse_self_embedding_loss
+from embedtrain.losses.matryoshka import MatryoshkaLoss, MatryoshkaOptions, MatryoshkaParams
+from embedtrain.losses.registry import EmbeddingLoss, register_loss
+from embedtrain.models.embedder import SentenceEmbedder
 
 
 class Matryoshka2dParams(MatryoshkaOptions, AdaptiveLayerOptions):
@@ -15,22 +14,22 @@ class Matryoshka2dParams(MatryoshkaOptions, AdaptiveLayerOptions):
 
     @model_validator(mode="after")
     def _composable(self) -> "Matryoshka2dParams":
-        if self.loss.type in CACHED_LOSSES:
-            raise ValueError(f"loss: Matryoshka2dLoss cannot wrap {self.loss.type} (it embeds the batch itself)")
+        refuse_self_embedding_loss(self)
         return self
 
 
-@register_loss(Matryoshka2dParams, None)
+@register_loss
 class Matryoshka2dLoss(AdaptiveLayerLoss):
     """Matryoshka over both axes: embedding size and number of layers (2D Matryoshka Sentence Embeddings, Li et al., 2024).
 
     AdaptiveLayerLoss(MatryoshkaLoss(loss)): every sampled layer's embeddings are trained at the sampled dimensions.
     """
 
-    @classmethod
-    def from_params(cls, params: Matryoshka2dParams, model) -> "Matryoshka2dLoss":
-        if not isinstance(model.input_module, Transformer):
-            raise RecipeError(f"{params.type} trains the layers of a transformer; this model has none (a static model)")
-        matryoshka = MatryoshkaLoss(build_loss(params.loss, model), model.embedding_dimension,
-                                    params.matryoshka_dims, params.matryoshka_weights, params.n_dims_per_step)
-        return cls(matryoshka, **params.model_dump(include=set(AdaptiveLayerOptions.model_fields) - {"type"}))
+    Params = Matryoshka2dParams
+    not_truncatable = "it must be the outermost loss"
+
+    def build_layer_loss(self, params: Matryoshka2dParams, model: SentenceEmbedder) -> EmbeddingLoss:
+        """MatryoshkaLoss around the wrapped loss, with this loss's Matryoshka options."""
+        matryoshka = MatryoshkaParams(type="MatryoshkaLoss", loss=params.loss, matryoshka_dims=params.matryoshka_dims,
+                                      matryoshka_weights=params.matryoshka_weights, n_dims_per_step=params.n_dims_per_step)
+        return MatryoshkaLoss(matryoshka, model)

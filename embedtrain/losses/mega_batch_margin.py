@@ -6,8 +6,9 @@ from pydantic import Field
 from torch import Tensor
 
 from embedtrain.data.contract import ColumnContract
-from embedtrain.losses.gradcache import GradCacheLoss
+from embedtrain.losses.gradcache import GradCacheLoss, refuse_static_model
 from embedtrain.losses.registry import Embedder, LossParams, register_loss
+from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.similarity import cosine_matrix
 
 
@@ -21,22 +22,23 @@ class MegaBatchMarginParams(LossParams):
         None, gt=0, description="instead of mini_batch_size: as many rows as fit this many non-padding tokens")
 
 
-@register_loss(MegaBatchMarginParams, ColumnContract(inputs=("anchor", "positive"), in_batch_negatives=True))
+@register_loss
 class MegaBatchMarginLoss(GradCacheLoss):
     """Margin loss against the hardest negative of a mega-batch: the other positive most similar to the anchor.
 
     `L = (1/B) sum_i [relu(m+ - cos(a_i, p_i)) + relu(max_{j != i} cos(a_i, p_j) - m-)]` (Wieting & Gimpel, 2018).
     """
 
-    def __init__(self, positive_margin: float = 0.8, negative_margin: float = 0.3, use_mini_batched_version: bool = True,
-                 mini_batch_size: int = 50, mini_batch_num_tokens: int | None = None) -> None:
-        super().__init__()
-        self.positive_margin, self.negative_margin = positive_margin, negative_margin
-        self.use_mini_batched_version = use_mini_batched_version
-        self.mini_batch_size, self.mini_batch_num_tokens = mini_batch_size, mini_batch_num_tokens
+    Params = MegaBatchMarginParams
+    contract = ColumnContract(inputs=("anchor", "positive"), in_batch_negatives=True)
+
+    def __init__(self, params: MegaBatchMarginParams, model: SentenceEmbedder) -> None:
+        super().__init__(params, model)
+        if params.use_mini_batched_version:
+            refuse_static_model(params, model)
 
     def forward(self, model: Embedder, features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
-        if self.use_mini_batched_version:
+        if self.params.use_mini_batched_version:
             return self.forward_cached(model, features, labels, self.calculate_loss)
         reps = [[model(column)["sentence_embedding"]] for column in features]
         return self.calculate_loss(reps, labels, with_backward=False)
@@ -48,7 +50,7 @@ class MegaBatchMarginLoss(GradCacheLoss):
         anchors, positives = torch.cat(reps[0]), torch.cat(reps[1])
         batch_size = len(anchors)
         # Scored in chunks of anchors only when that saves memory (backward per chunk, or no graph at all).
-        chunk_size = self.mini_batch_size if with_backward or not torch.is_grad_enabled() else batch_size
+        chunk_size = self.params.mini_batch_size if with_backward or not torch.is_grad_enabled() else batch_size
         total = anchors.new_zeros(())
         for begin in range(0, batch_size, chunk_size):
             end = min(begin + chunk_size, batch_size)
@@ -56,8 +58,8 @@ class MegaBatchMarginLoss(GradCacheLoss):
             scores = cosine_matrix(anchors[begin:end], positives)
             positive_scores = scores[rows, rows + begin]
             hardest_negative = scores.index_put((rows, rows + begin), torch.tensor(-torch.inf)).max(dim=1).values
-            chunk = (F.relu(self.positive_margin - positive_scores)
-                     + F.relu(hardest_negative - self.negative_margin)).sum() / batch_size
+            chunk = (F.relu(self.params.positive_margin - positive_scores)
+                     + F.relu(hardest_negative - self.params.negative_margin)).sum() / batch_size
             if with_backward:
                 chunk.backward()
                 chunk = chunk.detach()

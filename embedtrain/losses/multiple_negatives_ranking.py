@@ -1,4 +1,4 @@
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 from pydantic import Field, model_validator
@@ -38,6 +38,17 @@ class RankingOptions(LossParams):
         return self
 
 
+class RankingSettings(Protocol):
+    """What `ranking_row_losses` reads: RankingOptions, or the parameters of a variant that fixes some of them."""
+
+    scale: float
+    similarity: SimilarityName
+    directions: tuple[Direction, ...]
+    partition_mode: PartitionMode
+    hardness_mode: HardnessMode | None
+    hardness_strength: float
+
+
 GATHER_FIELD = Field(False, description="score against the candidates of every process (several GPUs or processes)")
 
 
@@ -46,7 +57,7 @@ class MultipleNegativesRankingParams(RankingOptions):
     gather_across_devices: bool = GATHER_FIELD
 
 
-def ranking_row_losses(queries: Tensor, docs: list[Tensor], rows: Tensor, options: RankingOptions) -> Tensor:
+def ranking_row_losses(queries: Tensor, docs: list[Tensor], rows: Tensor, options: RankingSettings) -> Tensor:
     """Per-query InfoNCE losses of the queries at positions `rows` of `queries`.
 
     queries: (Q, d) every query in play (all processes' when gathering); docs: one (Q, d) tensor
@@ -110,10 +121,10 @@ def gather_columns(embeddings: list[Tensor], gather: bool) -> tuple[Tensor, list
     return queries, docs, rows
 
 
-@register_loss(
-    MultipleNegativesRankingParams,
-    ColumnContract(inputs=("anchor", "positive"), repeated_input="negative", in_batch_negatives=True),
-)
+RANKING_CONTRACT = ColumnContract(inputs=("anchor", "positive"), repeated_input="negative", in_batch_negatives=True)
+
+
+@register_loss
 class MultipleNegativesRankingLoss(EmbeddingLoss):
     """InfoNCE over in-batch negatives: each anchor must pick its positive among all candidates in the batch.
 
@@ -123,12 +134,10 @@ class MultipleNegativesRankingLoss(EmbeddingLoss):
     penalty, and candidates gathered from every process (see `ranking_row_losses`).
     """
 
-    def __init__(self, gather_across_devices: bool = False, **options) -> None:
-        super().__init__()
-        self.gather_across_devices = gather_across_devices
-        self.options = RankingOptions(type="options", **options)
+    Params = MultipleNegativesRankingParams
+    contract = RANKING_CONTRACT
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
         # Evaluation runs on the main process only: gathering there would wait forever for the other processes.
-        queries, docs, rows = gather_columns(embeddings, self.gather_across_devices and self.training)
-        return ranking_row_losses(queries, docs, rows, self.options).mean()
+        queries, docs, rows = gather_columns(embeddings, self.params.gather_across_devices and self.training)
+        return ranking_row_losses(queries, docs, rows, self.params).mean()

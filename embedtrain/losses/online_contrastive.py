@@ -15,7 +15,7 @@ class OnlineContrastiveParams(LossParams):
     margin: float = Field(0.5, description="hard negative pairs closer than this are penalised")
 
 
-@register_loss(OnlineContrastiveParams, ColumnContract(inputs=("sentence1", "sentence2"), label="binary"))
+@register_loss
 class OnlineContrastiveLoss(EmbeddingLoss):
     """ContrastiveLoss on the hard pairs only: positives farther than the closest negative, negatives closer than the farthest positive.
 
@@ -23,15 +23,13 @@ class OnlineContrastiveLoss(EmbeddingLoss):
     With no negatives (or no positives) in the batch, the threshold is the mean distance of the other kind.
     """
 
-    def __init__(self, distance_metric: str = "cosine", margin: float = 0.5) -> None:
-        super().__init__()
-        self.distance = PAIR_DISTANCES[distance_metric]
-        self.margin = margin
+    Params = OnlineContrastiveParams
+    contract = ColumnContract(inputs=("sentence1", "sentence2"), label="binary")
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
         labels = labels.view(-1)
-        distances = self.distance(embeddings[0], embeddings[1])
+        distances = PAIR_DISTANCES[self.params.distance_metric](embeddings[0], embeddings[1])
         negatives, positives = distances[labels == 0], distances[labels == 1]
         hard_negatives = negatives[negatives < (positives.max() if len(positives) else negatives.mean())]
         hard_positives = positives[positives > (negatives.min() if len(negatives) else positives.mean())]
-        return hard_positives.pow(2).sum() + F.relu(self.margin - hard_negatives).pow(2).sum()
+        return hard_positives.pow(2).sum() + F.relu(self.params.margin - hard_negatives).pow(2).sum()

@@ -1,13 +1,14 @@
-"""The loss registry: one entry per loss, declaring its YAML name, parameters and data contract.
+"""The loss registry: one entry per loss class, which declares its YAML name, parameters and data contract.
 
 A loss is added by writing one file that defines a parameters model (which becomes part of the
-recipe schema) and a loss class decorated with `register_loss`. The contract says which inputs
-(text columns) the loss takes, in order, and which label it needs; the data layer checks every
-dataset against it before training starts. Modifier losses (Matryoshka, ...) declare no contract
-of their own: they take the inputs and label of the loss they wrap (`loss_contract`).
+recipe schema) and a loss class decorated with `register_loss`. The class declares, as class
+attributes, its `Params`, its `contract` (which inputs, i.e. text columns, the loss takes, in
+order, and which label it needs; the data layer checks every dataset against it before training
+starts) and its properties (`model_kinds`, `not_truncatable`, `saved_similarity`). It is built from
+its validated parameters alone: `LossClass(params, model)`. Wrappers (Matryoshka, SpladeLoss, ...)
+declare no contract of their own: they take the inputs and label of the loss they wrap (`params.loss`).
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol, TypeVar, Union
 
@@ -16,6 +17,7 @@ from torch import Tensor, nn
 
 from embedtrain.config import StrictModel
 from embedtrain.data.contract import ColumnContract
+from embedtrain.similarity import SimilarityName
 
 if TYPE_CHECKING:
     from embedtrain.models.embedder import SentenceEmbedder
@@ -26,9 +28,20 @@ ModelKind = Literal["dense", "sparse"]
 
 
 class LossParams(StrictModel):
-    """Base class for a loss's recipe parameters. Subclasses declare `type: Literal["<LossName>"]`."""
+    """Base class for a loss's recipe parameters. Subclasses declare `type: Literal["<LossName>"]`.
+
+    A variant that fixes an option of the loss it reuses declares it as a `ClassVar`: the loss reads
+    it like an option, and the recipe schema does not offer it.
+    """
 
     type: str
+
+
+if TYPE_CHECKING:
+    LossConfig = LossParams
+else:
+    # A wrapper's `loss:` (any registered loss): a forward reference, resolved by `resolve_wrapped_losses`.
+    LossConfig = "LossConfig"
 
 
 class Embedder(Protocol):
@@ -50,10 +63,26 @@ class EmbeddingLoss(nn.Module):
     a DDP-wrapped one, or a compiled one.
     """
 
-    params: LossParams
+    Params: ClassVar[type[LossParams]]
+    """The recipe parameters; their `type` is `Literal["<class name>"]`. The loss reads its options from `self.params`."""
+    contract: ClassVar[ColumnContract | None]
+    """The inputs and label the loss reads; None for a wrapper, which reads those of the loss it wraps (`params.loss`)."""
     model_kinds: ClassVar[tuple[ModelKind, ...]] = ("dense",)
     """The kinds of model this loss can train as a recipe's loss (the outermost one). Empty for a loss that only
     works inside a wrapper (a sparse loss inside SpladeLoss or CSRLoss)."""
+    sparse_inner_loss: ClassVar[bool] = False
+    """A sparse wrapper (SpladeLoss, CachedSpladeLoss, CSRLoss) can wrap this loss: one of the sparse losses."""
+    not_truncatable: ClassVar[str | None] = None
+    """Why the loss cannot train on truncated embeddings (inside MatryoshkaLoss); None when it can."""
+    saved_similarity: ClassVar[SimilarityName | None] = None
+    """The similarity a model trained with this loss is saved with; None: the model's own. The reference's sparse
+    cosine losses set their model's to cosine, so a model trained with them is compared by cosine after loading."""
+
+    def __init__(self, params: LossParams, model: "SentenceEmbedder | None" = None) -> None:
+        """`model` is the model being trained, for losses built around it (a classifier sized to its embeddings,
+        a copy of it, a teacher reading its batches); the others ignore it."""
+        super().__init__()
+        self.params = params
 
     def forward(self, model: Embedder, features: list[dict[str, Tensor]],
                 labels: Tensor | None) -> Tensor | dict[str, Tensor]:
@@ -80,27 +109,34 @@ class EmbeddingLoss(nn.Module):
         """
 
     @classmethod
-    def contract_for(cls, params: LossParams, contract: ColumnContract) -> ColumnContract:
+    def contract_for(cls, params: LossParams) -> ColumnContract:
         """The data contract under these parameters (e.g. the number of classes); the declared one by default."""
-        return contract
+        return cls.contract
 
     @classmethod
-    def from_params(cls, params: LossParams, model: "SentenceEmbedder") -> "EmbeddingLoss":
-        """Build the loss from its recipe parameters for `model` (the model being trained)."""
-        return cls(**params.model_dump(exclude={"type"}))
-
-    def get_config_dict(self) -> dict[str, Any]:
-        """Parameters for the model card, as given in the recipe."""
-        return self.params.model_dump(exclude={"type"})
+    def truncation_refusal(cls, params: LossParams) -> str | None:
+        """Why the loss, under these parameters, cannot train on truncated embeddings; `not_truncatable` by default."""
+        return cls.not_truncatable
 
 
 @dataclass(frozen=True)
 class LossSpec:
-    name: str
-    params_model: type[LossParams]
-    contract: ColumnContract | None
-    """None for a modifier, which takes the inputs and label of the loss it wraps."""
+    """A registered loss as the recipe schema, the data checks and `embedtrain list losses` see it."""
+
     loss_class: type[EmbeddingLoss]
+
+    @property
+    def name(self) -> str:
+        return self.loss_class.__name__
+
+    @property
+    def params_model(self) -> type[LossParams]:
+        return self.loss_class.Params
+
+    @property
+    def contract(self) -> ColumnContract | None:
+        """None for a wrapper, which takes the inputs and label of the loss it wraps."""
+        return self.loss_class.contract
 
     @property
     def description(self) -> str:
@@ -112,36 +148,61 @@ LOSSES: dict[str, LossSpec] = {}
 L = TypeVar("L", bound=type[EmbeddingLoss])
 
 
-def register_loss(params: type[LossParams], contract: ColumnContract | None) -> Callable[[L], L]:
+def register_loss(loss_class: L) -> L:
     """Class decorator: registers a loss under its class name, which is its `type` in a recipe."""
-
-    def decorate(loss_class: L) -> L:
-        name = loss_class.__name__
-        declared = params.model_fields["type"].annotation
-        if declared != Literal[name]:  # type: ignore[valid-type]
-            raise TypeError(f"{params.__name__}.type must be Literal['{name}'], the name of the loss class")
-        if name in LOSSES:
-            raise TypeError(f"loss {name!r} is registered twice")
-        LOSSES[name] = LossSpec(name=name, params_model=params, contract=contract, loss_class=loss_class)
-        loss_class.params_model = params  # type: ignore[attr-defined]
-        return loss_class
-
-    return decorate
+    name = loss_class.__name__
+    params = getattr(loss_class, "Params", None)
+    if params is None or params.model_fields["type"].annotation != Literal[name]:  # type: ignore[valid-type]
+        raise TypeError(f"{name}.Params must be a LossParams model whose type is Literal['{name}'], the name of the "
+                        f"loss class")
+    if not hasattr(loss_class, "contract"):
+        raise TypeError(f"{name} must declare its contract (None for a wrapper, which reads its wrapped loss's)")
+    if name in LOSSES:
+        raise TypeError(f"loss {name!r} is registered twice")
+    LOSSES[name] = LossSpec(loss_class)
+    return loss_class
 
 
 def loss_config_union() -> Any:
     """The discriminated union of every registered loss's parameters: a `losses:` entry in a recipe."""
+    return params_union([spec.params_model for spec in LOSSES.values()])
+
+
+def params_union(members: list[type[LossParams]]) -> Any:
+    """The discriminated union (on `type`) of these parameter models."""
     # Union[...] of a tuple built at run time: the `X | Y` syntax cannot express a registry-sized union.
-    return Annotated[Union[tuple(spec.params_model for spec in LOSSES.values())], Field(discriminator="type")]  # noqa: UP007
+    return Annotated[Union[tuple(members)], Field(discriminator="type")]  # noqa: UP007
+
+
+def resolve_wrapped_losses(unions: dict[str, Any]) -> None:
+    """Complete the parameters of every wrapper: their `loss:` names a union of registered losses (`LossConfig`,
+    ...) by a forward reference, which `unions` resolves once every loss is registered."""
+    for spec in LOSSES.values():
+        if not spec.params_model.__pydantic_complete__:
+            spec.params_model.model_rebuild(_types_namespace=unions)
+
+
+def wrapped_params(params: LossParams) -> LossParams | None:
+    """The parameters of the loss a wrapper wraps (its `loss:`); None for a loss that is no wrapper."""
+    return params.loss if LOSSES[params.type].contract is None else None  # type: ignore[attr-defined]
 
 
 def loss_contract(params: LossParams) -> ColumnContract:
     """The inputs and label a configured loss reads (under its parameters, e.g. the number of classes);
-    a modifier's are those of the loss it wraps."""
-    spec = LOSSES[params.type]
-    if spec.contract is None:
-        return loss_contract(params.loss)  # type: ignore[attr-defined]
-    return spec.loss_class.contract_for(params, spec.contract)
+    a wrapper's are those of the loss it wraps."""
+    wrapped = wrapped_params(params)
+    if wrapped is not None:
+        return loss_contract(wrapped)
+    return LOSSES[params.type].loss_class.contract_for(params)
+
+
+def saved_similarity(params: LossParams) -> SimilarityName | None:
+    """The similarity a model trained with this configured loss is saved with (see `EmbeddingLoss.saved_similarity`);
+    None: the model's own. A wrapper's is that of the loss it wraps, whose constructor sets it in the reference."""
+    wrapped = wrapped_params(params)
+    if wrapped is not None:
+        return saved_similarity(wrapped)
+    return LOSSES[params.type].loss_class.saved_similarity
 
 
 def total_loss(loss: Tensor | dict[str, Tensor]) -> Tensor:
@@ -151,12 +212,4 @@ def total_loss(loss: Tensor | dict[str, Tensor]) -> Tensor:
 
 def build_loss(params: LossParams, model: "SentenceEmbedder") -> EmbeddingLoss:
     """Instantiate the loss a recipe entry describes, for `model`."""
-    spec = LOSSES[params.type]
-    loss = spec.loss_class.from_params(params, model)
-    loss.params = params
-    return loss
-
-
-def saved_similarity(params: LossParams) -> str | None:
-    """Placeholder until the loss declarations land (branch arch-losses)."""
-    return None
+    return LOSSES[params.type].loss_class(params, model)

@@ -19,46 +19,37 @@ class SoftmaxParams(LossParams):
     concatenation_sent_multiplication: bool = Field(False, description="feed u * v to the classifier")
 
 
-@register_loss(SoftmaxParams, ColumnContract(inputs=("sentence1", "sentence2"), label="class"))
+@register_loss
 class SoftmaxLoss(EmbeddingLoss):
     """Cross-entropy of a linear classifier over [u; v; |u - v|; u * v] of each pair (SBERT's NLI loss).
 
     The classifier is trained with the model but is not part of the saved model.
     """
 
-    def __init__(
-        self,
-        embedding_dimension: int,
-        num_labels: int,
-        concatenation_sent_rep: bool = True,
-        concatenation_sent_difference: bool = True,
-        concatenation_sent_multiplication: bool = False,
-    ) -> None:
-        super().__init__()
-        self.concatenation_sent_rep = concatenation_sent_rep
-        self.concatenation_sent_difference = concatenation_sent_difference
-        self.concatenation_sent_multiplication = concatenation_sent_multiplication
-        num_vectors = 2 * concatenation_sent_rep + concatenation_sent_difference + concatenation_sent_multiplication
+    Params = SoftmaxParams
+    contract = ColumnContract(inputs=("sentence1", "sentence2"), label="class")
+    not_truncatable = "its classifier expects full-size embeddings"
+
+    def __init__(self, params: SoftmaxParams, model: SentenceEmbedder) -> None:
+        super().__init__(params, model)
+        num_vectors = (2 * params.concatenation_sent_rep + params.concatenation_sent_difference
+                       + params.concatenation_sent_multiplication)
         if num_vectors == 0:
             raise ValueError("SoftmaxLoss needs at least one of the concatenation_sent_* options")
-        self.classifier = nn.Linear(num_vectors * embedding_dimension, num_labels)
+        self.classifier = nn.Linear(num_vectors * model.embedding_dimension, params.num_labels)
 
     @classmethod
-    def contract_for(cls, params: SoftmaxParams, contract: ColumnContract) -> ColumnContract:
-        return replace(contract, num_classes=params.num_labels)
-
-    @classmethod
-    def from_params(cls, params: SoftmaxParams, model: SentenceEmbedder) -> "SoftmaxLoss":
-        return cls(model.embedding_dimension, **params.model_dump(exclude={"type"}))
+    def contract_for(cls, params: SoftmaxParams) -> ColumnContract:
+        return replace(cls.contract, num_classes=params.num_labels)
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
         u, v = embeddings[0], embeddings[1]
         features = []
-        if self.concatenation_sent_rep:
+        if self.params.concatenation_sent_rep:
             features += [u, v]
-        if self.concatenation_sent_difference:
+        if self.params.concatenation_sent_difference:
             features.append(torch.abs(u - v))
-        if self.concatenation_sent_multiplication:
+        if self.params.concatenation_sent_multiplication:
             features.append(u * v)
         logits = self.classifier(torch.cat(features, dim=1))
         return F.cross_entropy(logits, labels.view(-1).long())

@@ -16,20 +16,22 @@ class TripletParams(LossParams):
     triplet_margin: float = Field(5.0, description="the negative must be this much farther than the positive")
 
 
-@register_loss(TripletParams, ColumnContract(inputs=("anchor", "positive", "negative")))
+@register_loss
 class TripletLoss(EmbeddingLoss):
     """The anchor must be closer to its positive than to its negative, by a margin.
 
     `L = mean_i relu(d(a_i, p_i) - d(a_i, n_i) + m)`, d = 1 - cos, ||·||₂ or ||·||₁.
     """
 
-    def __init__(self, distance_metric: str = "euclidean", triplet_margin: float = 5.0) -> None:
-        super().__init__()
-        similarity = PAIRWISE[distance_metric]
+    Params = TripletParams
+    contract = ColumnContract(inputs=("anchor", "positive", "negative"))
+
+    def distance(self, a: Tensor, b: Tensor) -> Tensor:
+        similarity = PAIRWISE[self.params.distance_metric](a, b)
         # PAIRWISE holds similarities: the negated distance, or the cosine.
-        self.distance = (lambda a, b: 1 - similarity(a, b)) if distance_metric == "cosine" else (lambda a, b: -similarity(a, b))
-        self.triplet_margin = triplet_margin
+        return 1 - similarity if self.params.distance_metric == "cosine" else -similarity
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
         anchors, positives, negatives = embeddings
-        return F.relu(self.distance(anchors, positives) - self.distance(anchors, negatives) + self.triplet_margin).mean()
+        violations = self.distance(anchors, positives) - self.distance(anchors, negatives) + self.params.triplet_margin
+        return F.relu(violations).mean()

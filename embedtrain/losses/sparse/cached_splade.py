@@ -6,7 +6,7 @@ from torch import Tensor
 
 from embedtrain.losses.cached_multiple_negatives_ranking import MINI_BATCH_NUM_TOKENS_FIELD, MINI_BATCH_SIZE_FIELD
 from embedtrain.losses.gradcache import GradCacheLoss
-from embedtrain.losses.registry import Embedder, EmbeddingLoss, register_loss, total_loss
+from embedtrain.losses.registry import Embedder, register_loss, total_loss
 from embedtrain.losses.sparse.splade import SpladeLoss, SpladeOptions
 
 
@@ -16,7 +16,7 @@ class CachedSpladeParams(SpladeOptions):
     mini_batch_num_tokens: int | None = MINI_BATCH_NUM_TOKENS_FIELD
 
 
-@register_loss(CachedSpladeParams, None)
+@register_loss
 class CachedSpladeLoss(SpladeLoss, GradCacheLoss):
     """SpladeLoss with GradCache: the same loss and gradients for a batch far larger than memory allows.
 
@@ -26,10 +26,7 @@ class CachedSpladeLoss(SpladeLoss, GradCacheLoss):
     padded rows (`input_ids`, `attention_mask`), as every sparse model's input modules produce.
     """
 
-    def __init__(self, loss: EmbeddingLoss, document_regularizer_weight: float, mini_batch_size: int = 32,
-                 mini_batch_num_tokens: int | None = None, **options) -> None:
-        super().__init__(loss, document_regularizer_weight, **options)
-        self.mini_batch_size, self.mini_batch_num_tokens = mini_batch_size, mini_batch_num_tokens
+    Params = CachedSpladeParams
 
     def forward(self, model: Embedder, features: list[dict[str, Tensor]], labels: Tensor | None) -> dict[str, Tensor]:
         terms: dict[str, Tensor] = {}

@@ -8,6 +8,7 @@ from torch import Tensor
 from embedtrain.errors import TrainingError
 from embedtrain.losses.registry import Embedder, EmbeddingLoss, LossParams, build_loss, register_loss
 from embedtrain.losses.sparse.inner_loss import SparseLossConfig, default_sparse_loss
+from embedtrain.models.embedder import SentenceEmbedder
 
 RECONSTRUCTION_KEYS = ("sentence_embedding_backbone", "decoded_embedding_k", "decoded_embedding_4k",
                        "decoded_embedding_aux", "decoded_embedding_k_pre_bias")
@@ -51,7 +52,7 @@ def reconstruction_terms(outputs: list[dict[str, Tensor]], beta: float) -> dict[
             "reconstruction_loss_aux": beta * torch.stack(aux_terms).mean()}
 
 
-@register_loss(CSRParams, None)
+@register_loss
 class CSRLoss(EmbeddingLoss):
     """Trains a CSR model (a sparse autoencoder on a dense encoder): reconstruction terms plus a sparse loss.
 
@@ -61,15 +62,13 @@ class CSRLoss(EmbeddingLoss):
     `reconstruction_loss_k`, `reconstruction_loss_4k`, `reconstruction_loss_aux`, `base_loss`.
     """
 
+    Params = CSRParams
+    contract = None
     model_kinds = ("sparse",)
 
-    def __init__(self, loss: EmbeddingLoss, beta: float = 0.1, gamma: float = 1.0) -> None:
-        super().__init__()
-        self.loss, self.beta, self.gamma = loss, beta, gamma
-
-    @classmethod
-    def from_params(cls, params: CSRParams, model) -> "CSRLoss":
-        return cls(build_loss(params.loss, model), beta=params.beta, gamma=params.gamma)
+    def __init__(self, params: CSRParams, model: SentenceEmbedder) -> None:
+        super().__init__(params, model)
+        self.loss = build_loss(params.loss, model)
 
     def forward(self, model: Embedder, features: list[dict[str, Tensor]], labels: Tensor | None) -> dict[str, Tensor]:
         outputs = [model(column) for column in features]
@@ -77,7 +76,7 @@ class CSRLoss(EmbeddingLoss):
         if missing:
             raise TrainingError(f"CSRLoss needs a CSR model, whose sparse autoencoder outputs its reconstructions "
                                 f"({', '.join(missing)} are missing); train SPLADE models with SpladeLoss")
-        terms = reconstruction_terms(outputs, self.beta)
+        terms = reconstruction_terms(outputs, self.params.beta)
         embeddings = [output["sentence_embedding"] for output in outputs]
-        terms["base_loss"] = self.loss.compute_loss_from_embeddings(embeddings, labels) * self.gamma
+        terms["base_loss"] = self.loss.compute_loss_from_embeddings(embeddings, labels) * self.params.gamma
         return terms

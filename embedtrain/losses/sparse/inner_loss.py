@@ -1,26 +1,24 @@
-"""The losses a sparse wrapper (SpladeLoss, CachedSpladeLoss, CSRLoss) can wrap: the sparse losses of the catalogue."""
+"""The losses a sparse wrapper (SpladeLoss, CachedSpladeLoss, CSRLoss) can wrap: the sparse losses of the catalogue,
+those whose class declares `sparse_inner_loss`."""
 
-from typing import Annotated, Union
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
-from embedtrain.losses.sparse.sparse_angle import SparseAnglEParams
-from embedtrain.losses.sparse.sparse_cosent import SparseCoSENTParams
-from embedtrain.losses.sparse.sparse_cosine_similarity import SparseCosineSimilarityParams
-from embedtrain.losses.sparse.sparse_distill_kl_div import SparseDistillKLDivParams
-from embedtrain.losses.sparse.sparse_margin_mse import SparseMarginMSEParams
-from embedtrain.losses.sparse.sparse_mse import SparseMSEParams
+from embedtrain.losses.registry import LOSSES, LossParams, params_union
 from embedtrain.losses.sparse.sparse_multiple_negatives_ranking import SparseMultipleNegativesRankingParams
-from embedtrain.losses.sparse.sparse_triplet import SparseTripletParams
 
-SparseLossConfig = Annotated[
-    # Union[...]: the `X | Y` syntax does not take a discriminator annotation this readably.
-    Union[  # noqa: UP007
-        SparseMultipleNegativesRankingParams, SparseMarginMSEParams, SparseDistillKLDivParams, SparseMSEParams,
-        SparseCoSENTParams, SparseAnglEParams, SparseCosineSimilarityParams, SparseTripletParams,
-    ],
-    Field(discriminator="type"),
-]
+if TYPE_CHECKING:
+    SparseLossConfig = LossParams
+else:
+    # A sparse wrapper's `loss:`: a forward reference, resolved by `registry.resolve_wrapped_losses`.
+    SparseLossConfig = "SparseLossConfig"
+
+
+def sparse_loss_config_union() -> Any:
+    """The discriminated union of the registered sparse inner losses' parameters, the default first: an error
+    message lists the known types in this order, so it suggests the default before the others."""
+    inner = [spec.params_model for spec in LOSSES.values() if spec.loss_class.sparse_inner_loss]
+    inner.sort(key=lambda params: params is not SparseMultipleNegativesRankingParams)
+    return params_union(inner)
 
 
 def default_sparse_loss() -> SparseMultipleNegativesRankingParams:

@@ -3,7 +3,7 @@ from typing import Literal
 from pydantic import Field
 
 from embedtrain.losses.distill_kl_div import DistillKLDivLoss, DistillKLDivParams
-from embedtrain.losses.registry import LOSSES, register_loss
+from embedtrain.losses.registry import register_loss
 
 
 class SparseDistillKLDivParams(DistillKLDivParams):
@@ -11,7 +11,7 @@ class SparseDistillKLDivParams(DistillKLDivParams):
     temperature: float = Field(2.0, gt=0, description="softmax temperature of student and teacher scores")
 
 
-@register_loss(SparseDistillKLDivParams, LOSSES[DistillKLDivLoss.__name__].contract)
+@register_loss
 class SparseDistillKLDivLoss(DistillKLDivLoss):
     """DistillKLDivLoss for sparse models: KL from the teacher's to the student's softmax over each query's candidates.
 
@@ -20,7 +20,6 @@ class SparseDistillKLDivLoss(DistillKLDivLoss):
     inside SpladeLoss or CSRLoss.
     """
 
+    Params = SparseDistillKLDivParams
     model_kinds = ()
-
-    def __init__(self, similarity: str = "dot", temperature: float = 2.0, **temperatures) -> None:
-        super().__init__(similarity=similarity, temperature=temperature, **temperatures)
+    sparse_inner_loss = True

@@ -1,15 +1,19 @@
-from typing import Literal
+from typing import ClassVar, Literal
 
-from embedtrain.losses.embed_distill import DISTILL_CONTRACT
+from embedtrain.losses.embed_distill import DistillDistance
 from embedtrain.losses.mse import MSELoss
 from embedtrain.losses.registry import LossParams, register_loss
 
 
 class SparseMSEParams(LossParams):
     type: Literal["SparseMSELoss"]
+    # MSELoss's options, fixed: the teacher embeddings come from the label column, and there is no projection.
+    distance_metric: ClassVar[DistillDistance] = "mse"
+    projection_dim: ClassVar[None] = None
+    teacher: ClassVar[None] = None
 
 
-@register_loss(SparseMSEParams, DISTILL_CONTRACT)
+@register_loss
 class SparseMSELoss(MSELoss):
     """Mean squared error between the student's sparse embeddings and a teacher's (given as the label).
 
@@ -17,12 +21,6 @@ class SparseMSELoss(MSELoss):
     that trains a sparse model on its own (without sparsity terms); it also works inside SpladeLoss or CSRLoss.
     """
 
+    Params = SparseMSEParams
     model_kinds = ("sparse",)
-
-    def __init__(self) -> None:
-        # The embedding dimension only sizes a projection, which the sparse variant does not have.
-        super().__init__(embedding_dimension=0, projection_dim=None)
-
-    @classmethod
-    def from_params(cls, params: SparseMSEParams, model) -> "SparseMSELoss":
-        return cls()
+    sparse_inner_loss = True

@@ -3,7 +3,7 @@ from typing import Literal
 from pydantic import Field
 
 from embedtrain.losses.multiple_negatives_ranking import MultipleNegativesRankingLoss, MultipleNegativesRankingParams
-from embedtrain.losses.registry import LOSSES, register_loss
+from embedtrain.losses.registry import register_loss
 from embedtrain.similarity import SimilarityName
 
 
@@ -13,7 +13,7 @@ class SparseMultipleNegativesRankingParams(MultipleNegativesRankingParams):
     similarity: SimilarityName = "dot"
 
 
-@register_loss(SparseMultipleNegativesRankingParams, LOSSES[MultipleNegativesRankingLoss.__name__].contract)
+@register_loss
 class SparseMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
     """MultipleNegativesRankingLoss (InfoNCE over in-batch negatives) for sparse models: dot product, scale 1.
 
@@ -21,7 +21,6 @@ class SparseMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
     sparse embeddings are compared by their (unnormalised) dot product. Used inside SpladeLoss or CSRLoss.
     """
 
+    Params = SparseMultipleNegativesRankingParams
     model_kinds = ()
-
-    def __init__(self, scale: float = 1.0, similarity: str = "dot", **options) -> None:
-        super().__init__(scale=scale, similarity=similarity, **options)
+    sparse_inner_loss = True

@@ -1,6 +1,6 @@
 from typing import Literal
 
-from embedtrain.losses.registry import LOSSES, register_loss
+from embedtrain.losses.registry import register_loss
 from embedtrain.losses.triplet import TripletLoss, TripletParams
 
 
@@ -8,11 +8,13 @@ class SparseTripletParams(TripletParams):
     type: Literal["SparseTripletLoss"]
 
 
-@register_loss(SparseTripletParams, LOSSES[TripletLoss.__name__].contract)
+@register_loss
 class SparseTripletLoss(TripletLoss):
     """TripletLoss for sparse models: the anchor must be closer to its positive than to its negative, by a margin.
 
     The maths and defaults of TripletLoss (euclidean distance, margin 5). Used inside SpladeLoss or CSRLoss.
     """
 
+    Params = SparseTripletParams
     model_kinds = ()
+    sparse_inner_loss = True

@@ -7,6 +7,7 @@ from torch import Tensor
 from embedtrain.losses.registry import EmbeddingLoss, LossParams, build_loss, register_loss
 from embedtrain.losses.sparse.inner_loss import SparseLossConfig
 from embedtrain.losses.sparse.regularizer import WarmupSchedule, flops, warmup_weight
+from embedtrain.models.embedder import SentenceEmbedder
 
 THRESHOLD_DESCRIPTION = "embeddings with at most this many non-zero dimensions are not regularised"
 
@@ -45,7 +46,7 @@ class SpladeParams(SpladeOptions):
     type: Literal["SpladeLoss"]
 
 
-@register_loss(SpladeParams, None)
+@register_loss
 class SpladeLoss(EmbeddingLoss):
     """Trains a SPLADE model: a sparse loss plus FLOPS regularisers that keep query and document embeddings sparse.
 
@@ -55,42 +56,31 @@ class SpladeLoss(EmbeddingLoss):
     always does. Returns the terms `base_loss`, `document_regularizer_loss`, `query_regularizer_loss`.
     """
 
+    Params = SpladeParams
+    contract = None
     model_kinds = ("sparse",)
 
-    def __init__(self, loss: EmbeddingLoss, document_regularizer_weight: float, query_regularizer_weight: float | None = None,
-                 document_regularizer_threshold: int | None = None, query_regularizer_threshold: int | None = None,
-                 use_document_regularizer_only: bool = False, regularizer_warmup_ratio: float = 1 / 3,
-                 regularizer_warmup_schedule: WarmupSchedule = "quadratic") -> None:
-        super().__init__()
-        self.loss = loss
-        self.target_document_weight = document_regularizer_weight
-        self.target_query_weight = query_regularizer_weight
-        # The weights in use. Until the trainer reports progress they are the targets: a loss used outside training
-        # (or before the first step) applies its regularisers in full, as the reference's loss does.
-        self.document_regularizer_weight = document_regularizer_weight
-        self.query_regularizer_weight = query_regularizer_weight
-        self.document_regularizer_threshold = document_regularizer_threshold
-        self.query_regularizer_threshold = query_regularizer_threshold
-        self.use_document_regularizer_only = use_document_regularizer_only
-        self.regularizer_warmup_ratio = regularizer_warmup_ratio
-        self.regularizer_warmup_schedule = regularizer_warmup_schedule
-
-    @classmethod
-    def from_params(cls, params: SpladeOptions, model) -> "SpladeLoss":
-        return cls(build_loss(params.loss, model), **params.model_dump(exclude={"type", "loss"}))
+    def __init__(self, params: SpladeOptions, model: SentenceEmbedder) -> None:
+        super().__init__(params, model)
+        self.loss = build_loss(params.loss, model)
+        # The weights in use (the parameters hold their targets). Until the trainer reports progress they are the
+        # targets: a loss used outside training (or before the first step) applies its regularisers in full, as the
+        # reference's loss does.
+        self.document_regularizer_weight = params.document_regularizer_weight
+        self.query_regularizer_weight = params.query_regularizer_weight
 
     def set_training_progress(self, step: int, total_steps: int) -> None:
-        schedule = (step, total_steps, self.regularizer_warmup_ratio, self.regularizer_warmup_schedule)
-        self.document_regularizer_weight = warmup_weight(self.target_document_weight, *schedule)
-        if self.target_query_weight is not None:
-            self.query_regularizer_weight = warmup_weight(self.target_query_weight, *schedule)
+        schedule = (step, total_steps, self.params.regularizer_warmup_ratio, self.params.regularizer_warmup_schedule)
+        self.document_regularizer_weight = warmup_weight(self.params.document_regularizer_weight, *schedule)
+        if self.params.query_regularizer_weight is not None:
+            self.query_regularizer_weight = warmup_weight(self.params.query_regularizer_weight, *schedule)
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> dict[str, Tensor]:
         terms = {"base_loss": self.loss.compute_loss_from_embeddings(embeddings, labels)}
-        documents = embeddings if self.use_document_regularizer_only else embeddings[1:]
+        documents = embeddings if self.params.use_document_regularizer_only else embeddings[1:]
         terms["document_regularizer_loss"] = (
-            flops(torch.cat(documents), self.document_regularizer_threshold) * self.document_regularizer_weight)
+            flops(torch.cat(documents), self.params.document_regularizer_threshold) * self.document_regularizer_weight)
         if self.query_regularizer_weight is not None:
             terms["query_regularizer_loss"] = (
-                flops(embeddings[0], self.query_regularizer_threshold) * self.query_regularizer_weight)
+                flops(embeddings[0], self.params.query_regularizer_threshold) * self.query_regularizer_weight)
         return terms
