@@ -66,6 +66,10 @@ CASES = {
                          lambda r, f: set_loss(r, {"type": "CosentLoss"})),
     "loss parameter of the wrong type": Case(ExitCode.INVALID_INPUT, ["losses.main.scale"], {},
                                              lambda r, f: set_loss(r, {"type": "CoSENTLoss", "scale": "big"})),
+    "loss options that contradict each other": Case(
+        ExitCode.INVALID_INPUT, ["losses.main", "set at least one of the concatenation_sent_* options"], {},
+        lambda r, f: set_loss(r, {"type": "SoftmaxLoss", "num_labels": 3, "concatenation_sent_rep": False,
+                                  "concatenation_sent_difference": False})),
     "dataset names an undefined loss": Case(ExitCode.INVALID_INPUT, ["datasets.train.pairs.loss: 'mian'"], {},
                                             lambda r, f: r["datasets"]["train"]["pairs"].update(loss="mian")),
     "model directory missing": Case(ExitCode.INVALID_INPUT, ["model directory", "does not exist"], {},

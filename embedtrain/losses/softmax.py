@@ -3,7 +3,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from embedtrain.data.contract import ColumnContract
@@ -17,6 +17,18 @@ class SoftmaxParams(LossParams):
     concatenation_sent_rep: bool = Field(True, description="feed u and v to the classifier")
     concatenation_sent_difference: bool = Field(True, description="feed |u - v| to the classifier")
     concatenation_sent_multiplication: bool = Field(False, description="feed u * v to the classifier")
+
+    @property
+    def vectors_per_pair(self) -> int:
+        """How many embedding-sized vectors the classifier reads per pair."""
+        return (2 * self.concatenation_sent_rep + self.concatenation_sent_difference
+                + self.concatenation_sent_multiplication)
+
+    @model_validator(mode="after")
+    def _classifier_has_inputs(self) -> "SoftmaxParams":
+        if self.vectors_per_pair == 0:
+            raise ValueError("the classifier needs an input: set at least one of the concatenation_sent_* options")
+        return self
 
 
 @register_loss
@@ -32,11 +44,7 @@ class SoftmaxLoss(EmbeddingLoss):
 
     def __init__(self, params: SoftmaxParams, model: SentenceEmbedder) -> None:
         super().__init__(params, model)
-        num_vectors = (2 * params.concatenation_sent_rep + params.concatenation_sent_difference
-                       + params.concatenation_sent_multiplication)
-        if num_vectors == 0:
-            raise ValueError("SoftmaxLoss needs at least one of the concatenation_sent_* options")
-        self.classifier = nn.Linear(num_vectors * model.embedding_dimension, params.num_labels)
+        self.classifier = nn.Linear(params.vectors_per_pair * model.embedding_dimension, params.num_labels)
 
     @classmethod
     def contract_for(cls, params: SoftmaxParams) -> ColumnContract:
