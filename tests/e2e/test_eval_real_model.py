@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import SHARED_DATA
+from helpers.data import SHARED_DATA
 from typer.testing import CliRunner
 
 from embedtrain.cli import app

@@ -10,7 +10,7 @@ from embedtrain.engine.run import run_training
 from embedtrain.evaluation.ir_evaluator import InformationRetrievalParams
 from embedtrain.recipe.loading import load_recipe
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
 
 

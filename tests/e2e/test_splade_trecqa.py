@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from accelerate.state import AcceleratorState
-from conftest import SHARED_DATA
+from helpers.data import SHARED_DATA
 from sentence_transformers import SparseEncoder
 
 from embedtrain.engine.run import run_training
@@ -14,7 +14,7 @@ from embedtrain.models import load_model
 from embedtrain.recipe.loading import load_recipe
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STEPS = 24
 ACTIVE_DIMS_CAP = 256
 

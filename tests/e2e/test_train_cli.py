@@ -9,10 +9,10 @@ import pytest
 import torch
 import yaml
 from accelerate.state import AcceleratorState
+from helpers.observers import StopAt
 from typer.testing import CliRunner
 
 from embedtrain.cli import app
-from embedtrain.engine.observer import TrainingObserver
 from embedtrain.engine.run import run_training
 from embedtrain.errors import ExitCode
 from embedtrain.recipe.loading import load_recipe
@@ -80,17 +80,6 @@ def test_without_an_evaluation_before_training_there_is_no_before_column(tmp_pat
     result = runner.invoke(app, ["train", str(recipe)])
     assert result.exit_code == 0, result.output
     assert "before vs after training" not in result.output and "after training" in result.output
-
-
-class StopAt(TrainingObserver):
-    """Simulates a run killed right after optimizer step `step`."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step(self, step: int) -> None:
-        if step == self.step:
-            raise KeyboardInterrupt
 
 
 def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path, tiny_checkpoint_with_dropout, sts_csv):

@@ -6,7 +6,7 @@ Both libraries' losses get the same model object, so a comparison tests the loss
 from pathlib import Path
 
 import torch
-from conftest import build_vocab
+from helpers.tiny_models import build_vocab
 from sentence_transformers.sentence_transformer.modules import Pooling
 from sentence_transformers.sparse_encoder import SparseEncoder
 from sentence_transformers.sparse_encoder.modules import (

@@ -1,53 +1,45 @@
 """The rest of the dense loss catalogue equals sentence-transformers: loss value and gradients, on the tiny model.
 
-Same method as test_loss_parity.py (which it reuses): both libraries load the same checkpoint and
+Same method as test_loss_parity.py (both use tests/helpers/parity.py): both libraries load the same checkpoint and
 embed the same batch. Losses with parameters of their own (a projection, a logit scale, a second
 encoder) start from the reference's values, and their gradients are compared too. Losses that
 draw random numbers (sampled Matryoshka dimensions or layers) are run with Python's RNG seeded
 identically for both libraries.
 """
 
-import random
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import torch
+from helpers.asserts import assert_same_gradients
+from helpers.parity import Case, build_both, run_both
+from helpers.texts import (
+    ANCHORS,
+    CLASS_LABELS,
+    MARGINS,
+    PAIR,
+    POSITIVES,
+    QUADRUPLET,
+    SCORE_LABELS,
+    TEACHER_SCORES,
+    TRIPLET,
+)
+from helpers.tiny_models import make_tiny_checkpoint
 from sentence_transformers import SentenceTransformer, util
 from sentence_transformers.sentence_transformer import losses as st_losses
 from sentence_transformers.sentence_transformer.losses.batch_hard_triplet import BatchHardTripletLossDistanceFunction
 from sentence_transformers.sentence_transformer.losses.contrastive import SiameseDistanceMetric
 from sentence_transformers.sentence_transformer.losses.triplet import TripletDistanceMetric
-from test_loss_parity import ANCHORS, CLASSES, NEGATIVES_1, NEGATIVES_2, POSITIVES, SCORES, assert_same_gradients
 from torch import nn
 
-from embedtrain.losses import LOSSES, build_loss, total_loss
+from embedtrain.losses import LOSSES, build_loss
 from embedtrain.models.io import load_model
 
-PAIR = [ANCHORS, POSITIVES]
-TRIPLET = [ANCHORS, POSITIVES, NEGATIVES_1]
-QUADRUPLET = [ANCHORS, POSITIVES, NEGATIVES_1, NEGATIVES_2]
-SCORE_LABELS = torch.tensor(SCORES)
 BINARY_LABELS = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0])
-CLASS_LABELS = torch.tensor(CLASSES)
-MARGINS = torch.tensor([[0.5, 1.0], [0.2, -0.3], [1.5, 0.7], [0.0, 0.1], [2.0, 1.0], [-0.5, 0.3], [0.9, 0.4], [0.3, 0.6]])
-TEACHER_SCORES = torch.tensor([[3.0, 1.0, 0.5], [2.0, 2.5, 0.1], [1.0, 0.0, -1.0], [4.0, 3.5, 3.0],
-                               [0.5, 0.4, 0.3], [2.2, 0.1, 1.1], [1.0, 1.0, 0.0], [3.3, 2.0, 2.5]])
 TEACHER_EMBEDDINGS = torch.randn(8, 32, generator=torch.Generator().manual_seed(3))
 TEACHER_EMBEDDINGS_SMALL = torch.randn(8, 16, generator=torch.Generator().manual_seed(4))
 TEACHER_EMBEDDINGS_PER_COLUMN = torch.randn(8, 2, 32, generator=torch.Generator().manual_seed(5))
 SINGLE = [ANCHORS]
-
-
-@dataclass
-class Case:
-    params: dict
-    reference: Callable[[SentenceTransformer], nn.Module]
-    columns: list[list[str]]
-    labels: torch.Tensor | None = None
-    own_parameters: list[tuple[str, str]] = field(default_factory=list)
-    """(our loss attribute, reference loss attribute) of trainable loss parameters: copied, then gradients compared."""
 
 
 def mnrl(**options):
@@ -167,39 +159,6 @@ CASES = {
 }
 
 
-def build_both(case: Case, checkpoint: Path):
-    torch.manual_seed(0)
-    st_model = SentenceTransformer(str(checkpoint), device="cpu").train()
-    st_loss = case.reference(st_model)
-    model = load_model(checkpoint).train()
-    loss = build_loss(LOSSES[case.params["type"]].params_model(**case.params), model)
-    for ours, theirs in case.own_parameters:
-        with torch.no_grad():
-            target = getattr(loss, ours)
-            source = getattr(st_loss, theirs)
-            if isinstance(target, nn.Module):
-                target.load_state_dict(source.state_dict())
-            else:
-                target.copy_(source)
-    return st_model, st_loss, model, loss
-
-
-def run_both(case: Case, st_model, st_loss, model, loss, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    st_features = [st_model.preprocess(texts) for texts in case.columns]
-    features = [model.tokenize(texts) for texts in case.columns]
-    for st_column, column in zip(st_features, features):
-        assert torch.equal(column["input_ids"], st_column["input_ids"])
-    random.seed(seed)
-    torch.manual_seed(seed)
-    expected = total_loss(st_loss(st_features, case.labels))
-    random.seed(seed)
-    torch.manual_seed(seed)
-    value = total_loss(loss(model, features, case.labels))
-    expected.backward()
-    value.backward()
-    return value, expected
-
-
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_loss_and_gradients_match_the_reference(case: Case, tiny_checkpoint: Path) -> None:
     st_model, st_loss, model, loss = build_both(case, tiny_checkpoint)
@@ -220,8 +179,6 @@ def test_loss_and_gradients_match_the_reference(case: Case, tiny_checkpoint: Pat
 def guide_checkpoints(tmp_path_factory) -> dict[str, Path]:
     """Guide models: another tiny BERT with the same vocabulary, and the same saved with a shorter length limit
     (which makes both libraries re-tokenize the texts for the guide)."""
-    from conftest import make_tiny_checkpoint
-
     plain = make_tiny_checkpoint(tmp_path_factory.mktemp("guide"), seed=1)
     short = tmp_path_factory.mktemp("guide-short")
     st_guide = SentenceTransformer(str(plain), device="cpu")

@@ -12,7 +12,9 @@ import pytest
 import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer import losses as st_losses
-from test_loss_parity import ANCHORS, POSITIVES, assert_same_gradients
+from helpers.asserts import assert_same_gradients
+from helpers.texts import ANCHORS, POSITIVES
+from helpers.tiny_models import make_tiny_checkpoint
 from typer.testing import CliRunner
 
 from embedtrain.cli import app
@@ -29,8 +31,6 @@ runner = CliRunner()
 def teachers(tmp_path_factory) -> dict[str, Path]:
     """Tiny teachers: another random BERT with the student's vocabulary; the same saved with a shorter length limit
     (its texts are re-tokenized); and one with a Dense layer to 16 dimensions (narrower than the student's 32)."""
-    from conftest import make_tiny_checkpoint
-
     plain = make_tiny_checkpoint(tmp_path_factory.mktemp("teacher"), seed=1)
     short = tmp_path_factory.mktemp("teacher-short")
     st_teacher = SentenceTransformer(str(plain), device="cpu")

@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.asserts import assert_same_embeddings
+from helpers.embedding import build, read_json, st_encode
+from helpers.texts import TEXTS
 from safetensors.torch import load_file
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Dense as STDense
@@ -27,21 +30,8 @@ from sentence_transformers.sentence_transformer.modules import Pooling as STPool
 from sentence_transformers.sentence_transformer.modules import Transformer as STTransformer
 
 from embedtrain.errors import ModelLoadError
-from embedtrain.models import SentenceEmbedder, load_model, save_model
-from embedtrain.models.build import build_model
+from embedtrain.models import load_model, save_model
 from embedtrain.modules import Dense, Normalize, Pooling, Transformer
-from embedtrain.models.config import ModelConfig
-
-TOLERANCE = 1e-5
-
-TEXTS = [
-    "a",
-    "the dog",
-    "a man is playing the guitar in the park",
-    "what is the weather today ? it is sunny outside , a lovely day",
-    "zzyzx qwerty",  # out-of-vocabulary words, split into many word pieces
-    " ".join(["two young people ride a big red bus on the road to the city and the beach"] * 6),  # > 64 tokens
-]
 
 SHAPES = {
     "mean": {"pooling": "mean"},
@@ -59,27 +49,6 @@ SHAPES = {
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def build(checkpoint: Path, **settings) -> SentenceEmbedder:
-    """An embedtrain model built as a recipe's `model:` section describes it (Dense weights seeded)."""
-    torch.manual_seed(0)
-    return build_model(ModelConfig.model_validate({"base": str(checkpoint), **settings}))
-
-
-def assert_same_embeddings(expected: torch.Tensor, actual: torch.Tensor) -> None:
-    expected, actual = expected.detach().float().cpu(), actual.detach().float().cpu()
-    assert expected.shape == actual.shape
-    difference = (expected - actual).abs().max().item()
-    assert difference < TOLERANCE, f"max |delta| = {difference}"
-
-
-def st_encode(model: SentenceTransformer, texts: list[str], **kwargs) -> torch.Tensor:
-    return model.encode(texts, convert_to_tensor=True, **kwargs)
-
-
-def read_json(path: Path):
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 # embedtrain -> sentence-transformers

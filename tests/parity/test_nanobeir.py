@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import write_beir_folder
+from helpers.data import write_beir_folder
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.evaluation import NanoBEIREvaluator
 

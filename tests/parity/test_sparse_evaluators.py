@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import PAIRS
+from helpers.data import PAIRS
 from sentence_transformers import SparseEncoder
 from sentence_transformers.sparse_encoder.evaluation import (
     SparseBinaryClassificationEvaluator,

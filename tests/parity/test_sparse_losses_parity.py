@@ -1,14 +1,13 @@
 """embedtrain's sparse losses compute what sentence-transformers computes: every loss term and the gradients.
 
 The tiny sparse models (SPLADE, inference-free SPLADE with a Router, CSR) are built with
-sentence-transformers (`sparse_models.py`), and the same model object, batch and labels go to both
+sentence-transformers (`tests/helpers/sparse_models.py`), and the same model object, batch and labels go to both
 libraries' losses, so what is compared is the loss maths: each named term to 1e-5 relative, and the
 gradient of every model parameter (`assert_same_gradient_values`). Regulariser weights are set high
 enough that the regularisers weigh as much as the wrapped loss, so an error in either shows.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,29 +15,26 @@ import torch
 from sentence_transformers.sparse_encoder import SparseEncoder
 from sentence_transformers.sparse_encoder import losses as st_losses
 from sentence_transformers.util import pairwise_cos_sim
-from sparse_models import csr_model, inference_free_model, make_tiny_mlm_checkpoint, splade_model
-from test_dense_loss_parity import MARGINS, PAIR, QUADRUPLET, SCORE_LABELS, TEACHER_SCORES, TRIPLET
-from test_loss_parity import assert_same_gradient_values
+from helpers.asserts import assert_same_gradient_values
+from helpers.sparse_models import csr_model, inference_free_model, make_tiny_mlm_checkpoint, splade_model
+from helpers.sparse_parity import (
+    DOCUMENT_WEIGHT,
+    MNRL,
+    QUERY_WEIGHT,
+    SparseCase,
+    assert_same_terms,
+    preprocess,
+    run_loss,
+)
+from helpers.texts import MARGINS, PAIR, QUADRUPLET, SCORE_LABELS, TEACHER_SCORES, TRIPLET
 from torch import nn
 
-from embedtrain.losses import LOSSES, build_loss, total_loss
+from embedtrain.losses import LOSSES, build_loss
 
-DOCUMENT_WEIGHT, QUERY_WEIGHT = 0.3, 0.5
 QUERY_THRESHOLD, DOCUMENT_THRESHOLD = 188, 186
 """L0 thresholds that spare some rows of the tiny SPLADE model's embeddings and not others (checked below)."""
 SPARSE_TEACHER = torch.relu(torch.randn(8, 198, generator=torch.Generator().manual_seed(6)) - 1.0)
 """Teacher sparse embeddings over the tiny vocabulary (198 tokens)."""
-
-
-@dataclass
-class Case:
-    params: dict
-    reference: Callable[[SparseEncoder], nn.Module]
-    columns: list[list[str]]
-    labels: torch.Tensor | None = None
-    model: str = "splade"
-    reference_labels: object = None
-    """The labels as the reference's loss must receive them, when that differs from `labels` (see splade-mse)."""
 
 
 def splade(inner: dict, reference_inner: Callable[[SparseEncoder], nn.Module], *, cached: dict | None = None, **options):
@@ -53,55 +49,54 @@ def splade(inner: dict, reference_inner: Callable[[SparseEncoder], nn.Module], *
 
 
 WEIGHTS = {"document_regularizer_weight": DOCUMENT_WEIGHT, "query_regularizer_weight": QUERY_WEIGHT}
-MNRL = {"type": "SparseMultipleNegativesRankingLoss"}
 CASES = {
-    "splade-mnrl": Case(*splade(MNRL, st_losses.SparseMultipleNegativesRankingLoss, **WEIGHTS), TRIPLET),
-    "splade-mnrl-thresholds": Case(*splade(MNRL, st_losses.SparseMultipleNegativesRankingLoss, **WEIGHTS,
+    "splade-mnrl": SparseCase(*splade(MNRL, st_losses.SparseMultipleNegativesRankingLoss, **WEIGHTS), TRIPLET),
+    "splade-mnrl-thresholds": SparseCase(*splade(MNRL, st_losses.SparseMultipleNegativesRankingLoss, **WEIGHTS,
                                            query_regularizer_threshold=QUERY_THRESHOLD,
                                            document_regularizer_threshold=DOCUMENT_THRESHOLD), QUADRUPLET),
-    "splade-mnrl-options": Case(*splade(
+    "splade-mnrl-options": SparseCase(*splade(
         MNRL | {"directions": ["query_to_doc", "doc_to_query"], "hardness_mode": "in_batch_negatives",
                 "hardness_strength": 2.0, "scale": 2.0},
         lambda model: st_losses.SparseMultipleNegativesRankingLoss(
             model, directions=("query_to_doc", "doc_to_query"), hardness_mode="in_batch_negatives",
             hardness_strength=2.0, scale=2.0), **WEIGHTS), TRIPLET),
-    "splade-document-only-cosent": Case(*splade({"type": "SparseCoSENTLoss"}, st_losses.SparseCoSENTLoss,
+    "splade-document-only-cosent": SparseCase(*splade({"type": "SparseCoSENTLoss"}, st_losses.SparseCoSENTLoss,
                                                 document_regularizer_weight=DOCUMENT_WEIGHT,
                                                 use_document_regularizer_only=True), PAIR, SCORE_LABELS),
-    "splade-margin-mse": Case(*splade({"type": "SparseMarginMSELoss"}, st_losses.SparseMarginMSELoss, **WEIGHTS),
+    "splade-margin-mse": SparseCase(*splade({"type": "SparseMarginMSELoss"}, st_losses.SparseMarginMSELoss, **WEIGHTS),
                               QUADRUPLET, MARGINS),
-    "splade-distill-kl-div": Case(*splade({"type": "SparseDistillKLDivLoss"}, st_losses.SparseDistillKLDivLoss, **WEIGHTS),
+    "splade-distill-kl-div": SparseCase(*splade({"type": "SparseDistillKLDivLoss"}, st_losses.SparseDistillKLDivLoss, **WEIGHTS),
                                   QUADRUPLET, TEACHER_SCORES),
-    "splade-distill-kl-div-cosine": Case(*splade(
+    "splade-distill-kl-div-cosine": SparseCase(*splade(
         {"type": "SparseDistillKLDivLoss", "similarity": "cosine", "teacher_temperature": 1.0},
         lambda model: st_losses.SparseDistillKLDivLoss(model, similarity_fct=pairwise_cos_sim, teacher_temperature=1.0),
         **WEIGHTS), QUADRUPLET, TEACHER_SCORES),
-    "splade-angle": Case(*splade({"type": "SparseAnglELoss"}, st_losses.SparseAnglELoss, **WEIGHTS), PAIR, SCORE_LABELS),
-    "splade-cosine-similarity": Case(*splade({"type": "SparseCosineSimilarityLoss"}, st_losses.SparseCosineSimilarityLoss,
+    "splade-angle": SparseCase(*splade({"type": "SparseAnglELoss"}, st_losses.SparseAnglELoss, **WEIGHTS), PAIR, SCORE_LABELS),
+    "splade-cosine-similarity": SparseCase(*splade({"type": "SparseCosineSimilarityLoss"}, st_losses.SparseCosineSimilarityLoss,
                                              **WEIGHTS), PAIR, SCORE_LABELS),
-    "splade-triplet": Case(*splade({"type": "SparseTripletLoss", "triplet_margin": 1.0},
+    "splade-triplet": SparseCase(*splade({"type": "SparseTripletLoss", "triplet_margin": 1.0},
                                    lambda model: st_losses.SparseTripletLoss(model, triplet_margin=1.0), **WEIGHTS), TRIPLET),
     # The reference's SpladeLoss hands the labels unchanged to SparseMSELoss.compute_loss_from_embeddings, which (since
     # v6) takes one teacher tensor per column, so a (batch, vocab) label would be read as rows; it gets the per-column
     # list that its own forward would build from that label.
-    "splade-mse": Case(*splade({"type": "SparseMSELoss"}, st_losses.SparseMSELoss, **WEIGHTS), PAIR, SPARSE_TEACHER,
+    "splade-mse": SparseCase(*splade({"type": "SparseMSELoss"}, st_losses.SparseMSELoss, **WEIGHTS), PAIR, SPARSE_TEACHER,
                        reference_labels=[SPARSE_TEACHER, SPARSE_TEACHER]),
-    "sparse-mse-alone": Case({"type": "SparseMSELoss"}, st_losses.SparseMSELoss, PAIR, SPARSE_TEACHER),
-    "cached-splade": Case(*splade(MNRL, st_losses.SparseMultipleNegativesRankingLoss, cached={"mini_batch_size": 3},
+    "sparse-mse-alone": SparseCase({"type": "SparseMSELoss"}, st_losses.SparseMSELoss, PAIR, SPARSE_TEACHER),
+    "cached-splade": SparseCase(*splade(MNRL, st_losses.SparseMultipleNegativesRankingLoss, cached={"mini_batch_size": 3},
                                   **WEIGHTS), QUADRUPLET),
-    "cached-splade-tokens-thresholds": Case(*splade(
+    "cached-splade-tokens-thresholds": SparseCase(*splade(
         {"type": "SparseMarginMSELoss"}, st_losses.SparseMarginMSELoss, cached={"mini_batch_num_tokens": 20}, **WEIGHTS,
         query_regularizer_threshold=QUERY_THRESHOLD, document_regularizer_threshold=DOCUMENT_THRESHOLD),
         QUADRUPLET, MARGINS),
-    "inference-free-query-regularizer-off": Case(*splade(MNRL, st_losses.SparseMultipleNegativesRankingLoss,
+    "inference-free-query-regularizer-off": SparseCase(*splade(MNRL, st_losses.SparseMultipleNegativesRankingLoss,
                                                          document_regularizer_weight=DOCUMENT_WEIGHT),
                                                  TRIPLET, model="inference-free"),
-    "inference-free-query-regularizer-on": Case(*splade(MNRL, st_losses.SparseMultipleNegativesRankingLoss, **WEIGHTS),
+    "inference-free-query-regularizer-on": SparseCase(*splade(MNRL, st_losses.SparseMultipleNegativesRankingLoss, **WEIGHTS),
                                                 TRIPLET, model="inference-free"),
-    "inference-free-cached": Case(*splade(MNRL, st_losses.SparseMultipleNegativesRankingLoss, cached={"mini_batch_size": 3},
+    "inference-free-cached": SparseCase(*splade(MNRL, st_losses.SparseMultipleNegativesRankingLoss, cached={"mini_batch_size": 3},
                                           **WEIGHTS), QUADRUPLET, model="inference-free"),
-    "csr": Case({"type": "CSRLoss"}, st_losses.CSRLoss, TRIPLET, model="csr"),
-    "csr-cosent-weights": Case({"type": "CSRLoss", "loss": {"type": "SparseCoSENTLoss"}, "beta": 0.5, "gamma": 0.1},
+    "csr": SparseCase({"type": "CSRLoss"}, st_losses.CSRLoss, TRIPLET, model="csr"),
+    "csr-cosent-weights": SparseCase({"type": "CSRLoss", "loss": {"type": "SparseCoSENTLoss"}, "beta": 0.5, "gamma": 0.1},
                                lambda model: st_losses.CSRLoss(model, st_losses.SparseCoSENTLoss(model), beta=0.5, gamma=0.1),
                                PAIR, SCORE_LABELS, model="csr"),
 }
@@ -119,45 +114,13 @@ def build_sparse_model(mlm_checkpoint: Path, tiny_checkpoint: Path) -> Callable[
     return lambda kind: builders[kind]()
 
 
-def preprocess(model: SparseEncoder, columns: list[list[str]], inference_free: bool) -> list[dict]:
-    """Tokenized columns, fresh for each run (the reference's modules write their outputs into the features). With a
-    Router, the first column is routed as queries and the others as documents, as a router mapping makes the
-    collator do (`task` in the features)."""
-    if not inference_free:
-        return [model.preprocess(texts) for texts in columns]
-    return [model.preprocess(texts, task="query" if index == 0 else "document") for index, texts in enumerate(columns)]
-
-
-def run_loss(loss: Callable, model: SparseEncoder, case: Case, labels=None) -> tuple[dict[str, torch.Tensor], dict]:
-    """The loss's terms on the case's batch, and the gradients it gives the model's parameters. The model's buffers
-    (the autoencoder's dead-latent statistics, which every training forward updates) are restored afterwards,
-    so every run starts from the same model."""
-    buffers = {name: buffer.clone() for name, buffer in model.named_buffers()}
-    model.zero_grad(set_to_none=True)
-    torch.manual_seed(0)
-    terms = loss(preprocess(model, case.columns, case.model == "inference-free"), case.labels if labels is None else labels)
-    terms = terms if isinstance(terms, dict) else {"loss": terms}
-    total_loss(terms).backward()
-    with torch.no_grad():
-        for name, buffer in model.named_buffers():
-            buffer.copy_(buffers[name])
-    grads = {name: None if p.grad is None else p.grad.clone() for name, p in model.named_parameters()}
-    return {name: value.detach() for name, value in terms.items()}, grads
-
-
 def ours(params: dict, model: SparseEncoder) -> Callable:
     loss = build_loss(LOSSES[params["type"]].params_model(**params), model)
     return lambda features, labels: loss(model, features, labels)
 
 
-def assert_same_terms(actual: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
-    assert actual.keys() == expected.keys()
-    for name, value in expected.items():
-        assert actual[name].item() == pytest.approx(value.item(), rel=1e-5, abs=1e-9), name
-
-
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-def test_loss_terms_and_gradients_match_the_reference(case: Case, build_sparse_model) -> None:
+def test_loss_terms_and_gradients_match_the_reference(case: SparseCase, build_sparse_model) -> None:
     model = build_sparse_model(case.model)
     expected_terms, expected_grads = run_loss(case.reference(model), model, case, case.reference_labels)
     terms, grads = run_loss(ours(case.params, model), model, case)
@@ -171,7 +134,7 @@ def test_loss_terms_and_gradients_match_the_reference(case: Case, build_sparse_m
 def test_cached_splade_gives_splade_loss_gradients(kind: str, build_sparse_model) -> None:
     case = CASES["splade-mnrl-thresholds"]
     model = build_sparse_model(kind)
-    case = Case(case.params, case.reference, case.columns, model=kind)
+    case = SparseCase(case.params, case.reference, case.columns, model=kind)
     expected_terms, expected_grads = run_loss(ours(case.params, model), model, case)
     terms, grads = run_loss(ours(case.params | {"type": "CachedSpladeLoss", "mini_batch_size": 2}, model), model, case)
     assert_same_terms(terms, expected_terms)

@@ -13,16 +13,9 @@ import yaml
 from accelerate.state import AcceleratorState
 from sentence_transformers.sparse_encoder import losses as st_losses
 from sentence_transformers.sparse_encoder.callbacks.splade_callbacks import SpladeRegularizerWeightSchedulerCallback
-from sparse_models import make_tiny_mlm_checkpoint, splade_model
-from test_sparse_losses_parity import (
-    DOCUMENT_WEIGHT,
-    MNRL,
-    QUERY_WEIGHT,
-    TRIPLET,
-    Case,
-    assert_same_terms,
-    run_loss,
-)
+from helpers.sparse_models import make_tiny_mlm_checkpoint, splade_model
+from helpers.sparse_parity import DOCUMENT_WEIGHT, MNRL, QUERY_WEIGHT, SparseCase, assert_same_terms, run_loss
+from helpers.texts import TRIPLET
 from transformers import TrainerControl, TrainerState
 
 from embedtrain.engine.run import run_training
@@ -58,7 +51,7 @@ def test_weights_and_loss_follow_the_reference_schedule(ours_options, callback_o
     callback.on_train_begin(None, state, control)
     params = {"type": "SpladeLoss", "loss": MNRL, **weights, **ours_options}
     embedtrain_loss = build_loss(LOSSES["SpladeLoss"].params_model(**params), model)
-    case = Case(params, lambda _: reference, TRIPLET)
+    case = SparseCase(params, lambda _: reference, TRIPLET)
     for step in steps:
         state.global_step = step
         callback.on_step_begin(None, state, control)

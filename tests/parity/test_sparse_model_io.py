@@ -19,7 +19,8 @@ from sentence_transformers.sentence_transformer.modules import Pooling as STPool
 from sentence_transformers.sparse_encoder.modules import SparseAutoEncoder as STSparseAutoEncoder
 from sentence_transformers.sparse_encoder.modules import SparseStaticEmbedding as STSparseStaticEmbedding
 from sentence_transformers.sparse_encoder.modules import SpladePooling as STSpladePooling
-from test_model_io import TEXTS, TOLERANCE
+from helpers.asserts import TOLERANCE
+from helpers.texts import TEXTS
 
 from embedtrain.models import load_model, save_model
 from embedtrain.models.sparse_embedder import SparseEmbedder

@@ -7,7 +7,9 @@ import pytest
 import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import StaticEmbedding as STStaticEmbedding
-from test_model_io import TEXTS, assert_same_embeddings, build, st_encode
+from helpers.asserts import assert_same_embeddings
+from helpers.embedding import build, st_encode
+from helpers.texts import TEXTS
 from tokenizers import Tokenizer
 
 from embedtrain.errors import RecipeError

@@ -3,7 +3,9 @@
 import pytest
 import torch
 from sentence_transformers import SentenceTransformer
-from test_model_io import TEXTS, assert_same_embeddings, build, read_json, st_encode
+from helpers.asserts import assert_same_embeddings
+from helpers.embedding import build, read_json, st_encode
+from helpers.texts import TEXTS
 
 from embedtrain.errors import RecipeError
 from embedtrain.models import load_model, save_model

@@ -5,8 +5,8 @@ import json
 import pytest
 import yaml
 from accelerate.state import AcceleratorState
+from helpers.observers import StopAt
 
-from embedtrain.engine.observer import TrainingObserver
 from embedtrain.engine.run import run_training
 from embedtrain.errors import DataError, RecipeError
 from embedtrain.recipe.loading import load_recipe
@@ -34,15 +34,6 @@ def streamed_recipe(folder, model, data, **training):
 def losses(folder) -> dict[int, float]:
     records = [json.loads(line) for line in (folder / "run" / "metrics.jsonl").read_text().splitlines()]
     return {record["step"]: record["loss"] for record in records if "loss" in record}
-
-
-class StopAt(TrainingObserver):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step(self, step: int) -> None:
-        if step == self.step:
-            raise KeyboardInterrupt
 
 
 def test_a_stream_trains_across_passes_and_resumes_exactly(tmp_path, tiny_checkpoint_with_dropout, sts_csv):

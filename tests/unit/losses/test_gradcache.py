@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_loss_parity import ANCHORS, NEGATIVES_1, NEGATIVES_2, POSITIVES
+from helpers.texts import ANCHORS, QUADRUPLET
 
 from embedtrain.losses import LOSSES, build_loss
 from embedtrain.models.io import load_model
 
-COLUMNS = [ANCHORS, POSITIVES, NEGATIVES_1, NEGATIVES_2]
+COLUMNS = QUADRUPLET
 PAIRS = {
     "CachedMultipleNegativesRankingLoss": "MultipleNegativesRankingLoss",
     "CachedMultipleNegativesSymmetricRankingLoss": "MultipleNegativesSymmetricRankingLoss",

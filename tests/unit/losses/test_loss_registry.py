@@ -5,7 +5,7 @@ from typing import Literal
 
 import pytest
 from sentence_transformers.sparse_encoder import losses as st_losses
-from sparse_models import make_tiny_mlm_checkpoint, splade_model
+from helpers.sparse_models import make_tiny_mlm_checkpoint, splade_model
 
 from embedtrain.data.contract import ColumnContract
 from embedtrain.losses import LOSSES, EmbeddingLoss, LossParams, saved_similarity

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from sparse_models import make_tiny_mlm_checkpoint, splade_model
-from test_recipe import MINIMAL, recipe_error, write
-from test_sparse_losses_parity import TRIPLET
+from helpers.recipes import MINIMAL, recipe_error, write
+from helpers.sparse_models import make_tiny_mlm_checkpoint, splade_model
+from helpers.texts import TRIPLET
 
 from embedtrain.commands.list_losses import loss_catalogue
 from embedtrain.errors import TrainingError

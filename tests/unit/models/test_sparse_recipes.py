@@ -1,6 +1,6 @@
 """Sparse models from recipes (`model.kind: sparse`): architecture defaults, router_mapping,
 learning_rate_mapping and `embedtrain list modules`, on tiny random models (the losses' maths is
-proven in test_sparse_losses_parity.py; these tests are about the model plumbing).
+proven in parity/test_sparse_losses_parity.py; these tests are about the model plumbing).
 """
 
 import json
@@ -26,7 +26,7 @@ from embedtrain.models.config import ModelConfig
 from embedtrain.recipe.training import TrainingConfig
 
 runner = CliRunner()
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 @pytest.fixture(autouse=True)

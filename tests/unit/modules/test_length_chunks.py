@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_gradcache import COLUMNS
-from test_loss_parity import ANCHORS, POSITIVES
+from helpers.texts import ANCHORS, POSITIVES, QUADRUPLET
 
 from embedtrain.losses import LOSSES, build_loss
 from embedtrain.models.io import load_model
@@ -74,10 +73,10 @@ def loss_and_gradients(checkpoint: Path, params: dict, columns: list[list[str]],
 
 
 CASES = {
-    "MultipleNegativesRankingLoss": ({"type": "MultipleNegativesRankingLoss"}, COLUMNS, None),
+    "MultipleNegativesRankingLoss": ({"type": "MultipleNegativesRankingLoss"}, QUADRUPLET, None),
     "CoSENTLoss": ({"type": "CoSENTLoss"}, [ANCHORS, POSITIVES], torch.linspace(0, 1, len(ANCHORS))),
     "CachedMultipleNegativesRankingLoss": (
-        {"type": "CachedMultipleNegativesRankingLoss", "mini_batch_size": 3}, COLUMNS, None),
+        {"type": "CachedMultipleNegativesRankingLoss", "mini_batch_size": 3}, QUADRUPLET, None),
 }
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from test_loss_parity import ANCHORS, POSITIVES
+from helpers.texts import ANCHORS, POSITIVES
 from transformers import AutoModel, RobertaConfig, RobertaModel
 
 from embedtrain.errors import IncompatibleDependencyError
@@ -132,7 +132,7 @@ def test_non_packable_models_do_not_need_packing_support(monkeypatch):
 
 
 def test_the_tested_transformers_range_is_the_declared_requirement():
-    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8")
+    pyproject = (Path(__file__).parents[3] / "pyproject.toml").read_text(encoding="utf-8")
     assert re.search(r'"transformers(.*?)"', pyproject).group(1) == TESTED_TRANSFORMERS
     assert missing_transformers_features() == []  # the installed version has everything
 
