@@ -10,7 +10,7 @@ them (the `length_chunks` planner), so attention itself carries little padding e
 Only encoders whose token positions are 0..n-1 for a right-padded text qualify (BERT and its
 descendants, `PACKABLE_MODEL_TYPES`): others (RoBERTa's positions start after the padding index,
 relative and rotary schemes, custom code) run padded, in chunks. The outputs are the padded
-computation's up to float rounding (tests/test_packed_attention.py).
+computation's up to float rounding (tests/unit/modules/test_packed_attention.py).
 
 This plugs into transformers' attention and mask interfaces and reads private attributes, which change between
 major versions: before the first packable model is switched, `register_packed_attention` checks that the
@@ -52,7 +52,8 @@ REQUIRED_TRANSFORMERS_FEATURES = (
     ("transformers", "PreTrainedModel.set_attn_implementation"),
 )
 """(module, attribute path) of everything this module uses from transformers. That the model's forward pass hands
-`packed_layout` on to the attention function is behaviour, not a name: tests/test_packed_attention.py checks it."""
+`packed_layout` on to the attention function is behaviour, not a name: tests/unit/modules/test_packed_attention.py
+checks it."""
 
 
 @dataclass(frozen=True)

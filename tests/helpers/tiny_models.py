@@ -1,0 +1,41 @@
+"""The tiny random BERT every fast test uses (2 layers, hidden 32) and its locally written vocabulary.
+
+Nothing is downloaded: the vocabulary is written here and the weights are random (seeded).
+"""
+
+from pathlib import Path
+
+import torch
+
+WORDS = (
+    "a an the is are was on in at of to and with for by from man woman child dog cat bird horse car bus train "
+    "plays playing play eats eating eat runs running run sits sitting sit rides riding ride reads reading read "
+    "guitar piano ball food grass park street road book table chair kitchen beach river water sun rain snow "
+    "red blue green big small young old happy sad fast slow two three people person group street city "
+    "what who where when how why question answer query document positive negative sentence text weather today "
+    "sunny outside lovely it so very not no yes this that there here some many one"
+).split()
+
+
+def build_vocab() -> list[str]:
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)] + [str(d) for d in range(10)]
+    punctuation = list(".,!?'-:;\"()")
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + punctuation + letters + [f"##{c}" for c in letters]
+    return tokens + sorted(set(WORDS) - set(tokens))
+
+
+def make_tiny_checkpoint(directory: Path, seed: int = 0, dropout: float = 0.0, masked_lm: bool = False) -> Path:
+    """Write a random 2-layer BERT (hidden 32) and its tokenizer as a plain Hugging Face checkpoint; with
+    `masked_lm`, a BertForMaskedLM (the SPLADE backbone: its head scores every vocabulary id)."""
+    from transformers import BertConfig, BertForMaskedLM, BertModel, BertTokenizer
+
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = {token: index for index, token in enumerate(build_vocab())}
+    tokenizer = BertTokenizer(vocab=vocab, do_lower_case=True, model_max_length=64)
+    config = BertConfig(vocab_size=len(build_vocab()), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=dropout,
+                        attention_probs_dropout_prob=dropout)
+    torch.manual_seed(seed)
+    (BertForMaskedLM if masked_lm else BertModel)(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
