@@ -13,7 +13,7 @@ import yaml
 
 import embedtrain
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def readme_example_loss() -> str:
