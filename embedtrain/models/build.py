@@ -2,11 +2,11 @@
 
 from embedtrain.errors import RecipeError
 from embedtrain.models.build_sparse import build_sparse_model
+from embedtrain.models.config import ModelConfig
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.models.io import load_model, resolve_model_path
 from embedtrain.models.sparse_embedder import SparseEmbedder
 from embedtrain.modules import Dense, Normalize, Pooling, StaticEmbedding, Transformer
-from embedtrain.models.config import ModelConfig
 
 
 def build_model(config: ModelConfig) -> SentenceEmbedder:

@@ -11,6 +11,7 @@ from pathlib import Path
 from transformers import AutoConfig
 
 from embedtrain.errors import RecipeError
+from embedtrain.models.config import Architecture, ModelConfig, SparseConfig
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.models.io import load_model, resolve_model_path
 from embedtrain.models.sparse_embedder import SparseEmbedder
@@ -23,7 +24,6 @@ from embedtrain.modules import (
     SpladePooling,
     Transformer,
 )
-from embedtrain.models.config import Architecture, ModelConfig, SparseConfig
 
 
 def architecture_of(model: SparseEmbedder) -> Architecture:

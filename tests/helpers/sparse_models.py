@@ -6,7 +6,6 @@ Both libraries' losses get the same model object, so a comparison tests the loss
 from pathlib import Path
 
 import torch
-from helpers.tiny_models import build_vocab
 from sentence_transformers.sentence_transformer.modules import Pooling
 from sentence_transformers.sparse_encoder import SparseEncoder
 from sentence_transformers.sparse_encoder.modules import (
@@ -16,6 +15,8 @@ from sentence_transformers.sparse_encoder.modules import (
     SpladePooling,
     Transformer,
 )
+
+from helpers.tiny_models import build_vocab
 
 
 def make_tiny_mlm_checkpoint(directory: Path, seed: int = 0) -> Path:

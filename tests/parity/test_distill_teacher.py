@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from sentence_transformers import SentenceTransformer
-from sentence_transformers.sentence_transformer import losses as st_losses
 from helpers.asserts import assert_same_gradients
 from helpers.texts import ANCHORS, POSITIVES
 from helpers.tiny_models import make_tiny_checkpoint
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer import losses as st_losses
 from typer.testing import CliRunner
 
 from embedtrain.cli import app

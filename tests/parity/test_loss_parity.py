@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from sentence_transformers import SentenceTransformer, util
 from helpers.asserts import assert_same_gradients
 from helpers.parity import Case
 from helpers.texts import CLASS_LABELS, NEGATIVES_1, NEGATIVES_2, PAIR, SCORE_LABELS
+from sentence_transformers import SentenceTransformer, util
 from sentence_transformers.sentence_transformer import losses as st_losses
 
 from embedtrain.losses import LOSSES, build_loss

@@ -12,9 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from sentence_transformers.sparse_encoder import SparseEncoder
-from sentence_transformers.sparse_encoder import losses as st_losses
-from sentence_transformers.util import pairwise_cos_sim
 from helpers.asserts import assert_same_gradient_values
 from helpers.sparse_models import csr_model, inference_free_model, make_tiny_mlm_checkpoint, splade_model
 from helpers.sparse_parity import (
@@ -27,6 +24,9 @@ from helpers.sparse_parity import (
     run_loss,
 )
 from helpers.texts import MARGINS, PAIR, QUADRUPLET, SCORE_LABELS, TEACHER_SCORES, TRIPLET
+from sentence_transformers.sparse_encoder import SparseEncoder
+from sentence_transformers.sparse_encoder import losses as st_losses
+from sentence_transformers.util import pairwise_cos_sim
 from torch import nn
 
 from embedtrain.losses import LOSSES, build_loss

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 from accelerate.state import AcceleratorState
-from sentence_transformers.sparse_encoder import losses as st_losses
-from sentence_transformers.sparse_encoder.callbacks.splade_callbacks import SpladeRegularizerWeightSchedulerCallback
 from helpers.sparse_models import make_tiny_mlm_checkpoint, splade_model
 from helpers.sparse_parity import DOCUMENT_WEIGHT, MNRL, QUERY_WEIGHT, SparseCase, assert_same_terms, run_loss
 from helpers.texts import TRIPLET
+from sentence_transformers.sparse_encoder import losses as st_losses
+from sentence_transformers.sparse_encoder.callbacks.splade_callbacks import SpladeRegularizerWeightSchedulerCallback
 from transformers import TrainerControl, TrainerState
 
 from embedtrain.engine.run import run_training

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.asserts import TOLERANCE
+from helpers.texts import TEXTS
 from sentence_transformers import SparseEncoder
 from sentence_transformers.base.modules import Router as STRouter
 from sentence_transformers.base.modules import Transformer as STTransformer
@@ -19,8 +21,6 @@ from sentence_transformers.sentence_transformer.modules import Pooling as STPool
 from sentence_transformers.sparse_encoder.modules import SparseAutoEncoder as STSparseAutoEncoder
 from sentence_transformers.sparse_encoder.modules import SparseStaticEmbedding as STSparseStaticEmbedding
 from sentence_transformers.sparse_encoder.modules import SpladePooling as STSpladePooling
-from helpers.asserts import TOLERANCE
-from helpers.texts import TEXTS
 
 from embedtrain.models import load_model, save_model
 from embedtrain.models.sparse_embedder import SparseEmbedder

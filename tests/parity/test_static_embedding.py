@@ -5,11 +5,11 @@ import json
 
 import pytest
 import torch
-from sentence_transformers import SentenceTransformer
-from sentence_transformers.sentence_transformer.modules import StaticEmbedding as STStaticEmbedding
 from helpers.asserts import assert_same_embeddings
 from helpers.embedding import build, st_encode
 from helpers.texts import TEXTS
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import StaticEmbedding as STStaticEmbedding
 from tokenizers import Tokenizer
 
 from embedtrain.errors import RecipeError

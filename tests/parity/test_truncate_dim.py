@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-from sentence_transformers import SentenceTransformer
 from helpers.asserts import assert_same_embeddings
 from helpers.embedding import build, read_json, st_encode
 from helpers.texts import TEXTS
+from sentence_transformers import SentenceTransformer
 
 from embedtrain.errors import RecipeError
 from embedtrain.models import load_model, save_model

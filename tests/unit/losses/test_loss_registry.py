@@ -4,8 +4,8 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-from sentence_transformers.sparse_encoder import losses as st_losses
 from helpers.sparse_models import make_tiny_mlm_checkpoint, splade_model
+from sentence_transformers.sparse_encoder import losses as st_losses
 
 from embedtrain.data.contract import ColumnContract
 from embedtrain.losses import LOSSES, EmbeddingLoss, LossParams, saved_similarity

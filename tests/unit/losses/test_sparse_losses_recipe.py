@@ -3,10 +3,10 @@
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 from helpers.recipes import MINIMAL, recipe_error, write
 from helpers.sparse_models import make_tiny_mlm_checkpoint, splade_model
 from helpers.texts import TRIPLET
+from pydantic import ValidationError
 
 from embedtrain.commands.list_losses import loss_catalogue
 from embedtrain.errors import TrainingError

@@ -19,10 +19,10 @@ from embedtrain.engine.run import run_training
 from embedtrain.errors import RecipeError
 from embedtrain.models import load_model, save_model
 from embedtrain.models.build import build_model
+from embedtrain.models.config import ModelConfig
 from embedtrain.models.sparse_embedder import SparseEmbedder
 from embedtrain.modules import MLMTransformer, Router, SparseAutoEncoder, SpladePooling, Transformer
 from embedtrain.recipe.loading import load_recipe
-from embedtrain.models.config import ModelConfig
 from embedtrain.recipe.training import TrainingConfig
 
 runner = CliRunner()

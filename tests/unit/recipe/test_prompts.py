@@ -34,8 +34,8 @@ def test_prompts_are_prepended_per_input_and_saved(tmp_path, tiny_checkpoint, tr
     AcceleratorState._reset_state(reset_partial_state=True)
     path = recipe_file(tmp_path, tiny_checkpoint, triplet_csv, {"anchor": "query", "negative": "document"},
                        include_prompt=False)
-    from embedtrain.recipe.plan import plan_data
     from embedtrain.data.training_data import Collator, TrainingRows
+    from embedtrain.recipe.plan import plan_data
 
     recipe = load_recipe(path)
     prepared = plan_data(recipe).train["nli"]
