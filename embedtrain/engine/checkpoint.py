@@ -50,9 +50,9 @@ class CheckpointManager:
         return self.root / f".checkpoint-{step:07d}.partial"
 
     def remove_partial(self) -> None:
-        """Remove leftovers of a checkpoint that a killed run did not finish."""
-        for partial in self.root.glob(".checkpoint-*.partial"):
-            shutil.rmtree(partial, ignore_errors=True)
+        """Remove leftovers of a killed run: a checkpoint it did not finish, or one it was replacing or deleting."""
+        for leftover in self.root.glob(".checkpoint-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
 
     def completed(self) -> list[Path]:
         """Complete checkpoints, oldest first."""
@@ -69,9 +69,17 @@ class CheckpointManager:
         """Atomically move the finished staging folder into place."""
         final = self.path_for(step)
         if final.exists():  # the same step saved again (e.g. end of training right after a periodic save)
-            shutil.rmtree(final)
+            self._remove(final)
         self.staging_path(step).rename(final)
         return final
+
+    def _remove(self, checkpoint: Path) -> None:
+        """Delete a published checkpoint: first hidden by a rename, so that a kill during the deletion never leaves
+        a half-deleted checkpoint under a published name."""
+        hidden = checkpoint.with_name(f".{checkpoint.name}.removing")
+        shutil.rmtree(hidden, ignore_errors=True)
+        checkpoint.rename(hidden)
+        shutil.rmtree(hidden)
 
     def rotate(self, keep: Path | None) -> None:
         """Delete the oldest checkpoints beyond `save_total_limit`, never `keep` (the best one)."""
@@ -82,4 +90,4 @@ class CheckpointManager:
         excess = len(completed) - self.save_total_limit
         for path in removable[:max(excess, 0)]:
             logger.info("removing old checkpoint %s", path)
-            shutil.rmtree(path)
+            self._remove(path)
