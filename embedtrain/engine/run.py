@@ -4,10 +4,11 @@ import logging
 from pathlib import Path
 
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import broadcast_object_list, set_seed
 
 from embedtrain.card.model_card import ModelCardWriter
 from embedtrain.engine.checkpoint import CheckpointManager
+from embedtrain.engine.lock import OutputDirLock
 from embedtrain.engine.observer import TrainingObserver
 from embedtrain.engine.trainer import Trainer, TrainingResult, build_accelerator
 from embedtrain.errors import RecipeError
@@ -24,7 +25,33 @@ RESOLVED_RECIPE = "recipe.yaml"
 
 def run_training(recipe: Recipe, *, resume: bool = False, observer: TrainingObserver | None = None) -> TrainingResult:
     accelerator = build_accelerator(recipe.training)
-    _prepare_output_dir(Path(recipe.training.output_dir), recipe, resume, accelerator)
+    output_dir = Path(recipe.training.output_dir)
+    lock = _lock_output_dir(output_dir, accelerator)
+    try:
+        _prepare_output_dir(output_dir, recipe, resume, accelerator)
+        return _train(recipe, accelerator, resume, observer)
+    finally:
+        lock.release()
+
+
+def _lock_output_dir(output_dir: Path, accelerator: Accelerator) -> OutputDirLock:
+    """The main process locks the output directory before anything is written there; every process learns whether
+    it could (so that all stop together rather than wait for a process that stopped)."""
+    lock = OutputDirLock(output_dir)
+    refusal = [None]
+    if accelerator.is_main_process:
+        try:
+            lock.acquire()
+        except RecipeError as error:
+            refusal = [str(error)]
+    if accelerator.num_processes > 1:
+        broadcast_object_list(refusal)
+    if refusal[0] is not None:
+        raise RecipeError(refusal[0])
+    return lock
+
+
+def _train(recipe: Recipe, accelerator: Accelerator, resume: bool, observer: TrainingObserver | None) -> TrainingResult:
     # Every dataset is loaded and checked against its loss or evaluator before any model weights are loaded.
     model_config = recipe.model
     tokenization = load_tokenization(model_config.base, revision=model_config.revision,
