@@ -1,5 +1,6 @@
 """The training loop, on accelerate: one code path for CPU, one GPU and `accelerate launch` with many processes."""
 
+import errno
 import logging
 import math
 import shutil
@@ -19,6 +20,7 @@ from embedtrain.engine.loaders import TrainingLoader, build_training_loader
 from embedtrain.engine.metrics_log import MetricsLog
 from embedtrain.engine.observer import TrainingObserver
 from embedtrain.engine.optim import build_optimizer, build_scheduler
+from embedtrain.engine.preemption import PreemptionSignals
 from embedtrain.errors import TrainingError
 from embedtrain.evaluation import Evaluator, shared_embeddings
 from embedtrain.losses import EmbeddingLoss, total_loss
@@ -108,6 +110,8 @@ class Trainer:
         self.metrics_log = MetricsLog(self.output_dir / "metrics.jsonl")
         self.state = TrainerState()
         self.latest_evaluation: tuple[int, dict[str, float]] = (-1, {})
+        self.non_finite = _FirstNonFinite(list(train_sets), accelerator.device)
+        self.signals = PreemptionSignals()
 
     @property
     def model(self) -> SentenceEmbedder:
@@ -119,7 +123,8 @@ class Trainer:
             self._resume()
         self._before_training(run)
         started = time.perf_counter()
-        self._loop(run)
+        with self.signals:
+            self._loop(run)
         train_seconds = time.perf_counter() - started
 
         metrics = self._evaluate()
@@ -176,6 +181,7 @@ class Trainer:
                     run.optimizer.step()
                     run.optimizer.zero_grad(set_to_none=True)
                 window.add(batch["dataset"], loss.detach(), batch["diagnostics"])
+                self.non_finite.add(loss.detach(), state.step + 1, batch["dataset"])
                 state.batches_in_epoch += 1
                 if not accelerator.sync_gradients:
                     continue
@@ -190,8 +196,11 @@ class Trainer:
                     return
                 if config.eval_steps and state.step % config.eval_steps == 0:
                     self._evaluate()
-                if config.save_steps and state.step % config.save_steps == 0:
+                saved = bool(config.save_steps) and state.step % config.save_steps == 0
+                if saved:
                     self._save_checkpoint()
+                if self._stop_requested():
+                    self._stop_for_preemption(already_saved=saved)
             state.epoch += 1
             state.batches_in_epoch = 0
 
@@ -213,10 +222,8 @@ class Trainer:
 
     def _log(self, window: "_LossWindow", learning_rate: float, grad_norm: Tensor | None,
              steps_per_epoch: int | None) -> None:
+        self._raise_if_non_finite()
         losses = window.means(self.accelerator)  # one host sync per logging step, not per step
-        if not all(math.isfinite(value) for value in losses.values()):
-            raise TrainingError(f"the training loss became non-finite by step {self.state.step} ({losses}); lower the "
-                                f"learning rate, enable gradient clipping (training.max_grad_norm) or use fp32/bf16")
         epoch = self.state.epoch if steps_per_epoch is None else round(self.state.step / steps_per_epoch, 4)
         record = {"step": self.state.step, "epoch": epoch,
                   "loss": losses.pop("all"), "learning_rate": learning_rate}
@@ -281,53 +288,150 @@ class Trainer:
     # -- checkpoints -----------------------------------------------------------------------------------------
 
     def _save_checkpoint(self) -> None:
+        self._raise_if_non_finite()  # never publish weights trained on a non-finite loss
         accelerator, step = self.accelerator, self.state.step
         staging = self.checkpoints.staging_path(step)
         if accelerator.is_main_process:
             shutil.rmtree(staging, ignore_errors=True)
         accelerator.wait_for_everyone()
-        accelerator.save_state(str(staging / "state"))
-        accelerator.wait_for_everyone()  # every process's RNG state is written before the folder is published
+        error = self._write_checkpoint(staging)
+        # Every process learns whether any write failed (and this is the barrier before publishing: every process's
+        # RNG state is written by then), so that all stop together instead of waiting for each other.
+        if self._on_any_process(error is not None):
+            if accelerator.is_main_process:
+                shutil.rmtree(staging, ignore_errors=True)  # nothing half-written stays behind
+            raise TrainingError(_write_failure(f"checkpoint {step}", self.checkpoints.root, error)
+                                + f"; the previous checkpoint ({_name_or_none(self.checkpoints.latest())}) is intact: "
+                                  f"free space and continue with --resume")
         if accelerator.is_main_process:
-            self._track_best()
-            save_model(self.model, staging / "model")
-            self.state.save(staging / STATE_FILE)  # written last: its presence marks a complete checkpoint
             path = self.checkpoints.publish(step)
             best = self.checkpoints.root / self.state.best_checkpoint if self.state.best_checkpoint else None
             self.checkpoints.rotate(keep=best)
             self._notify("on_checkpoint", path)
         accelerator.wait_for_everyone()
 
+    def _write_checkpoint(self, staging: Path) -> OSError | None:
+        """This process's part of a checkpoint into `staging`; the error if the disk is full or not writable."""
+        try:
+            self.accelerator.save_state(str(staging / "state"))
+            if self.accelerator.is_main_process:
+                self._track_best()
+                save_model(self.model, staging / "model")
+                self.state.save(staging / STATE_FILE)  # written last: its presence marks a complete checkpoint
+        except OSError as error:
+            return error
+        return None
+
+    def _on_any_process(self, flag: bool) -> bool:
+        """Whether `flag` is set on any process (a collective: every process must call it)."""
+        if self.accelerator.num_processes == 1:
+            return flag
+        return bool(self.accelerator.reduce(torch.tensor(float(flag), device=self.accelerator.device), "sum").item())
+
+    def _stop_requested(self) -> bool:
+        """A stop signal reached any process (a scheduler may signal only some): all stop at the same step."""
+        return self._on_any_process(self.signals.received is not None)
+
+    def _stop_for_preemption(self, already_saved: bool) -> None:
+        if not already_saved:
+            self._save_checkpoint()
+        received = self.signals.received.name if self.signals.received else "a stop signal (on another process)"
+        raise TrainingError(f"stopped by {received} after step {self.state.step}, saved in "
+                            f"{self.checkpoints.path_for(self.state.step)}; continue with the same command and --resume")
+
+    def _raise_if_non_finite(self) -> None:
+        """Stop on the first non-finite training loss, naming its step and dataset (one host sync)."""
+        found = self.non_finite.first(self.accelerator)
+        if found is None:
+            return
+        step, dataset = found
+        raise TrainingError(
+            f"the training loss of dataset {dataset!r} became non-finite at step {step} (stopped at step "
+            f"{self.state.step}); the last good checkpoint is {_name_or_none(self.checkpoints.latest())}. Lower the "
+            f"learning rate, enable gradient clipping (training.max_grad_norm) or use fp32/bf16")
+
     def _resume(self) -> None:
         self.checkpoints.remove_partial()
-        latest = self.checkpoints.latest()
-        if latest is None:
+        candidates = self.checkpoints.completed()
+        if not candidates:
             logger.warning("--resume: no checkpoint in %s; starting from scratch", self.checkpoints.root)
             return
-        self.accelerator.load_state(str(latest / "state"))
-        self.state = TrainerState.load(latest / STATE_FILE)
-        if self.accelerator.is_main_process:
-            self.metrics_log.truncate_after(self.state.step)
-        logger.info("resumed from %s (step %d)", latest, self.state.step)
+        for checkpoint in reversed(candidates):  # newest first; a corrupt one falls back to the one before
+            try:
+                self._load_checkpoint(checkpoint)
+            except Exception as error:  # a truncated file raises whatever its reader raises (safetensors, pickle, json)
+                logger.warning("--resume: checkpoint %s cannot be read (%s: %s); falling back to the previous one",
+                               checkpoint, type(error).__name__, error)
+                continue
+            if self.accelerator.is_main_process:
+                self.metrics_log.truncate_after(self.state.step)
+            logger.info("resumed from %s (step %d)", checkpoint, self.state.step)
+            return
+        raise TrainingError(f"--resume: no checkpoint in {self.checkpoints.root} can be read (see the warnings above); "
+                            f"choose another output directory to train from scratch")
+
+    def _load_checkpoint(self, checkpoint: Path) -> None:
+        state = TrainerState.load(checkpoint / STATE_FILE)
+        _check_safetensors(checkpoint / "model")  # accelerate reads state/, not the model copy that load_best uses
+        self.accelerator.load_state(str(checkpoint / "state"))
+        self.state = state
 
     def _save_final(self, metrics: dict[str, float]) -> Path:
         """Write output_dir/final atomically: the best checkpoint's model, or the model as trained."""
         final = self.output_dir / "final"
+        error = None
         if self.accelerator.is_main_process:
             staging = self.output_dir / ".final.partial"
             shutil.rmtree(staging, ignore_errors=True)
-            best = self.state.best_checkpoint
-            if self.config.load_best_model_at_end and best:
-                shutil.copytree(self.checkpoints.root / best / "model", staging)
-                metrics = self.state.best_metrics
+            try:
+                self._write_final(staging, metrics)
+            except OSError as raised:
+                error = raised
+                shutil.rmtree(staging, ignore_errors=True)
             else:
-                save_model(self.model, staging)
-            if self.on_final_save is not None:
-                self.on_final_save(staging, metrics, self.metrics_log.read())
-            shutil.rmtree(final, ignore_errors=True)
-            staging.rename(final)
+                shutil.rmtree(final, ignore_errors=True)
+                staging.rename(final)
+        if self._on_any_process(error is not None):
+            raise TrainingError(_write_failure("the final model", self.output_dir, error)
+                                + f"; the checkpoints ({_name_or_none(self.checkpoints.latest())}) are intact: free "
+                                  f"space and continue with --resume")
         self.accelerator.wait_for_everyone()
         return final
+
+    def _write_final(self, staging: Path, metrics: dict[str, float]) -> None:
+        best = self.state.best_checkpoint
+        if self.config.load_best_model_at_end and best:
+            shutil.copytree(self.checkpoints.root / best / "model", staging)
+            metrics = self.state.best_metrics
+        else:
+            save_model(self.model, staging)
+        if self.on_final_save is not None:
+            self.on_final_save(staging, metrics, self.metrics_log.read())
+
+
+DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+def _write_failure(what: str, directory: Path, error: OSError | None) -> str:
+    """'cannot write X in DIR: disk full (...)' (or the OS's reason); `error` is None on the processes that wrote."""
+    if error is None:
+        return f"cannot write {what} in {directory}: another process failed to write its part"
+    reason = "disk full" if error.errno in DISK_FULL else "check its permissions"
+    return f"cannot write {what} in {directory}: {reason} ({error.strerror or error}: {error.filename or directory})"
+
+
+def _name_or_none(path: Path | None) -> str:
+    return path.name if path is not None else "none"
+
+
+def _check_safetensors(folder: Path) -> None:
+    """Raise if a .safetensors file under `folder` is truncated or malformed (its header is checked against its
+    size; the tensors are not read)."""
+    from safetensors import safe_open
+
+    for path in folder.rglob("*.safetensors"):
+        with safe_open(str(path), framework="pt") as tensors:
+            tensors.keys()
 
 
 def _with_rng_state_kept(batches: Iterable[Batch]) -> Iterator[Batch]:
@@ -349,6 +453,31 @@ def _with_rng_state_kept(batches: Iterable[Batch]) -> Iterator[Batch]:
             yield from iterator
 
     return restored()
+
+
+class _FirstNonFinite:
+    """The first step whose training loss was not finite, and its dataset, tracked on the device.
+
+    Checking each loss on the host would synchronise the device at every step; this adds two tiny device
+    operations per batch, and the host reads the result only where it syncs anyway (logging steps) or must know
+    (before publishing a checkpoint).
+    """
+
+    def __init__(self, datasets: list[str], device: torch.device) -> None:
+        self.datasets = datasets
+        self.found = torch.full((2,), -1, dtype=torch.long, device=device)  # (step, dataset index); -1: none yet
+
+    def add(self, loss: Tensor, step: int, dataset: str) -> None:
+        here = torch.tensor([step, self.datasets.index(dataset)], device=self.found.device)
+        first_bad = (~torch.isfinite(loss)) & (self.found[0] < 0)
+        self.found = torch.where(first_bad, here, self.found)
+
+    def first(self, accelerator: Accelerator) -> tuple[int, str] | None:
+        """(step, dataset) of the earliest non-finite loss on any process, or None."""
+        found = accelerator.gather(self.found.unsqueeze(0)).tolist() if accelerator.num_processes > 1 \
+            else [self.found.tolist()]
+        bad = sorted((step, index) for step, index in found if step >= 0)
+        return (bad[0][0], self.datasets[bad[0][1]]) if bad else None
 
 
 class _LossWindow:
