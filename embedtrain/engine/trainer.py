@@ -3,6 +3,7 @@
 import errno
 import logging
 import math
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -318,8 +319,8 @@ class Trainer:
                 self._track_best()
                 save_model(self.model, staging / "model")
                 self.state.save(staging / STATE_FILE)  # written last: its presence marks a complete checkpoint
-        except OSError as error:
-            return error
+        except Exception as error:
+            return _as_write_error(error)
         return None
 
     def _on_any_process(self, flag: bool) -> bool:
@@ -385,8 +386,8 @@ class Trainer:
             shutil.rmtree(staging, ignore_errors=True)
             try:
                 self._write_final(staging, metrics)
-            except OSError as raised:
-                error = raised
+            except Exception as raised:
+                error = _as_write_error(raised)
                 shutil.rmtree(staging, ignore_errors=True)
             else:
                 shutil.rmtree(final, ignore_errors=True)
@@ -418,6 +419,17 @@ def _write_failure(what: str, directory: Path, error: OSError | None) -> str:
         return f"cannot write {what} in {directory}: another process failed to write its part"
     reason = "disk full" if error.errno in DISK_FULL else "check its permissions"
     return f"cannot write {what} in {directory}: {reason} ({error.strerror or error}: {error.filename or directory})"
+
+
+def _as_write_error(error: Exception) -> OSError:
+    """`error` as the OSError of a failed write, or raised again if it is something else. safetensors reports a
+    failed write as its own error, "I/O error: File too large (os error 27)"."""
+    if isinstance(error, OSError):
+        return error
+    found = re.search(r"I/O error: (.*) \(os error (\d+)\)", str(error))
+    if found is None:
+        raise error
+    return OSError(int(found.group(2)), found.group(1))
 
 
 def _name_or_none(path: Path | None) -> str:
