@@ -27,6 +27,7 @@ from embedtrain.errors import ExitCode
 
 runner = CliRunner()
 STEPS = 40  # ~1.5 s of training on the tiny model; save_steps 2, so a kill can land in a checkpoint write often
+CHAIN_STEPS = 200  # long enough that a chain of random kills, each after < 1.5 s, ends before the run does
 
 
 @pytest.fixture(autouse=True)
@@ -36,15 +37,18 @@ def fresh_accelerate_state():
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, tiny_checkpoint_with_dropout, sts_csv) -> dict[str, torch.Tensor]:
+def reference_weights(directory: Path, model: Path, data: Path, steps: int) -> dict[str, torch.Tensor]:
     """Final weights of the uninterrupted run, in a forked process like the interrupted ones (same threads)."""
-    directory = tmp_path_factory.mktemp("reference")
-    recipe = tiny_recipe(directory, tiny_checkpoint_with_dropout, sts_csv, max_steps=STEPS, save_steps=2)
+    recipe = tiny_recipe(directory, model, data, max_steps=steps, save_steps=2)
     process = forked_train(recipe, directory / "log")
     process.join(300)
     assert process.exitcode == 0, (directory / "log").read_text()
     return load_file(directory / "run" / "final" / "model.safetensors")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, tiny_checkpoint_with_dropout, sts_csv) -> dict[str, torch.Tensor]:
+    return reference_weights(tmp_path_factory.mktemp("reference"), tiny_checkpoint_with_dropout, sts_csv, STEPS)
 
 
 def assert_same_weights(run: Path, expected: dict[str, torch.Tensor]) -> None:
@@ -77,8 +81,8 @@ def finish(recipe: Path, log: Path) -> None:
 
 
 def kill_at_random_time(process, rng: random.Random) -> None:
-    """SIGKILL after a seeded random delay: anywhere from start-up (~0.7 s) to past the end of training."""
-    process.join(rng.uniform(0.3, 2.5))
+    """SIGKILL after a seeded random delay: anywhere in start-up (~0.7 s), resume, or the next ~25 steps."""
+    process.join(rng.uniform(0.3, 1.5))
     if process.is_alive():
         os.kill(process.pid, signal.SIGKILL)
 
@@ -92,13 +96,14 @@ def kill_during_checkpoint_write(process, checkpoints: Path) -> None:
 
 
 @pytest.mark.slow
-def test_kill_9_anywhere_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, reference,
-                                                                          tiny_checkpoint_with_dropout, sts_csv):
-    recipe = tiny_recipe(tmp_path, tiny_checkpoint_with_dropout, sts_csv, max_steps=STEPS, save_steps=2)
+def test_kill_9_anywhere_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, tiny_checkpoint_with_dropout,
+                                                                          sts_csv):
+    reference = reference_weights(tmp_path / "reference", tiny_checkpoint_with_dropout, sts_csv, CHAIN_STEPS)
+    recipe = tiny_recipe(tmp_path, tiny_checkpoint_with_dropout, sts_csv, max_steps=CHAIN_STEPS, save_steps=2)
     run, log = tmp_path / "run", tmp_path / "log"
     rng = random.Random(18)
     kills, during_writes = 0, 0
-    for attempt in range(60):  # one run dir, resumed after each kill
+    for attempt in range(40):  # one run dir, resumed after each kill
         if kills >= 20 and during_writes >= 5:
             break
         process = forked_train(recipe, log, "--resume")
