@@ -1,10 +1,13 @@
 """Bad input of every kind is rejected before training: the documented exit code, a message that names the file,
 key, column or row and the fix, no traceback, and nothing written.
 
-Each case is run through `embedtrain train` and, for data problems, through `embedtrain validate-dataset` too.
+Each case states the commands it goes through: `embedtrain train` for all, `validate-dataset` for recipe and data
+problems (it reads the same recipe, and the model's tokenizer), and `embedtrain eval` for evaluator data and model
+folders (it is given the recipe's model and its first evaluator, as `--evaluator TYPE=SOURCE [--columns ...]`).
 """
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,13 @@ from embedtrain.errors import ExitCode
 
 runner = CliRunner()
 GOOD_PAIRS = "sentence1,sentence2,score\na man plays guitar,a man plays a guitar,0.9\na dog runs,a cat sits,0.1\n"
+MARKER = "pwned"  # what a recipe that smuggles in code tries to create
+
+TRAIN, VALIDATE, EVAL = "train", "validate-dataset", "eval"
+RECIPE = (TRAIN, VALIDATE)  # the recipe, its data and its overrides: both commands read them
+ALL = (TRAIN, VALIDATE, EVAL)  # evaluator data, and a model path that is not a model: every command reads them
+MODEL = (TRAIN, EVAL)  # what is inside a model folder: validate-dataset loads only the tokenizer
+RUN = (TRAIN,)  # the output directory and --resume: training only
 
 
 @dataclass
@@ -27,7 +37,11 @@ class Case:
     fragments: list[str]
     files: dict[str, str | bytes]  # extra files written into the test folder
     change: Callable[[dict, Path], None] = lambda recipe, folder: None  # edits the recipe dict
-    raw_recipe: str | bytes | None = None  # replaces the recipe file entirely
+    raw_recipe: str | bytes | Callable[[Path], str] | None = None  # replaces the recipe file entirely
+    commands: tuple[str, ...] = RECIPE
+    args: tuple[str, ...] | Callable[[Path], tuple[str, ...]] = ()  # more arguments of train and validate-dataset
+    eval_fragments: list[str] | None = None  # what eval says instead of `fragments` (its own names for evaluators)
+    recipe_name: str = "recipe.yaml"  # the recipe path given on the command line
 
 
 def base_recipe(folder: Path, model: Path) -> dict:
@@ -48,33 +62,169 @@ def set_loss(recipe: dict, loss: dict) -> None:
     recipe["losses"]["main"] = loss
 
 
+def set_evaluator(recipe: dict, **fields) -> None:
+    recipe["evaluators"][0].update(fields)
+
+
+def set_model(recipe: dict, folder: Path, name: str) -> None:
+    recipe["model"]["base"] = str(folder / name)
+
+
+def damage_model(recipe: dict, folder: Path, name: str, files: dict[str, str]) -> None:
+    """Use a copy of the recipe's model, with `files` written over it."""
+    shutil.copytree(recipe["model"]["base"], folder / name)
+    for file_name, content in files.items():
+        (folder / name / file_name).write_text(content)
+    set_model(recipe, folder, name)
+
+
+def remote_config(recipe: dict) -> str:
+    """The recipe's model's config.json, made to need custom code (auto_map to modules the folder does not have)."""
+    config = json.loads((Path(recipe["model"]["base"]) / "config.json").read_text())
+    return json.dumps(config | {"model_type": "xmodel", "auto_map": {"AutoConfig": "configuration_x.XConfig",
+                                                                     "AutoModel": "modeling_x.XModel"}})
+
+
+def modules_json(*types: str) -> str:
+    return json.dumps([{"idx": i, "name": str(i), "path": "", "type": t} for i, t in enumerate(types)])
+
+
+ST_TRANSFORMER = "sentence_transformers.models.Transformer"
+
+
 CASES = {
-    # -- the recipe itself (exit 2) --
+    # -- YAML syntax (exit 2): file and line --
     "malformed yaml": Case(ExitCode.INVALID_INPUT, ["recipe.yaml:3:1: invalid YAML", "while parsing a flow sequence at line 2"], {},
                            raw_recipe="model:\n  base: [unclosed\n"),
-    "empty recipe": Case(ExitCode.INVALID_INPUT, ["a recipe is a mapping"], {}, raw_recipe=""),
-    "recipe not utf-8": Case(ExitCode.INVALID_INPUT, ["not UTF-8"], {}, raw_recipe=b"model:\n  base: \xff\xfe\n"),
+    "tab indentation": Case(ExitCode.INVALID_INPUT, ["recipe.yaml:2:1: invalid YAML: found character '\\t' that cannot start any token"], {},
+                            raw_recipe="model:\n\tbase: x\n"),
+    "unclosed quote": Case(ExitCode.INVALID_INPUT, ["recipe.yaml:4:1: invalid YAML", "while scanning a quoted scalar at line 2"], {},
+                           raw_recipe='model:\n  base: "x\nlosses: {}\n'),
+    "duplicate key": Case(ExitCode.INVALID_INPUT, ["recipe.yaml:3: model: duplicate key"], {},
+                          raw_recipe="model: {base: x}\nlosses: {}\nmodel: {base: y}\n"),
+    "empty recipe": Case(ExitCode.INVALID_INPUT, ["recipe.yaml: a recipe is a mapping"], {}, raw_recipe=""),
+    "a list instead of a mapping": Case(ExitCode.INVALID_INPUT, ["a recipe is a mapping", "got list"], {},
+                                        raw_recipe="- model\n- losses\n"),
+    "recipe not utf-8": Case(ExitCode.INVALID_INPUT, ["recipe.yaml: not UTF-8"], {}, raw_recipe=b"model:\n  base: \xff\xfe\n"),
+    "recipe file missing": Case(ExitCode.INVALID_INPUT, ["missing.yaml: recipe file not found"], {}, recipe_name="missing.yaml"),
+    "recipe is a folder": Case(ExitCode.INVALID_INPUT, ["folder.yaml: cannot read the recipe"], {"folder.yaml/x": ""},
+                               recipe_name="folder.yaml"),
+    # -- schema: types, ranges, unknown keys at every level, loss and evaluator options (exit 2) --
     "unknown top-level key": Case(ExitCode.INVALID_INPUT, ["evaluator: unknown key (did you mean 'evaluators'?)"], {},
                                   lambda r, f: r.update(evaluator=[])),
+    "unknown model key": Case(ExitCode.INVALID_INPUT, ["model.pooling_mode: unknown key"], {},
+                              lambda r, f: r["model"].update(pooling_mode="mean")),
+    "unknown loss parameter": Case(ExitCode.INVALID_INPUT, ["losses.main.scael: unknown key (did you mean 'scale'?)"], {},
+                                   lambda r, f: set_loss(r, {"type": "CoSENTLoss", "scael": 20})),
+    "unknown datasets split": Case(ExitCode.INVALID_INPUT, ["datasets.test: unknown key"], {},
+                                   lambda r, f: r["datasets"].update(test={})),
+    "unknown dataset key": Case(ExitCode.INVALID_INPUT, ["datasets.train.pairs.colums: unknown key (did you mean 'columns'?)"], {},
+                                lambda r, f: r["datasets"]["train"]["pairs"].update(colums={})),
+    "unknown evaluator option": Case(ExitCode.INVALID_INPUT, ["evaluators[0].batchsize: unknown key (did you mean 'batch_size'?)"], {},
+                                     lambda r, f: set_evaluator(r, batchsize=8)),
     "unknown training key": Case(ExitCode.INVALID_INPUT, ["training.lerning_rate: unknown key (did you mean"], {},
                                  lambda r, f: r["training"].update(lerning_rate=1e-5)),
     "wrong type": Case(ExitCode.INVALID_INPUT, ["training.batch_size", "valid integer"], {},
                        lambda r, f: r["training"].update(batch_size="sixteen")),
+    "a section that is not a mapping": Case(ExitCode.INVALID_INPUT, ["training: Input should be a valid dictionary"], {},
+                                            lambda r, f: r.update(training=[1, 2])),
+    "value out of range": Case(ExitCode.INVALID_INPUT, ["training.learning_rate", "greater than 0"], {},
+                               lambda r, f: r["training"].update(learning_rate=0)),
+    "ratio out of range": Case(ExitCode.INVALID_INPUT, ["training.warmup_ratio", "less than 1"], {},
+                               lambda r, f: r["training"].update(warmup_ratio=1.5)),
+    "scheduler not one of the choices": Case(ExitCode.INVALID_INPUT, ["training.scheduler", "'linear', 'cosine' or 'constant'"], {},
+                                             lambda r, f: r["training"].update(scheduler="cosin")),
+    "options that exclude each other": Case(ExitCode.INVALID_INPUT, ["training", "set warmup_ratio or warmup_steps, not both"], {},
+                                            lambda r, f: r["training"].update(warmup_ratio=0.1, warmup_steps=3)),
     "missing section": Case(ExitCode.INVALID_INPUT, ["losses: required key is missing"], {},
                             lambda r, f: r.pop("losses")),
+    "missing output_dir": Case(ExitCode.INVALID_INPUT, ["training.output_dir: required key is missing"], {},
+                               lambda r, f: r["training"].pop("output_dir")),
+    "no training dataset": Case(ExitCode.INVALID_INPUT, ["datasets.train: Dictionary should have at least 1 item"], {},
+                                lambda r, f: r["datasets"].update(train={})),
     "unknown loss": Case(ExitCode.INVALID_INPUT, ["unknown type 'CosentLoss' (did you mean 'CoSENTLoss'?)"], {},
                          lambda r, f: set_loss(r, {"type": "CosentLoss"})),
+    "loss without a type": Case(ExitCode.INVALID_INPUT, ["losses.main: needs a `type:` key; known types:"], {},
+                                lambda r, f: set_loss(r, {"scale": 20})),
+    "unknown evaluator type": Case(ExitCode.INVALID_INPUT, ["evaluators[0]: unknown type 'stss' (did you mean 'sts'?)"], {},
+                                   lambda r, f: set_evaluator(r, type="stss")),
     "loss parameter of the wrong type": Case(ExitCode.INVALID_INPUT, ["losses.main.scale"], {},
                                              lambda r, f: set_loss(r, {"type": "CoSENTLoss", "scale": "big"})),
+    "loss option not one of the choices": Case(ExitCode.INVALID_INPUT, ["losses.main.similarity"], {},
+                                               lambda r, f: set_loss(r, {"type": "MultipleNegativesRankingLoss",
+                                                                         "similarity": "cosin"})),
     "loss options that contradict each other": Case(
         ExitCode.INVALID_INPUT, ["losses.main", "set at least one of the concatenation_sent_* options"], {},
         lambda r, f: set_loss(r, {"type": "SoftmaxLoss", "num_labels": 3, "concatenation_sent_rep": False,
                                   "concatenation_sent_difference": False})),
+    "evaluator option of the wrong type": Case(ExitCode.INVALID_INPUT, ["evaluators[0].similarity_fn_names[0]", "(got 'cosin')"], {},
+                                               lambda r, f: set_evaluator(r, similarity_fn_names=["cosin"])),
+    "pooling not one of the choices": Case(ExitCode.INVALID_INPUT, ["model.pooling: Input should be 'cls'", "(got 'avg')"], {},
+                                           lambda r, f: r["model"].update(pooling="avg")),
+    # -- cross-references between sections (exit 2) --
     "dataset names an undefined loss": Case(ExitCode.INVALID_INPUT, ["datasets.train.pairs.loss: 'mian'"], {},
                                             lambda r, f: r["datasets"]["train"]["pairs"].update(loss="mian")),
-    "model directory missing": Case(ExitCode.INVALID_INPUT, ["model directory", "does not exist"], {},
-                                    lambda r, f: r["model"].update(base=str(f / "no-model"))),
-    # -- the data (exit 3) --
+    "several losses, dataset names none": Case(ExitCode.INVALID_INPUT, ["datasets.train.pairs: `loss:` is required"], {},
+                                               lambda r, f: r["losses"].update(other={"type": "AnglELoss"})),
+    "undefined prompt": Case(ExitCode.INVALID_INPUT, ["datasets.train.pairs.prompts", "not defined in model.prompts"], {},
+                             lambda r, f: (r["model"].update(prompts={"query": "query: "}),
+                                           r["datasets"]["train"]["pairs"].update(prompts="qeury"))),
+    "prompt for an input the loss lacks": Case(ExitCode.DATA_ERROR, ["datasets.train.pairs.prompts: 'anchor' is not an input"], {},
+                                               lambda r, f: (r["model"].update(prompts={"query": "query: "}),
+                                                             r["datasets"]["train"]["pairs"].update(prompts={"anchor": "query"}))),
+    "metric_for_best_model typo": Case(ExitCode.INVALID_INPUT, ["training.metric_for_best_model: 'dev_spearman'",
+                                                                "did you mean 'dev_spearman_cosine'"], {},
+                                       lambda r, f: r["training"].update(metric_for_best_model="dev_spearman")),
+    "best model at end without a metric": Case(ExitCode.INVALID_INPUT, ["load_best_model_at_end needs metric_for_best_model"], {},
+                                               lambda r, f: r["training"].update(load_best_model_at_end=True)),
+    "two evaluators with one name": Case(ExitCode.INVALID_INPUT, ["evaluators[1].name: 'dev' is already the name of evaluators[0]"], {},
+                                         lambda r, f: r["evaluators"].append(dict(r["evaluators"][0]))),
+    "router_mapping on a model without router": Case(ExitCode.DATA_ERROR, ["datasets.train.pairs.router_mapping: the model has no router"], {},
+                                                     lambda r, f: r["datasets"]["train"]["pairs"].update(
+                                                         router_mapping={"sentence1": "query", "sentence2": "document"})),
+    # -- --set overrides (exit 2) --
+    "--set without a value": Case(ExitCode.INVALID_INPUT, ["--set 'training.batch_size': expected KEY.PATH=VALUE"], {},
+                                  args=("--set", "training.batch_size")),
+    "--set of an unknown key": Case(ExitCode.INVALID_INPUT, ["training.lerning_rate: unknown key"], {},
+                                    args=("--set", "training.lerning_rate=1e-4")),
+    "--set of a bad value": Case(ExitCode.INVALID_INPUT, ["training.batch_size", "valid integer"], {},
+                                 args=("--set", "training.batch_size=many")),
+    "--set of invalid YAML": Case(ExitCode.INVALID_INPUT, ["--set 'training.adam_betas=[0.9'", "not valid YAML"], {},
+                                  args=("--set", "training.adam_betas=[0.9")),
+    "--set below a value": Case(ExitCode.INVALID_INPUT, ["--set 'training.max_steps.count=2'", "training.max_steps is a value"], {},
+                                args=("--set", "training.max_steps.count=2")),
+    "--set of a list index out of range": Case(ExitCode.INVALID_INPUT, ["--set 'evaluators.3.batch_size=8'", "not an index"], {},
+                                               args=("--set", "evaluators.3.batch_size=8")),
+    # -- models (exit 2): folder or file named --
+    "model directory missing": Case(ExitCode.INVALID_INPUT, ["model directory", "no-model", "does not exist"], {},
+                                    lambda r, f: set_model(r, f, "no-model"), commands=ALL),
+    "model is a file": Case(ExitCode.INVALID_INPUT, ["model.bin' is a file; a model is a directory"], {"model.bin": "x"},
+                            lambda r, f: set_model(r, f, "model.bin"), commands=ALL),
+    # A folder without a tokenizer: train and validate-dataset fail in AutoTokenizer (exit 1, traceback; reported),
+    # so these go through eval only. The same damage to a complete model goes through train and eval (below).
+    "model folder without a model": Case(ExitCode.INVALID_INPUT, ["empty-model: neither a sentence-transformers model"],
+                                         {"empty-model/notes.txt": "x"}, lambda r, f: set_model(r, f, "empty-model"),
+                                         commands=(EVAL,)),
+    "modules.json alone, not JSON": Case(ExitCode.INVALID_INPUT, ["bare-model/modules.json: not valid JSON"],
+                                         {"bare-model/modules.json": "[{not json"}, lambda r, f: set_model(r, f, "bare-model"),
+                                         commands=(EVAL,)),
+    # Train and validate-dataset fail here in transformers (exit 1, traceback: being fixed, error boundary): eval only.
+    "config.json not JSON": Case(ExitCode.INVALID_INPUT, ["bad-config: cannot read the model", "config.json' is not a valid JSON"],
+                                 {}, lambda r, f: damage_model(r, f, "bad-config", {"config.json": "{oops"}), commands=(EVAL,)),
+    "modules.json not JSON": Case(ExitCode.INVALID_INPUT, ["broken-model/modules.json: not valid JSON"], {},
+                                  lambda r, f: damage_model(r, f, "broken-model", {"modules.json": "[{not json"}), commands=MODEL),
+    "unknown module type": Case(ExitCode.INVALID_INPUT, ["odd-model/modules.json",
+                                                         "'sentence_transformers.models.Frobnicator' is not supported"], {},
+                                lambda r, f: damage_model(r, f, "odd-model", {"modules.json": modules_json(
+                                    ST_TRANSFORMER, "sentence_transformers.models.Frobnicator")}), commands=MODEL),
+    "not an embedding model": Case(ExitCode.INVALID_INPUT, ["ce-model: a CrossEncoder model, not a dense or sparse"], {},
+                                   lambda r, f: damage_model(r, f, "ce-model", {
+                                       "modules.json": modules_json(ST_TRANSFORMER),
+                                       "config_sentence_transformers.json": '{"model_type": "CrossEncoder"}'}),
+                                   commands=MODEL),
+    "hub model offline": Case(ExitCode.INVALID_INPUT, ["cannot get model 'nobody-xyz/no-such-model' from the Hugging Face hub"], {},
+                              lambda r, f: r["model"].update(base="nobody-xyz/no-such-model"), commands=ALL),
+    # -- data files (exit 3) --
     "data file missing": Case(ExitCode.DATA_ERROR, ["datasets.train.pairs.source", "does not exist"], {},
                               lambda r, f: train_source(r, str(f / "nope.csv"))),
     "unknown file format": Case(ExitCode.DATA_ERROR, ["cannot tell the format", ".xlsx"], {"data.xlsx": "x"},
@@ -89,8 +239,19 @@ CASES = {
     "malformed jsonl": Case(ExitCode.DATA_ERROR, ["datasets.train.pairs: cannot load"],
                             {"bad.jsonl": '{"sentence1": "a", "sentence2": "b", "score": 1}\n{"sentence1": \n'},
                             lambda r, f: train_source(r, str(f / "bad.jsonl"))),
+    "csv content in a .parquet file": Case(ExitCode.DATA_ERROR, ["datasets.train.pairs: cannot load", "fake.parquet"],
+                                           {"fake.parquet": GOOD_PAIRS}, lambda r, f: train_source(r, str(f / "fake.parquet"))),
     "a folder without data files": Case(ExitCode.DATA_ERROR, ["datasets.train.pairs: cannot load"], {"folder/x.txt": ""},
                                         lambda r, f: train_source(r, str(f / "folder"))),
+    "split that does not exist": Case(ExitCode.DATA_ERROR, ["datasets.train.pairs: cannot load", "(split 'test')", "Unknown split"], {},
+                                      lambda r, f: train_source(r, str(f / "train.csv"), split="test")),
+    "hub dataset offline": Case(ExitCode.DATA_ERROR, ["datasets.train.pairs: cannot load 'nobody-xyz/no-such-data'"], {},
+                                lambda r, f: train_source(r, "nobody-xyz/no-such-data")),
+    "where: a column the data lacks": Case(ExitCode.DATA_ERROR, ["datasets.train.pairs.where: 'lang' is not a column"], {},
+                                           lambda r, f: train_source(r, str(f / "train.csv"), where={"lang": "en"})),
+    "where: keeps no row": Case(ExitCode.DATA_ERROR, ["datasets.train.pairs.where: no row of", "matches"], {},
+                                lambda r, f: train_source(r, str(f / "train.csv"), where={"score": 5})),
+    # -- columns (exit 3) --
     "missing column, mapped": Case(ExitCode.DATA_ERROR, ["'sentence2' maps to column 'sentnce2'",
                                                          "did you mean 'sentence2'?"], {},
                                    lambda r, f: train_source(r, str(f / "train.csv"), columns={
@@ -105,6 +266,8 @@ CASES = {
                                  {"extra.csv": "id,sentence1,sentence2,score\n1,a,b,0.5\n"},
                                  lambda r, f: train_source(r, str(f / "extra.csv"), columns={
                                      "sentence1": "sentence1", "sentence2": "sentence2", "label": "score"})),
+    "ignoring a column the data lacks": Case(ExitCode.DATA_ERROR, ["datasets.train.pairs: ignore_columns names 'idd', which is not a column"], {},
+                                             lambda r, f: train_source(r, str(f / "train.csv"), ignore_columns=["idd"])),
     "too few columns": Case(ExitCode.DATA_ERROR, ["expected 2 text columns", "found 1"],
                             {"one.csv": "sentence1,score\na,0.5\n"}, lambda r, f: train_source(r, str(f / "one.csv"))),
     "misordered columns": Case(ExitCode.DATA_ERROR, ["column 'positive' would feed input 'anchor'"],
@@ -116,9 +279,16 @@ CASES = {
                                               lambda r, f: train_source(r, str(f / "nolabel.csv"))),
     "label the loss would ignore": Case(ExitCode.DATA_ERROR, ["column 'score' looks like a label"], {},
                                         lambda r, f: set_loss(r, {"type": "MultipleNegativesRankingLoss"})),
+    # -- texts and labels (exit 3): column and row --
     "missing text": Case(ExitCode.DATA_ERROR, ["column 'sentence2' (sentence2) has 1 missing values, at row 1"],
                          {"holes.csv": "sentence1,sentence2,score\na,b,0.5\nc,,0.2\n"},
                          lambda r, f: train_source(r, str(f / "holes.csv"))),
+    "null text in json": Case(ExitCode.DATA_ERROR, ["column 'sentence1' (sentence1) has 1 missing values, at row 1"],
+                              {"nulls.jsonl": '{"sentence1": "a", "sentence2": "b", "score": 0.5}\n'
+                                              '{"sentence1": null, "sentence2": "d", "score": 0.2}\n'},
+                              lambda r, f: train_source(r, str(f / "nulls.jsonl"))),
+    "NaN score": Case(ExitCode.DATA_ERROR, ["label column 'score' has 1 missing values, at row 0"],
+                      {"nan.csv": "sentence1,sentence2,score\na,b,nan\nc,d,0.5\n"}, lambda r, f: train_source(r, str(f / "nan.csv"))),
     "blank text": Case(ExitCode.DATA_ERROR, ["has 1 empty texts, at row 0"],
                        {"blank.jsonl": '{"sentence1": "  ", "sentence2": "b", "score": 0.5}\n'},
                        lambda r, f: train_source(r, str(f / "blank.jsonl"))),
@@ -135,55 +305,140 @@ CASES = {
                                {"nli.csv": "sentence1,sentence2,label\na,b,0\nc,d,3\n"},
                                lambda r, f: (set_loss(r, {"type": "SoftmaxLoss", "num_labels": 3}),
                                              train_source(r, str(f / "nli.csv")))),
+    "fractional class": Case(ExitCode.DATA_ERROR, ["label column 'label' must hold integers from 0 to 2", "at row 1 (values [1.5])"],
+                             {"nli.csv": "sentence1,sentence2,label\na,b,0\nc,d,1.5\n"},
+                             lambda r, f: (set_loss(r, {"type": "SoftmaxLoss", "num_labels": 3}),
+                                           train_source(r, str(f / "nli.csv")))),
+    "binary label not 0/1": Case(ExitCode.DATA_ERROR, ["label column 'label' must hold 0 or 1", "at row 1 (values [2.0])"],
+                                 {"bin.csv": "sentence1,sentence2,label\na,b,0\nc,d,2\n"},
+                                 lambda r, f: (set_loss(r, {"type": "ContrastiveLoss"}), train_source(r, str(f / "bin.csv")))),
     "score outside the cosine's range": Case(ExitCode.DATA_ERROR, ["between -1.0 and 1.0", "at row 0"],
                                              {"big.csv": "sentence1,sentence2,score\na,b,4\nc,d,0.5\n"},
                                              lambda r, f: (set_loss(r, {"type": "CosineSimilarityLoss"}),
                                                            train_source(r, str(f / "big.csv")))),
+    "list label where a score goes": Case(ExitCode.DATA_ERROR, ["label column 'score' must be numeric (score label), but its type is list"],
+                                          {"lists.jsonl": '{"sentence1": "a", "sentence2": "b", "score": [0.5, 0.1]}\n'},
+                                          lambda r, f: train_source(r, str(f / "lists.jsonl"))),
+    "list labels of unequal length": Case(ExitCode.DATA_ERROR, ["datasets.train.pairs: label column 'label' must hold lists of numbers of one length", "found lengths [1, 2]"],
+                                          {"margins.jsonl": '{"query": "q", "positive": "p", "negative": "n", "label": [0.5, 0.1]}\n'
+                                                            '{"query": "r", "positive": "s", "negative": "t", "label": [0.5]}\n'},
+                                          lambda r, f: (set_loss(r, {"type": "MarginMSELoss"}),
+                                                        train_source(r, str(f / "margins.jsonl")))),
+    # -- evaluators (exit 3 for their data) --
     "evaluator data missing a column": Case(ExitCode.DATA_ERROR, ["evaluators[0] (dev)", "needs a score label"],
                                             {"unlabeled.csv": "sentence1,sentence2\na,b\n"},
-                                            lambda r, f: r["evaluators"][0].update(source=str(f / "unlabeled.csv"))),
+                                            lambda r, f: set_evaluator(r, source=str(f / "unlabeled.csv")), commands=ALL,
+                                            eval_fragments=["--evaluator sts (sts)", "needs a score label"]),
+    "evaluator data file missing": Case(ExitCode.DATA_ERROR, ["evaluators[0] (dev)", "gone.csv", "does not exist"], {},
+                                        lambda r, f: set_evaluator(r, source=str(f / "gone.csv")), commands=ALL,
+                                        eval_fragments=["--evaluator sts (sts)", "gone.csv", "does not exist"]),
+    "evaluator data file empty": Case(ExitCode.DATA_ERROR, ["evaluators[0] (dev).source:", "empty.csv' is empty"], {"empty.csv": ""},
+                                      lambda r, f: set_evaluator(r, source=str(f / "empty.csv")), commands=ALL,
+                                      eval_fragments=["--evaluator sts (sts).source:", "empty.csv' is empty"]),
+    "evaluator column mapped to nothing": Case(ExitCode.DATA_ERROR, ["evaluators[0] (dev).columns: 'label' maps to column 'scroe'"], {},
+                                               lambda r, f: set_evaluator(r, columns={"sentence1": "sentence1",
+                                                                                      "sentence2": "sentence2", "label": "scroe"}),
+                                               commands=ALL, eval_fragments=["--evaluator sts (sts).columns: 'label' maps to column 'scroe'"]),
+    "evaluator with blank texts": Case(ExitCode.DATA_ERROR, ["evaluators[0] (dev)", "empty texts"],
+                                       {"blank.csv": 'sentence1,sentence2,score\na,b,0.5\n" ",c,0.1\n'},
+                                       lambda r, f: set_evaluator(r, source=str(f / "blank.csv")), commands=ALL,
+                                       eval_fragments=["--evaluator sts (sts)", "empty texts"]),
+    "triplet evaluator on pairs": Case(ExitCode.DATA_ERROR, ["evaluators[0] (dev): column 'score' looks like a label"], {},
+                                       lambda r, f: set_evaluator(r, type="triplet"), commands=ALL,
+                                       eval_fragments=["--evaluator triplet (triplet): column 'score' looks like a label"]),
+    "ir evaluator on a file, not a BEIR folder": Case(ExitCode.DATA_ERROR, ["evaluators[0] (dev).source:", "is not a folder; retrieval data is a BEIR folder"], {},
+                                                      lambda r, f: set_evaluator(r, type="ir"), commands=ALL,
+                                                      eval_fragments=["--evaluator ir (ir).source:", "is not a folder"]),
     "several problems at once": Case(ExitCode.DATA_ERROR, ["datasets.train.pairs: the dataset has no rows",
                                                            "evaluators[0] (dev): the loss/evaluator needs a score label"],
                                      {"unlabeled.csv": "sentence1,sentence2\na,b\n", "header.csv": "sentence1,sentence2,score\n"},
-                                     lambda r, f: (r["evaluators"][0].update(source=str(f / "unlabeled.csv")),
+                                     lambda r, f: (set_evaluator(r, source=str(f / "unlabeled.csv")),
                                                    train_source(r, str(f / "header.csv")))),
+    # -- the output directory and --resume (exit 2) --
+    "an existing run without --resume": Case(ExitCode.INVALID_INPUT, ["training.output_dir:", "already holds a training run",
+                                                                       "--resume"],
+                                             {"run/final/modules.json": "[]"}, commands=RUN),
+    "an existing checkpoint without --resume": Case(ExitCode.INVALID_INPUT, ["already holds a training run"],
+                                                    {"run/checkpoints/checkpoint-1/trainer_state.json": "{}"}, commands=RUN),
+    "--resume of a finished run without checkpoint": Case(ExitCode.INVALID_INPUT, ["--resume: the run in", "kept no checkpoint"],
+                                                          {"run/final/modules.json": "[]"}, commands=RUN, args=("--resume",)),
+    # -- security (exit 2): nothing in a recipe runs code --
+    "python tag in the recipe": Case(ExitCode.INVALID_INPUT, ["recipe.yaml:1:8: invalid YAML", "python/object/apply:os.system"], {},
+                                     raw_recipe=lambda f: f"model: !!python/object/apply:os.system ['touch {f / MARKER}']\n"),
+    "python tag in an override": Case(ExitCode.INVALID_INPUT, ['--set "model.base=!!python/object/apply:os.system', "not valid YAML: could not determine a constructor"], {},
+                                      lambda r, f: None, args=lambda f: ("--set", f"model.base=!!python/object/apply:os.system ['touch {f / MARKER}']")),
+    # A recipe asking for remote code without trust_remote_code: train and validate-dataset fail in transformers (exit 1,
+    # traceback: being fixed, error boundary); eval refuses it.
+    "remote code without trust_remote_code": Case(ExitCode.INVALID_INPUT, ["remote-model: cannot read the model",
+                                                                           "contains custom code", "trust_remote_code"], {},
+                                                  lambda r, f: damage_model(r, f, "remote-model", {"config.json": remote_config(r)}),
+                                                  commands=(EVAL,)),
+    "model module of custom code": Case(ExitCode.INVALID_INPUT, ["custom-model/modules.json",
+                                                                 "custom code, which embedtrain does not run"], {},
+                                        lambda r, f: damage_model(r, f, "custom-model", {"modules.json": modules_json(
+                                            ST_TRANSFORMER, "my_package.Backdoor")}),
+                                        commands=MODEL),
 }
 
 
-def write_case(case: Case, folder: Path, model: Path) -> Path:
+def write_case(case: Case, folder: Path, model: Path) -> dict:
+    """Write the case's files and recipe into `folder`; return the recipe as written (the base one for raw recipes)."""
     (folder / "train.csv").write_text(GOOD_PAIRS)
     for name, content in case.files.items():
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    recipe = base_recipe(folder, model)
     recipe_path = folder / "recipe.yaml"
     if case.raw_recipe is not None:
-        raw = case.raw_recipe
+        raw = case.raw_recipe(folder) if callable(case.raw_recipe) else case.raw_recipe
         recipe_path.write_bytes(raw) if isinstance(raw, bytes) else recipe_path.write_text(raw)
     else:
-        recipe = base_recipe(folder, model)
         case.change(recipe, folder)
         recipe_path.write_text(yaml.safe_dump(recipe))
-    return recipe_path
+    return recipe
 
 
-@pytest.mark.parametrize("command", ["train", "validate-dataset"])
-@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def command_line(command: str, case: Case, folder: Path, recipe: dict) -> list[str]:
+    if command == EVAL:  # the recipe's model and first evaluator, as eval's arguments
+        evaluator = recipe["evaluators"][0]
+        columns = [f"{role}={column}" for role, column in evaluator.get("columns", {}).items()]
+        return [EVAL, recipe["model"]["base"], "--evaluator", f"{evaluator['type']}={evaluator['source']}",
+                *(["--columns", ",".join(columns)] if columns else [])]
+    args = case.args(folder) if callable(case.args) else case.args
+    # validate-dataset's panels wrap text in borders; its JSON report keeps every message on one line.
+    return [command, str(folder / case.recipe_name), *args, *(["--json"] if command == VALIDATE else [])]
+
+
+def files_under(folder: Path) -> dict[str, int]:
+    return {str(path.relative_to(folder)): path.stat().st_mtime_ns for path in folder.rglob("*")}
+
+
+CASE_RUNS = [pytest.param(case, command, id=f"{name}-{command}") for name, case in CASES.items() for command in case.commands]
+
+
+@pytest.mark.parametrize("case, command", CASE_RUNS)
 def test_bad_input_is_rejected_before_training(case, command, tmp_path, tiny_checkpoint):
     AcceleratorState._reset_state(reset_partial_state=True)
     recipe = write_case(case, tmp_path, tiny_checkpoint)
-    # validate-dataset's panels wrap text in borders; its JSON report keeps every message on one line.
-    result = runner.invoke(app, [command, str(recipe)] + (["--json"] if command == "validate-dataset" else []))
+    before = files_under(tmp_path)
+    result = runner.invoke(app, command_line(command, case, tmp_path, recipe))
     assert result.exit_code == case.code, result.output
     output = " ".join(result.output.split())  # the console wraps long lines
-    for fragment in case.fragments:
+    for fragment in case.eval_fragments if command == EVAL and case.eval_fragments is not None else case.fragments:
         assert fragment in output, output
-    assert "Traceback" not in result.output
-    assert not (tmp_path / "run" / "final").exists() and not (tmp_path / "run" / "checkpoints").exists()
+    assert "Traceback (most recent call last)" not in result.output
+    after = files_under(tmp_path)
+    if "run" not in before:  # but for the resolved recipe, which train writes before it checks the data (reported)
+        after = {name: time for name, time in after.items() if name not in ("run", "run/recipe.yaml")}
+    assert after == before  # nothing written: no run, no checkpoint, no file a payload made
+    assert not (tmp_path / MARKER).exists()
 
 
-def test_at_least_thirty_cases():
-    assert len(CASES) >= 30
+def test_the_corpus_is_broad():
+    assert len(CASES) >= 60
+    for command in (TRAIN, VALIDATE, EVAL):
+        assert sum(command in case.commands for case in CASES.values()) >= 8, command
 
 
 def test_validate_dataset_on_a_single_file_reports_json(tmp_path, tiny_checkpoint):
