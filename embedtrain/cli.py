@@ -3,6 +3,9 @@
 import json
 import logging
 import os
+import tempfile
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -48,8 +51,10 @@ def _version(value: bool) -> None:
 def main_options(
     version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True,
                                                     help="Show the version and exit.")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logs of embedtrain.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                          help="Show debug logs of embedtrain, and the traceback of an error.")] = False,
 ) -> None:
+    _options.verbose = verbose
     _configure_logging(verbose)
 
 
@@ -71,8 +76,9 @@ def train(
     overrides = list(overrides or [])
     if output_dir is not None:  # quoted, so that YAML reads any path as a string (`null`, `runs/x #2`)
         overrides.append(f"training.output_dir={json.dumps(str(output_dir))}")
-    with _user_errors():
+    with _user_errors() as boundary:
         loaded = load_recipe(recipe, overrides)
+        boundary.run_dir = Path(loaded.training.output_dir)
         try:
             run_training(loaded, resume=resume, observer=RichObserver())
         finally:
@@ -209,15 +215,32 @@ def eval_command(
         _fail("below threshold: " + "; ".join(outcome.failures), ExitCode.BELOW_THRESHOLD)
 
 
+@dataclass
+class _CliOptions:
+    verbose: bool = False  # --verbose: tracebacks are printed too
+
+
+_options = _CliOptions()
+
+
 class _user_errors:
-    """Turn library errors into a message and an exit code, without a traceback."""
+    """The error boundary of every command: each error becomes a message and its exit code, without a traceback
+    (printed only with --verbose). An error embedtrain does not expect is a bug: exit 4 with a one-line summary
+    and the file its full traceback was written to (`error.log` in `run_dir` once the run directory is known)."""
 
-    def __enter__(self) -> None:
-        return None
+    def __init__(self) -> None:
+        self.run_dir: Path | None = None
 
-    def __exit__(self, kind, error, traceback) -> bool:
+    def __enter__(self) -> "_user_errors":
+        return self
+
+    def __exit__(self, kind, error, trace) -> bool:
         if error is None or isinstance(error, (typer.Exit, SystemExit)):
             return False
+        if not isinstance(error, (Exception, KeyboardInterrupt)):
+            return False  # GeneratorExit and the like are the interpreter's, not failures to report
+        if _options.verbose:
+            typer.echo("".join(traceback.format_exception(error)), err=True)
         if isinstance(error, EmbedtrainError):
             _fail(str(error), error.exit_code)
         if isinstance(error, KeyboardInterrupt):
@@ -225,7 +248,35 @@ class _user_errors:
         if isinstance(error, MemoryError) or "out of memory" in str(error).lower():
             _fail(f"out of memory ({type(error).__name__}); lower training.batch_size or model.max_seq_length",
                   ExitCode.RUNTIME_FAILURE)
+        _fail(_unexpected_error_message(error, _write_traceback(error, self.run_dir)), ExitCode.RUNTIME_FAILURE)
         return False
+
+
+def _unexpected_error_message(error: BaseException, log: Path | None) -> str:
+    lines = str(error).strip().splitlines()
+    summary = f"{type(error).__name__}: {lines[0][:300]}" if lines else type(error).__name__
+    where = f"the full traceback is in {log}" if log else "rerun with --verbose for the full traceback"
+    return f"unexpected error ({summary}); {where}. This is a bug in embedtrain: please report it with that traceback"
+
+
+def _write_traceback(error: BaseException, run_dir: Path | None) -> Path | None:
+    """Write the traceback into the run directory when it exists, else into a file in the system temp dir."""
+    text = "".join(traceback.format_exception(error))
+    rank = os.environ.get("RANK", "0")  # set by `accelerate launch`: one file per process
+    name = "error.log" if rank in ("", "0") else f"error-rank{rank}.log"
+    if run_dir is not None and run_dir.is_dir():
+        try:
+            (run_dir / name).write_text(text, encoding="utf-8")
+            return run_dir / name
+        except OSError:
+            pass  # e.g. a read-only run directory: the temp dir below
+    try:
+        handle, path = tempfile.mkstemp(prefix="embedtrain-error-", suffix=".log")
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        return Path(path)
+    except OSError:
+        return None
 
 
 def _fail(message: str, code: ExitCode) -> None:

@@ -73,6 +73,9 @@ def _train(recipe: Recipe, accelerator: Accelerator, resume: bool, observer: Tra
 
 def _prepare_output_dir(output_dir: Path, recipe: Recipe, resume: bool, accelerator: Accelerator) -> None:
     """Refuse to mix a new run into an old one; record the resolved recipe."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise RecipeError(f"training.output_dir: {output_dir} is a file, not a directory; choose another output "
+                          f"directory (--output-dir) or move the file away")
     finished = (output_dir / "final").exists()
     has_checkpoint = CheckpointManager(output_dir, None).latest() is not None
     if (finished or has_checkpoint) and not resume:
@@ -86,5 +89,16 @@ def _prepare_output_dir(output_dir: Path, recipe: Recipe, resume: bool, accelera
     if resume and recipe_file.exists() and recipe_file.read_text(encoding="utf-8") != resolved:
         logger.warning("the recipe differs from %s, which the run started with; continuing with the new one", recipe_file)
     if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
+        _write_into_output_dir(recipe_file, resolved)
+
+
+def _write_into_output_dir(recipe_file: Path, resolved: str) -> None:
+    """Create the output directory and write the resolved recipe: the first writes of a run, so where a directory
+    cannot be created or written (permissions, a file in its path) is said here, before any data or model loads."""
+    try:
+        recipe_file.parent.mkdir(parents=True, exist_ok=True)
         recipe_file.write_text(resolved, encoding="utf-8")
+    except OSError as error:
+        where = error.filename or recipe_file.parent
+        raise RecipeError(f"training.output_dir: cannot write {where} ({error.strerror or error}); choose a directory "
+                          f"you can write to (--output-dir)") from error

@@ -9,6 +9,7 @@ from embedtrain.data.contract import ColumnContract
 from embedtrain.errors import RecipeError
 from embedtrain.losses.registry import Embedder, EmbeddingLoss, LossParams, register_loss
 from embedtrain.models.embedder import SentenceEmbedder
+from embedtrain.models.load_errors import reading_model
 from embedtrain.modules import Transformer
 
 
@@ -43,16 +44,20 @@ def tie_weights(encoder: nn.Module, decoder: nn.Module) -> None:
 def load_decoder(params: DenoisingAutoEncoderParams, transformer: Transformer) -> tuple[nn.Module, Any]:
     """The decoder (a causal LM with cross-attention, as wide as `transformer`) and its tokenizer (padding set)."""
     name = params.decoder_name_or_path or transformer.auto_model.config._name_or_path
-    config = AutoConfig.from_pretrained(name)
+    with reading_model(name):  # a decoder folder that is missing or broken: ModelLoadError, not transformers' own
+        config = AutoConfig.from_pretrained(name)
     config.is_decoder, config.add_cross_attention = True, True
     if config.hidden_size != transformer.embedding_dimension:
         raise RecipeError(f"{params.type}: the decoder {name!r} is {config.hidden_size} wide but the model's "
                           f"transformer is {transformer.embedding_dimension}; they must match")
-    try:
-        decoder = AutoModelForCausalLM.from_pretrained(name, config=config)
-    except ValueError as error:
-        raise RecipeError(f"{params.type}: {name!r} cannot be loaded as a decoder (a causal LM head): {error}") from error
-    tokenizer = AutoTokenizer.from_pretrained(name)
+    with reading_model(name):  # missing or damaged weights (OSError, SafetensorError); ValueError is said below
+        try:
+            decoder = AutoModelForCausalLM.from_pretrained(name, config=config)
+        except ValueError as error:
+            raise RecipeError(f"{params.type}: {name!r} cannot be loaded as a decoder (a causal LM head): "
+                              f"{error}") from error
+    with reading_model(name):
+        tokenizer = AutoTokenizer.from_pretrained(name)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
         decoder.config.pad_token_id = decoder.config.eos_token_id

@@ -8,7 +8,7 @@ token ids and tokenized again for it: the collated batch carries token ids, not 
 import torch
 from torch import Tensor, nn
 
-from embedtrain.errors import RecipeError
+from embedtrain.errors import ModelLoadError, RecipeError
 from embedtrain.modules import Transformer
 
 
@@ -30,7 +30,10 @@ class FrozenEncoder(nn.Module):
         `key` is the loss parameter that names it, for errors."""
         from embedtrain.models.io import load_model
 
-        model = load_model(name)
+        try:
+            model = load_model(name)
+        except ModelLoadError as error:  # name the loss parameter too: the model path alone may not say which one
+            raise ModelLoadError(f"{key} {name!r}: {error}") from error
         if not isinstance(student.input_module, Transformer) or not isinstance(model.input_module, Transformer):
             raise RecipeError(f"{key} {name!r}: both the model being trained and the {key} must be transformer models "
                               f"(with Hugging Face tokenizers), so that the {key} can read the student's batches")

@@ -14,6 +14,7 @@ from embedtrain.errors import RecipeError
 from embedtrain.models.config import Architecture, ModelConfig, SparseConfig
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.models.io import load_model, resolve_model_path
+from embedtrain.models.load_errors import check_transformer_config, reading_model
 from embedtrain.models.sparse_embedder import SparseEmbedder
 from embedtrain.modules import (
     MLMTransformer,
@@ -33,7 +34,9 @@ def architecture_of(model: SparseEmbedder) -> Architecture:
 
 
 def is_masked_lm(path: Path, trust_remote_code: bool) -> bool:
-    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    check_transformer_config(path, trust_remote_code)
+    with reading_model(path):
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     return any(name.endswith("ForMaskedLM") for name in getattr(config, "architectures", None) or [])
 
 
@@ -57,11 +60,11 @@ def build_sparse_model(config: ModelConfig) -> SparseEmbedder:
                               f"model, whose head scores every vocabulary id); {config.base} is not one. Use "
                               f"architecture: csr, or a masked-LM base such as a BERT checkpoint")
         if architecture == "csr":
-            transformer = Transformer.load(path, **options)
+            transformer = _load_checkpoint(Transformer, path, options)
             modules = [transformer, Pooling(transformer.embedding_dimension, ("mean",)),
                        _autoencoder(transformer.embedding_dimension, sparse, k=256, k_aux=512)]
         else:
-            modules = _splade_modules(MLMTransformer.load(path, **options), sparse, architecture)
+            modules = _splade_modules(_load_checkpoint(MLMTransformer, path, options), sparse, architecture)
         base = None
     return SparseEmbedder(
         modules,
@@ -70,6 +73,12 @@ def build_sparse_model(config: ModelConfig) -> SparseEmbedder:
         similarity_fn_name=config.similarity_fn_name or (base.similarity_fn_name if isinstance(base, SparseEmbedder) else "dot"),
         max_active_dims=config.max_active_dims or getattr(base, "max_active_dims", None),
     )
+
+
+def _load_checkpoint(transformer_class: type[Transformer], path: Path, options: dict) -> Transformer:
+    """A plain Hugging Face checkpoint (its config already checked by is_masked_lm) as `transformer_class`."""
+    with reading_model(path):
+        return transformer_class.load(path, **options)
 
 
 def _check_options_apply(architecture: Architecture, sparse: SparseConfig) -> None:

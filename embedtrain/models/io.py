@@ -11,11 +11,11 @@ from pathlib import Path
 
 import torch
 import transformers
-from safetensors import SafetensorError
 
 from embedtrain import __version__
 from embedtrain.errors import ModelLoadError
 from embedtrain.models.embedder import SentenceEmbedder
+from embedtrain.models.load_errors import check_transformer_config, reading_model
 from embedtrain.models.sparse_embedder import SparseEmbedder
 from embedtrain.modules import (
     Dense,
@@ -64,15 +64,9 @@ def load_model(name_or_path: str | Path, *, revision: str | None = None, trust_r
     """Load a sentence-transformers model folder (either layout; dense or sparse) or a plain Hugging Face
     checkpoint (as a dense model with mean pooling)."""
     path = resolve_model_path(name_or_path, revision)
-    try:
+    with reading_model(path):
         return _load_from_directory(path, trust_remote_code=trust_remote_code, attn_implementation=attn_implementation,
                                     max_seq_length=max_seq_length)
-    except ModelLoadError:
-        raise
-    # A broken or incomplete model folder: files missing or unreadable (OSError), malformed JSON or configs that
-    # transformers rejects (ValueError), damaged weights (SafetensorError). Anything else is a bug, not a bad model.
-    except (OSError, ValueError, SafetensorError) as error:
-        raise ModelLoadError(f"{path}: cannot read the model ({type(error).__name__}: {error})") from error
 
 
 def _load_from_directory(path: Path, *, trust_remote_code: bool, attn_implementation: str | None,
@@ -83,6 +77,7 @@ def _load_from_directory(path: Path, *, trust_remote_code: bool, attn_implementa
         if not (path / "config.json").exists():
             raise ModelLoadError(f"{path}: neither a sentence-transformers model (modules.json) nor a Hugging Face "
                                  f"checkpoint (config.json)")
+        check_transformer_config(path, trust_remote_code)
         transformer = Transformer.load(path, **options)
         logger.info("%s is a plain Hugging Face checkpoint: adding mean pooling", path)
         return SentenceEmbedder([transformer, Pooling(transformer.embedding_dimension, ("mean",))])
@@ -99,6 +94,7 @@ def _load_from_directory(path: Path, *, trust_remote_code: bool, attn_implementa
         if class_name in ("Transformer", "MLMTransformer"):
             # v5.4+ saves SPLADE's backbone as a Transformer with transformer_task fill-mask.
             fill_mask = class_name == "MLMTransformer" or saved_settings(directory).get("transformer_task") == "fill-mask"
+            check_transformer_config(directory, trust_remote_code)
             return (MLMTransformer if fill_mask else Transformer).load(directory, **options)
         return MODULE_CLASSES[class_name].load(directory)
 

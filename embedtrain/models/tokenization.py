@@ -6,6 +6,7 @@ from transformers import AutoConfig, AutoTokenizer
 
 from embedtrain.data.checks import Tokenization
 from embedtrain.models.io import resolve_model_path
+from embedtrain.models.load_errors import check_transformer_config, reading_model
 from embedtrain.modules.files import read_json
 from embedtrain.modules.router import CONFIG_FILE as ROUTER_CONFIG
 from embedtrain.modules.transformer import default_max_seq_length, saved_settings
@@ -23,9 +24,14 @@ def transformer_folder(path: Path) -> Path:
 
 def load_tokenization(name_or_path: str, *, revision: str | None = None, max_seq_length: int | None = None,
                       trust_remote_code: bool = False) -> Tokenization:
-    path = transformer_folder(resolve_model_path(name_or_path, revision))
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    max_seq_length = max_seq_length or saved_settings(path).get("max_seq_length")
-    if max_seq_length is None:
-        max_seq_length = default_max_seq_length(tokenizer, AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code))
+    root = resolve_model_path(name_or_path, revision)
+    # Runs before the model is built, so a broken model is first seen here: a ModelLoadError, not transformers' own.
+    with reading_model(root):
+        path = transformer_folder(root)
+        check_transformer_config(path, trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        max_seq_length = max_seq_length or saved_settings(path).get("max_seq_length")
+        if max_seq_length is None:
+            config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+            max_seq_length = default_max_seq_length(tokenizer, config)
     return Tokenization(tokenizer, max_seq_length)
