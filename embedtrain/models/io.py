@@ -15,7 +15,7 @@ import transformers
 from embedtrain import __version__
 from embedtrain.errors import ModelLoadError
 from embedtrain.models.embedder import SentenceEmbedder
-from embedtrain.models.load_errors import check_transformer_config, reading_model
+from embedtrain.models.load_errors import check_is_model_folder, check_transformer_config, reading_model
 from embedtrain.models.sparse_embedder import SparseEmbedder
 from embedtrain.modules import (
     Dense,
@@ -73,10 +73,8 @@ def _load_from_directory(path: Path, *, trust_remote_code: bool, attn_implementa
                          max_seq_length: int | None) -> SentenceEmbedder:
     options = {"trust_remote_code": trust_remote_code, "attn_implementation": attn_implementation,
                "max_seq_length": max_seq_length}
+    check_is_model_folder(path)
     if not (path / "modules.json").exists():
-        if not (path / "config.json").exists():
-            raise ModelLoadError(f"{path}: neither a sentence-transformers model (modules.json) nor a Hugging Face "
-                                 f"checkpoint (config.json)")
         check_transformer_config(path, trust_remote_code)
         transformer = Transformer.load(path, **options)
         logger.info("%s is a plain Hugging Face checkpoint: adding mean pooling", path)

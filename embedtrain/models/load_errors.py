@@ -21,6 +21,13 @@ COMPLETE_FOLDER = ("a model folder holds config.json, the weights (model.safeten
                    "that it is complete, or pass another model")
 
 
+def check_is_model_folder(folder: Path) -> None:
+    """Raise ModelLoadError unless `folder` is a sentence-transformers model or a Hugging Face checkpoint."""
+    if not (folder / "modules.json").exists() and not (folder / "config.json").exists():
+        raise ModelLoadError(f"{folder}: neither a sentence-transformers model (modules.json) nor a Hugging Face "
+                             f"checkpoint (config.json)")
+
+
 def check_transformer_config(folder: Path, trust_remote_code: bool) -> None:
     """Raise ModelLoadError when `folder/config.json` exists but cannot describe a model transformers can build
     without running code it was not allowed to run. A missing config.json is left to the loader."""

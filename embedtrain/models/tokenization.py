@@ -6,7 +6,7 @@ from transformers import AutoConfig, AutoTokenizer
 
 from embedtrain.data.checks import Tokenization
 from embedtrain.models.io import resolve_model_path
-from embedtrain.models.load_errors import check_transformer_config, reading_model
+from embedtrain.models.load_errors import check_is_model_folder, check_transformer_config, reading_model
 from embedtrain.modules.files import read_json
 from embedtrain.modules.router import CONFIG_FILE as ROUTER_CONFIG
 from embedtrain.modules.transformer import default_max_seq_length, saved_settings
@@ -26,6 +26,7 @@ def load_tokenization(name_or_path: str, *, revision: str | None = None, max_seq
                       trust_remote_code: bool = False) -> Tokenization:
     root = resolve_model_path(name_or_path, revision)
     # Runs before the model is built, so a broken model is first seen here: a ModelLoadError, not transformers' own.
+    check_is_model_folder(root)
     with reading_model(root):
         path = transformer_folder(root)
         check_transformer_config(path, trust_remote_code)

@@ -200,17 +200,15 @@ CASES = {
                                     lambda r, f: set_model(r, f, "no-model"), commands=ALL),
     "model is a file": Case(ExitCode.INVALID_INPUT, ["model.bin' is a file; a model is a directory"], {"model.bin": "x"},
                             lambda r, f: set_model(r, f, "model.bin"), commands=ALL),
-    # A folder without a tokenizer: train and validate-dataset fail in AutoTokenizer (exit 1, traceback; reported),
-    # so these go through eval only. The same damage to a complete model goes through train and eval (below).
     "model folder without a model": Case(ExitCode.INVALID_INPUT, ["empty-model: neither a sentence-transformers model"],
                                          {"empty-model/notes.txt": "x"}, lambda r, f: set_model(r, f, "empty-model"),
-                                         commands=(EVAL,)),
-    "modules.json alone, not JSON": Case(ExitCode.INVALID_INPUT, ["bare-model/modules.json: not valid JSON"],
+                                         commands=ALL),
+    # train and validate-dataset read the tokenizer first, eval the modules.
+    "modules.json alone, not JSON": Case(ExitCode.INVALID_INPUT, ["bare-model: cannot read the model", "check that it is complete"],
                                          {"bare-model/modules.json": "[{not json"}, lambda r, f: set_model(r, f, "bare-model"),
-                                         commands=(EVAL,)),
-    # Train and validate-dataset fail here in transformers (exit 1, traceback: being fixed, error boundary): eval only.
-    "config.json not JSON": Case(ExitCode.INVALID_INPUT, ["bad-config: cannot read the model", "config.json' is not a valid JSON"],
-                                 {}, lambda r, f: damage_model(r, f, "bad-config", {"config.json": "{oops"}), commands=(EVAL,)),
+                                         commands=ALL, eval_fragments=["bare-model/modules.json: not valid JSON"]),
+    "config.json not JSON": Case(ExitCode.INVALID_INPUT, ["bad-config/config.json:1:2: not valid JSON"],
+                                 {}, lambda r, f: damage_model(r, f, "bad-config", {"config.json": "{oops"}), commands=ALL),
     "modules.json not JSON": Case(ExitCode.INVALID_INPUT, ["broken-model/modules.json: not valid JSON"], {},
                                   lambda r, f: damage_model(r, f, "broken-model", {"modules.json": "[{not json"}), commands=MODEL),
     "unknown module type": Case(ExitCode.INVALID_INPUT, ["odd-model/modules.json",
@@ -369,10 +367,10 @@ CASES = {
                                       lambda r, f: None, args=lambda f: ("--set", f"model.base=!!python/object/apply:os.system ['touch {f / MARKER}']")),
     # A recipe asking for remote code without trust_remote_code: train and validate-dataset fail in transformers (exit 1,
     # traceback: being fixed, error boundary); eval refuses it.
-    "remote code without trust_remote_code": Case(ExitCode.INVALID_INPUT, ["remote-model: cannot read the model",
-                                                                           "contains custom code", "trust_remote_code"], {},
+    "remote code without trust_remote_code": Case(ExitCode.INVALID_INPUT, ["remote-model/config.json: this model needs its own Python code",
+                                                                           "model.trust_remote_code: true"], {},
                                                   lambda r, f: damage_model(r, f, "remote-model", {"config.json": remote_config(r)}),
-                                                  commands=(EVAL,)),
+                                                  commands=ALL),
     "model module of custom code": Case(ExitCode.INVALID_INPUT, ["custom-model/modules.json",
                                                                  "custom code, which embedtrain does not run"], {},
                                         lambda r, f: damage_model(r, f, "custom-model", {"modules.json": modules_json(
@@ -428,10 +426,7 @@ def test_bad_input_is_rejected_before_training(case, command, tmp_path, tiny_che
     for fragment in case.eval_fragments if command == EVAL and case.eval_fragments is not None else case.fragments:
         assert fragment in output, output
     assert "Traceback (most recent call last)" not in result.output
-    after = files_under(tmp_path)
-    if "run" not in before:  # but for the resolved recipe, which train writes before it checks the data (reported)
-        after = {name: time for name, time in after.items() if name not in ("run", "run/recipe.yaml")}
-    assert after == before  # nothing written: no run, no checkpoint, no file a payload made
+    assert files_under(tmp_path) == before  # nothing written: no run, no checkpoint, no file a payload made
     assert not (tmp_path / MARKER).exists()
 
 

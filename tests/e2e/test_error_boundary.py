@@ -67,7 +67,7 @@ def edit_config(folder: Path, **changes) -> None:
 DAMAGES: dict[str, tuple[Callable[[Path], None], list[str]]] = {
     "config.json not JSON": (lambda folder: (folder / "config.json").write_text("{not json", encoding="utf-8"),
                              ["config.json:1:2: not valid JSON"]),
-    "config.json missing": (lambda folder: (folder / "config.json").unlink(), ["cannot read the model", "config.json"]),
+    "config.json missing": (lambda folder: (folder / "config.json").unlink(), ["neither a sentence-transformers model (modules.json) nor a Hugging Face checkpoint (config.json)"]),
     "weights missing": (lambda folder: (folder / "model.safetensors").unlink(),
                         ["cannot read the model", "model.safetensors"]),
     "weights damaged": (lambda folder: (folder / "model.safetensors").write_bytes(b"not safetensors"),
@@ -181,7 +181,7 @@ def fail_unexpectedly(*args, **kwargs):
 
 
 def test_unexpected_error_in_train_exits_4_with_the_traceback_in_the_run_dir(tmp_path, tiny_checkpoint, monkeypatch):
-    monkeypatch.setattr("embedtrain.engine.run.plan_data", fail_unexpectedly)
+    monkeypatch.setattr("embedtrain.engine.trainer.Trainer.train", fail_unexpectedly)  # once the run has started
     result = invoke("train", write_recipe(tmp_path, tiny_checkpoint))
     log = tmp_path / "run" / "error.log"
     output = assert_fails_cleanly(result, ExitCode.RUNTIME_FAILURE, "unexpected error (RuntimeError: injected failure)",
@@ -200,7 +200,7 @@ def test_unexpected_error_without_a_run_dir_writes_the_traceback_to_the_temp_dir
 
 
 def test_verbose_prints_the_traceback(tmp_path, tiny_checkpoint, monkeypatch):
-    monkeypatch.setattr("embedtrain.engine.run.plan_data", fail_unexpectedly)
+    monkeypatch.setattr("embedtrain.engine.trainer.Trainer.train", fail_unexpectedly)
     result = invoke("--verbose", "train", write_recipe(tmp_path, tiny_checkpoint))
     assert result.exit_code == ExitCode.RUNTIME_FAILURE, result.output
     assert TRACEBACK in result.output and "RuntimeError: injected failure" in result.output
