@@ -6,6 +6,7 @@ and `trainer_state.json`. It is assembled in a hidden temporary folder and renam
 only when complete, so a killed run never leaves a half-written checkpoint that resume would pick.
 """
 
+import errno
 import json
 import logging
 import re
@@ -91,3 +92,41 @@ class CheckpointManager:
         for path in removable[:max(excess, 0)]:
             logger.info("removing old checkpoint %s", path)
             self._remove(path)
+
+
+# -- when a checkpoint or the final model cannot be written or read back --------------------------------------
+
+DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+def write_failure(what: str, directory: Path, error: OSError | None) -> str:
+    """'cannot write X in DIR: disk full (...)' (or the OS's reason); `error` is None on the processes that wrote."""
+    if error is None:
+        return f"cannot write {what} in {directory}: another process failed to write its part"
+    reason = "disk full" if error.errno in DISK_FULL else "check its permissions"
+    return f"cannot write {what} in {directory}: {reason} ({error.strerror or error}: {error.filename or directory})"
+
+
+def as_write_error(error: Exception) -> OSError:
+    """`error` as the OSError of a failed write, or raised again if it is something else. safetensors reports a
+    failed write as its own error, "I/O error: File too large (os error 27)"."""
+    if isinstance(error, OSError):
+        return error
+    found = re.search(r"I/O error: (.*) \(os error (\d+)\)", str(error))
+    if found is None:
+        raise error
+    return OSError(int(found.group(2)), found.group(1))
+
+
+def name_or_none(path: Path | None) -> str:
+    return path.name if path is not None else "none"
+
+
+def check_safetensors(folder: Path) -> None:
+    """Raise if a .safetensors file under `folder` is truncated or malformed (its header is checked against its
+    size; the tensors are not read)."""
+    from safetensors import safe_open
+
+    for path in folder.rglob("*.safetensors"):
+        with safe_open(str(path), framework="pt") as tensors:
+            tensors.keys()

@@ -1,9 +1,7 @@
 """The training loop, on accelerate: one code path for CPU, one GPU and `accelerate launch` with many processes."""
 
-import errno
 import logging
 import math
-import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -16,8 +14,17 @@ from accelerate.utils import send_to_device, set_seed
 from torch import Tensor, nn
 
 from embedtrain.data.training_data import Batch, Collator, PreparedDataset, eval_batches
-from embedtrain.engine.checkpoint import STATE_FILE, CheckpointManager, TrainerState
+from embedtrain.engine.checkpoint import (
+    STATE_FILE,
+    CheckpointManager,
+    TrainerState,
+    as_write_error,
+    check_safetensors,
+    name_or_none,
+    write_failure,
+)
 from embedtrain.engine.loaders import TrainingLoader, build_training_loader
+from embedtrain.engine.loss_tracking import FirstNonFinite, LossWindow
 from embedtrain.engine.metrics_log import MetricsLog
 from embedtrain.engine.observer import TrainingObserver
 from embedtrain.engine.optim import build_optimizer, build_scheduler
@@ -111,7 +118,7 @@ class Trainer:
         self.metrics_log = MetricsLog(self.output_dir / "metrics.jsonl")
         self.state = TrainerState()
         self.latest_evaluation: tuple[int, dict[str, float]] = (-1, {})
-        self.non_finite = _FirstNonFinite(list(train_sets), accelerator.device)
+        self.non_finite = FirstNonFinite(list(train_sets), accelerator.device)
         self.signals = PreemptionSignals()
 
     @property
@@ -214,14 +221,14 @@ class Trainer:
 
     # -- reporting -------------------------------------------------------------------------------------------
 
-    def _new_window(self) -> "_LossWindow":
-        return _LossWindow(list(self.train_sets), self.accelerator.device)
+    def _new_window(self) -> LossWindow:
+        return LossWindow(list(self.train_sets), self.accelerator.device)
 
     def _notify(self, hook: str, *args) -> None:
         if self.accelerator.is_main_process:
             getattr(self.observer, hook)(*args)
 
-    def _log(self, window: "_LossWindow", learning_rate: float, grad_norm: Tensor | None,
+    def _log(self, window: LossWindow, learning_rate: float, grad_norm: Tensor | None,
              steps_per_epoch: int | None) -> None:
         self._raise_if_non_finite()
         losses = window.means(self.accelerator)  # one host sync per logging step, not per step
@@ -301,8 +308,8 @@ class Trainer:
         if self._on_any_process(error is not None):
             if accelerator.is_main_process:
                 shutil.rmtree(staging, ignore_errors=True)  # nothing half-written stays behind
-            raise TrainingError(_write_failure(f"checkpoint {step}", self.checkpoints.root, error)
-                                + f"; the previous checkpoint ({_name_or_none(self.checkpoints.latest())}) is intact: "
+            raise TrainingError(write_failure(f"checkpoint {step}", self.checkpoints.root, error)
+                                + f"; the previous checkpoint ({name_or_none(self.checkpoints.latest())}) is intact: "
                                   f"free space and continue with --resume")
         if accelerator.is_main_process:
             path = self.checkpoints.publish(step)
@@ -320,7 +327,7 @@ class Trainer:
                 save_model(self.model, staging / "model")
                 self.state.save(staging / STATE_FILE)  # written last: its presence marks a complete checkpoint
         except Exception as error:
-            return _as_write_error(error)
+            return as_write_error(error)
         return None
 
     def _on_any_process(self, flag: bool) -> bool:
@@ -348,7 +355,7 @@ class Trainer:
         step, dataset = found
         raise TrainingError(
             f"the training loss of dataset {dataset!r} became non-finite at step {step} (stopped at step "
-            f"{self.state.step}); the last good checkpoint is {_name_or_none(self.checkpoints.latest())}. Lower the "
+            f"{self.state.step}); the last good checkpoint is {name_or_none(self.checkpoints.latest())}. Lower the "
             f"learning rate, enable gradient clipping (training.max_grad_norm) or use fp32/bf16")
 
     def _resume(self) -> None:
@@ -373,7 +380,7 @@ class Trainer:
 
     def _load_checkpoint(self, checkpoint: Path) -> None:
         state = TrainerState.load(checkpoint / STATE_FILE)
-        _check_safetensors(checkpoint / "model")  # accelerate reads state/, not the model copy that load_best uses
+        check_safetensors(checkpoint / "model")  # accelerate reads state/, not the model copy that load_best uses
         self.accelerator.load_state(str(checkpoint / "state"))
         self.state = state
 
@@ -387,14 +394,14 @@ class Trainer:
             try:
                 self._write_final(staging, metrics)
             except Exception as raised:
-                error = _as_write_error(raised)
+                error = as_write_error(raised)
                 shutil.rmtree(staging, ignore_errors=True)
             else:
                 shutil.rmtree(final, ignore_errors=True)
                 staging.rename(final)
         if self._on_any_process(error is not None):
-            raise TrainingError(_write_failure("the final model", self.output_dir, error)
-                                + f"; the checkpoints ({_name_or_none(self.checkpoints.latest())}) are intact: free "
+            raise TrainingError(write_failure("the final model", self.output_dir, error)
+                                + f"; the checkpoints ({name_or_none(self.checkpoints.latest())}) are intact: free "
                                   f"space and continue with --resume")
         self.accelerator.wait_for_everyone()
         return final
@@ -408,42 +415,6 @@ class Trainer:
             save_model(self.model, staging)
         if self.on_final_save is not None:
             self.on_final_save(staging, metrics, self.metrics_log.read())
-
-
-DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
-
-
-def _write_failure(what: str, directory: Path, error: OSError | None) -> str:
-    """'cannot write X in DIR: disk full (...)' (or the OS's reason); `error` is None on the processes that wrote."""
-    if error is None:
-        return f"cannot write {what} in {directory}: another process failed to write its part"
-    reason = "disk full" if error.errno in DISK_FULL else "check its permissions"
-    return f"cannot write {what} in {directory}: {reason} ({error.strerror or error}: {error.filename or directory})"
-
-
-def _as_write_error(error: Exception) -> OSError:
-    """`error` as the OSError of a failed write, or raised again if it is something else. safetensors reports a
-    failed write as its own error, "I/O error: File too large (os error 27)"."""
-    if isinstance(error, OSError):
-        return error
-    found = re.search(r"I/O error: (.*) \(os error (\d+)\)", str(error))
-    if found is None:
-        raise error
-    return OSError(int(found.group(2)), found.group(1))
-
-
-def _name_or_none(path: Path | None) -> str:
-    return path.name if path is not None else "none"
-
-
-def _check_safetensors(folder: Path) -> None:
-    """Raise if a .safetensors file under `folder` is truncated or malformed (its header is checked against its
-    size; the tensors are not read)."""
-    from safetensors import safe_open
-
-    for path in folder.rglob("*.safetensors"):
-        with safe_open(str(path), framework="pt") as tensors:
-            tensors.keys()
 
 
 def _with_rng_state_kept(batches: Iterable[Batch]) -> Iterator[Batch]:
@@ -465,59 +436,3 @@ def _with_rng_state_kept(batches: Iterable[Batch]) -> Iterator[Batch]:
             yield from iterator
 
     return restored()
-
-
-class _FirstNonFinite:
-    """The first step whose training loss was not finite, and its dataset, tracked on the device.
-
-    Checking each loss on the host would synchronise the device at every step; this adds two tiny device
-    operations per batch, and the host reads the result only where it syncs anyway (logging steps) or must know
-    (before publishing a checkpoint).
-    """
-
-    def __init__(self, datasets: list[str], device: torch.device) -> None:
-        self.datasets = datasets
-        self.found = torch.full((2,), -1, dtype=torch.long, device=device)  # (step, dataset index); -1: none yet
-
-    def add(self, loss: Tensor, step: int, dataset: str) -> None:
-        here = torch.tensor([step, self.datasets.index(dataset)], device=self.found.device)
-        first_bad = (~torch.isfinite(loss)) & (self.found[0] < 0)
-        self.found = torch.where(first_bad, here, self.found)
-
-    def first(self, accelerator: Accelerator) -> tuple[int, str] | None:
-        """(step, dataset) of the earliest non-finite loss on any process, or None."""
-        found = accelerator.gather(self.found.unsqueeze(0)).tolist() if accelerator.num_processes > 1 \
-            else [self.found.tolist()]
-        bad = sorted((step, index) for step, index in found if step >= 0)
-        return (bad[0][0], self.datasets[bad[0][1]]) if bad else None
-
-
-class _LossWindow:
-    """Loss sums per dataset since the last log, kept on the device (no host sync per step).
-
-    Every process holds the same dataset order, so the sums can be reduced across processes even
-    when a process saw no batch of some dataset.
-    """
-
-    def __init__(self, datasets: list[str], device: torch.device) -> None:
-        self.datasets = datasets
-        self.sums = torch.zeros(len(datasets), device=device)
-        self.counts = torch.zeros(len(datasets), device=device)
-        self.diagnostics: dict[str, list[float]] = {}  # host-side numbers from the collator, this process only
-
-    def add(self, dataset: str, loss: Tensor, diagnostics: dict[str, float]) -> None:
-        index = self.datasets.index(dataset)
-        self.sums[index] += loss.float()
-        self.counts[index] += 1
-        for name, value in diagnostics.items():
-            self.diagnostics.setdefault(name, []).append(value)
-
-    def diagnostic_means(self) -> dict[str, float]:
-        return {name: sum(values) / len(values) for name, values in self.diagnostics.items()}
-
-    def means(self, accelerator: Accelerator) -> dict[str, float]:
-        """Mean loss per dataset that had batches, and over all batches ('all'), across processes."""
-        sums, counts = accelerator.reduce(self.sums, "sum").tolist(), accelerator.reduce(self.counts, "sum").tolist()
-        means = {name: total / count for name, total, count in zip(self.datasets, sums, counts) if count}
-        means["all"] = sum(sums) / max(sum(counts), 1)
-        return means
