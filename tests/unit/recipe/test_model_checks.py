@@ -15,8 +15,8 @@ from accelerate.state import AcceleratorState
 from typer.testing import CliRunner
 
 from embedtrain.cli import app
-from embedtrain.errors import ExitCode, RecipeError
 from embedtrain.engine.run import run_training
+from embedtrain.errors import ExitCode, RecipeError
 from embedtrain.models.build import build_model
 from embedtrain.recipe.build import build_losses
 from embedtrain.recipe.checks import built_model_problems, position_limit
