@@ -33,7 +33,7 @@ from embedtrain.errors import TrainingError
 from embedtrain.evaluation import Evaluator, shared_embeddings
 from embedtrain.losses import EmbeddingLoss, total_loss
 from embedtrain.models import SentenceEmbedder, save_model
-from embedtrain.recipe.training import TrainingConfig
+from embedtrain.recipe.training import TrainingConfig, eval_loss_metric
 
 logger = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ class Trainer:
                         metrics |= evaluator(module.model)
                 with torch.no_grad():
                     for name, dataset in self.eval_sets.items():
-                        metrics[f"{name}_loss"] = self._eval_loss(module, dataset)
+                        metrics[eval_loss_metric(name)] = self._eval_loss(module, dataset)
             finally:
                 module.train()
             self.metrics_log.write({"step": self.state.step, **metrics})

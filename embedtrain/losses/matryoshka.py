@@ -64,8 +64,8 @@ class MatryoshkaLoss(EmbeddingLoss):
         self.embedding_dimension = model.embedding_dimension
         too_large = [dim for dim in params.matryoshka_dims if dim > self.embedding_dimension]
         if too_large:
-            raise RecipeError(f"MatryoshkaLoss: matryoshka_dims {too_large} exceed the model's embedding dimension "
-                              f"{self.embedding_dimension}")
+            raise RecipeError(f"matryoshka_dims: {too_large} exceed the model's embedding dimension "
+                              f"{self.embedding_dimension}; use dims of at most {self.embedding_dimension}")
         weights = params.matryoshka_weights or [1.0] * len(params.matryoshka_dims)
         # Largest first: the first pass runs the model, later passes reuse its output.
         self.dims, self.weights = zip(*sorted(zip(params.matryoshka_dims, weights), key=lambda pair: pair[0], reverse=True))

@@ -7,7 +7,7 @@ from embedtrain.losses import EmbeddingLoss, build_loss, saved_similarity
 from embedtrain.models.build import build_model
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.modules import Transformer
-from embedtrain.recipe.checks import model_problems
+from embedtrain.recipe.checks import built_model_problems, model_problems
 from embedtrain.recipe.plan import DataPlan
 from embedtrain.recipe.schema import Recipe
 
@@ -19,6 +19,7 @@ def build_training_model(recipe: Recipe, plan: DataPlan) -> SentenceEmbedder:
     model = build_model(recipe.model)
     router = getattr(model, "router", None)
     problems = model_problems(recipe, {"train": plan.train, "eval": plan.eval}, tuple(router.routes) if router else ())
+    problems += built_model_problems(recipe, model)
     if problems:
         raise RecipeError("\n".join(problems))
     if not recipe.training.length_chunking and isinstance(model.input_module, Transformer):

@@ -152,3 +152,65 @@ def model_problems(recipe: Recipe, datasets: dict[str, dict[str, PreparedDataset
     return [problem for split, named in datasets.items() for name, dataset in named.items()
             for problem in routing_problems(f"datasets.{split}.{name}", getattr(recipe.datasets, split)[name].router_mapping,
                                             dataset.mapping, dataset.contract, routes)]
+
+
+def built_model_problems(recipe: Recipe, model) -> list[str]:
+    """What the built model shows that would otherwise fail hours into a run, or train silently wrong: a
+    max_seq_length past the position embeddings, a prompt that leaves no room for the text, CLS pooling on a
+    tokenizer that adds no CLS token. `model`: the SentenceEmbedder; a model without a transformer input
+    (static embeddings) has none of these limits."""
+    transformer = model.input_module
+    # Duck-typed (a Hugging Face model and its tokenizer) so that this module, which every recipe load imports,
+    # does not import torch.
+    if getattr(transformer, "auto_model", None) is None or getattr(transformer, "tokenizer", None) is None:
+        return []
+    return (_sequence_length_problems(recipe, transformer) + _prompt_room_problems(model, transformer)
+            + _cls_pooling_problems(recipe, model, transformer))
+
+
+def position_limit(auto_model) -> int | None:
+    """The longest input the position embeddings cover, or None when the model has no absolute positions.
+    RoBERTa-style models count positions from padding_idx + 1 (their position embedding has a padding_idx), so
+    514 positions hold 512 tokens."""
+    positions = getattr(auto_model.config, "max_position_embeddings", None)
+    if not positions:
+        return None
+    position_embedding = getattr(getattr(auto_model, "embeddings", None), "position_embeddings", None)
+    padding_idx = getattr(position_embedding, "padding_idx", None)
+    return positions - (padding_idx + 1) if padding_idx is not None else positions
+
+
+def _sequence_length_problems(recipe: Recipe, transformer) -> list[str]:
+    limit = position_limit(transformer.auto_model)
+    if limit is None or transformer.max_seq_length <= limit:
+        return []
+    return [f"model.max_seq_length: {transformer.max_seq_length} exceeds the {limit} positions that "
+            f"{recipe.model.base}'s position embeddings cover (max_position_embeddings "
+            f"{transformer.auto_model.config.max_position_embeddings}); longer batches would fail with an index "
+            f"error during training: set model.max_seq_length to at most {limit}"]
+
+
+def _prompt_room_problems(model, transformer) -> list[str]:
+    """A prompt as long as max_seq_length truncates every text away: the model would embed the prompt alone."""
+    problems = []
+    for name, prompt in model.prompts.items():
+        tokens = len(transformer.tokenizer(prompt, truncation=False)["input_ids"])  # special tokens included
+        if prompt and tokens >= transformer.max_seq_length:
+            problems.append(f"model.prompts.{name}: the prompt takes {tokens} tokens (special tokens included) of "
+                            f"model.max_seq_length {transformer.max_seq_length}, leaving no room for the text; "
+                            f"shorten the prompt or raise model.max_seq_length")
+    return problems
+
+
+def _cls_pooling_problems(recipe: Recipe, model, transformer) -> list[str]:
+    """CLS pooling takes the first attended token (modules/pooling.py); without a special token there it would
+    embed the first word of each text. (lasttoken pools the last attended token, special or not, as the
+    reference does, so it needs no particular token.)"""
+    if not any("cls" in getattr(module, "modes", ()) for module in model):
+        return []
+    ids = transformer.tokenizer("a")["input_ids"]
+    if ids and ids[0] in transformer.tokenizer.all_special_ids:
+        return []
+    return [f"model.pooling: cls pooling embeds the first token, but {recipe.model.base}'s tokenizer puts no "
+            f"special token (CLS or BOS) there, so it would embed the first word of each text; use mean or "
+            f"lasttoken pooling, or a tokenizer that adds a CLS token"]

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from embedtrain.errors import RecipeError, did_you_mean
 from embedtrain.recipe.checks import recipe_problems
 from embedtrain.recipe.overrides import apply_override
+from embedtrain.recipe.safe_yaml import parse_yaml
 from embedtrain.recipe.schema import Recipe
 
 KeyPath = tuple[str | int, ...]
@@ -24,8 +25,8 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     path = Path(path)
     text = _read(path)
     try:
-        raw = yaml.safe_load(text)
-        lines = _line_numbers(yaml.compose(text, Loader=yaml.SafeLoader), path)
+        raw, root = parse_yaml(text, str(path))
+        lines = _line_numbers(root, path)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from embedtrain.errors import RecipeError
+from embedtrain.recipe.safe_yaml import parse_yaml
 
 KEY_VALUE_SYNTAX = "KEY.PATH=VALUE, e.g. training.learning_rate=1e-5"
 
@@ -32,7 +33,7 @@ def apply_override(target: dict, item: str, option: str = "--set") -> None:
     for part in parts[:-1]:
         node = _child(node, part, item, option)
     try:
-        parsed = yaml.safe_load(value) if value else ""
+        parsed = parse_yaml(value, f"{option} {item!r}")[0] if value else ""
     except yaml.YAMLError as error:
         raise RecipeError(f"{option} {item!r}: the value is not valid YAML: {error}") from None
     if isinstance(node, list):

@@ -14,6 +14,7 @@ from embedtrain.evaluation import Evaluator, build_evaluator
 from embedtrain.losses import loss_contract
 from embedtrain.recipe.checks import SPLITS, dataset_problems, declared_routes, route_of
 from embedtrain.recipe.schema import DatasetConfig, Recipe
+from embedtrain.recipe.training import eval_loss_metric
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class DataPlan:
 
     def primary_metrics(self) -> list[str]:
         """The headline metric of each evaluation: each evaluator's, and each eval dataset's loss."""
-        return [evaluator.primary_metric for evaluator in self.evaluators] + [f"{name}_loss" for name in self.eval]
+        return [evaluator.primary_metric for evaluator in self.evaluators] + [eval_loss_metric(name) for name in self.eval]
 
     def log_warnings(self) -> None:
         for report in self.reports:

@@ -13,7 +13,7 @@ from embedtrain.data.source import DataSource
 from embedtrain.evaluation import EVALUATORS, metric_names
 from embedtrain.losses import loss_config_union
 from embedtrain.models.config import ModelConfig
-from embedtrain.recipe.training import TrainingConfig
+from embedtrain.recipe.training import TrainingConfig, eval_loss_metric
 
 LossConfig = loss_config_union()
 # Union[...] of a tuple built at import time: the `X | Y` syntax cannot express a registry-sized union.
@@ -52,4 +52,4 @@ class Recipe(StrictModel):
     def metric_names(self) -> list[str]:
         """Every metric an evaluation produces: evaluator metrics and one loss per eval dataset."""
         names = [name for evaluator in self.evaluators for name in metric_names(evaluator)]
-        return names + [f"eval_{name}_loss" for name in self.datasets.eval]
+        return names + [eval_loss_metric(name) for name in self.datasets.eval]

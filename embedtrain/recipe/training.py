@@ -9,6 +9,13 @@ from embedtrain.config import StrictModel
 from embedtrain.data.samplers import BatchSamplerName, MultiDatasetSamplerName
 
 
+def eval_loss_metric(dataset_name: str) -> str:
+    """The metric of an eval dataset's loss: the one spelling of the recipe's check, the trainer, the card and the
+    README. The `eval_` prefix is the reference trainer's, and it keeps the name apart from the training log's
+    `<name>_loss` of a training dataset that has the same name."""
+    return f"eval_{dataset_name}_loss"
+
+
 class TrainingConfig(StrictModel):
     output_dir: str = Field(description="checkpoints, metrics.jsonl, the resolved recipe and final/ go here")
     epochs: int = Field(1, gt=0)

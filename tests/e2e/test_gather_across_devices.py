@@ -122,4 +122,4 @@ def test_training_with_gathering_in_two_processes(tmp_path, tiny_checkpoint, tri
     completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert (tmp_path / "run" / "final" / "modules.json").exists()
-    assert "triplets-dev_loss" in (tmp_path / "run" / "metrics.jsonl").read_text()
+    assert "eval_triplets-dev_loss" in (tmp_path / "run" / "metrics.jsonl").read_text()

@@ -45,5 +45,5 @@ def test_loss_trains_end_to_end(name, tmp_path, tiny_checkpoint, triplet_csv):
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
     result = run_training(load_recipe(path, []))
-    assert result.steps == 2 and math.isfinite(result.metrics["triplets-dev_loss"])
+    assert result.steps == 2 and math.isfinite(result.metrics["eval_triplets-dev_loss"])
     assert load_model(result.final_dir).encode(["a man plays guitar"]).shape == (1, 32)
