@@ -360,10 +360,22 @@ CASES = {
                                                     {"run/checkpoints/checkpoint-1/trainer_state.json": "{}"}, commands=RUN),
     "--resume of a finished run without checkpoint": Case(ExitCode.INVALID_INPUT, ["--resume: the run in", "kept no checkpoint"],
                                                           {"run/final/modules.json": "[]"}, commands=RUN, args=("--resume",)),
+    # -- the built model (exit 2, before any step): what only the model's config and tokenizer show --
+    "max_seq_length past the position embeddings": Case(ExitCode.INVALID_INPUT, [
+        "model.max_seq_length: 100000 exceeds the 64 positions", "set model.max_seq_length to at most 64"], {},
+        lambda r, f: r["model"].update(max_seq_length=100000), commands=RUN),
+    "a prompt that leaves no room for the text": Case(ExitCode.INVALID_INPUT, [
+        "model.prompts.query: the prompt takes", "leaving no room for the text"], {},
+        lambda r, f: r["model"].update(max_seq_length=4, prompts={"query": "a long query prompt"}), commands=RUN),
     # -- security (exit 2): nothing in a recipe runs code --
-    "python tag in the recipe": Case(ExitCode.INVALID_INPUT, ["recipe.yaml:1:8: invalid YAML", "python/object/apply:os.system"], {},
+    "YAML alias bomb": Case(ExitCode.INVALID_INPUT, ["recipe.yaml", "expands to more than 100,000 values"], {},
+                            raw_recipe="a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+                                f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+                                f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+                                f"*{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(8))),
+    "python tag in the recipe": Case(ExitCode.INVALID_INPUT, ["recipe.yaml:1: the YAML tag !!python/object/apply:os.system is not allowed"], {},
                                      raw_recipe=lambda f: f"model: !!python/object/apply:os.system ['touch {f / MARKER}']\n"),
-    "python tag in an override": Case(ExitCode.INVALID_INPUT, ['--set "model.base=!!python/object/apply:os.system', "not valid YAML: could not determine a constructor"], {},
+    "python tag in an override": Case(ExitCode.INVALID_INPUT, ['--set "model.base=!!python/object/apply:os.system', "the YAML tag !!python/object/apply:os.system is not allowed"], {},
                                       lambda r, f: None, args=lambda f: ("--set", f"model.base=!!python/object/apply:os.system ['touch {f / MARKER}']")),
     # A recipe asking for remote code without trust_remote_code: train and validate-dataset fail in transformers (exit 1,
     # traceback: being fixed, error boundary); eval refuses it.
