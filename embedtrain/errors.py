@@ -36,9 +36,16 @@ class ModelLoadError(EmbedtrainError):
 
 
 class DataError(EmbedtrainError):
-    """A dataset cannot be loaded or does not match what its loss or evaluator needs."""
+    """A dataset cannot be loaded or does not match what its loss or evaluator needs.
+
+    `problems`: each problem on its own (the message may list several), for a caller that gathers the problems of
+    several sources into one report."""
 
     exit_code = ExitCode.DATA_ERROR
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 class TrainingError(EmbedtrainError):

@@ -143,7 +143,8 @@ def raise_on_errors(reports: list[DatasetReport], extra_errors: list[str] = ()) 
     errors = [error for report in reports for error in report.errors] + list(extra_errors)
     if errors:
         count = len(errors)
-        raise DataError(f"{count} data problem{'s' if count > 1 else ''}:\n" + "\n".join(f"  - {e}" for e in errors))
+        raise DataError(f"{count} data problem{'s' if count > 1 else ''}:\n" + "\n".join(f"  - {e}" for e in errors),
+                        problems=errors)
 
 
 def _rows(mask: np.ndarray) -> str:

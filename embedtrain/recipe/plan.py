@@ -70,7 +70,7 @@ def plan_data(recipe: Recipe, tokenization: Tokenization | None = None) -> DataP
         try:
             evaluators.append(build_evaluator(params, f"evaluators[{index}] ({params.name})"))
         except DataError as error:
-            errors.append(str(error))
+            errors += error.problems
     return DataPlan(reports, errors, prepared["train"], prepared["eval"], evaluators)
 
 

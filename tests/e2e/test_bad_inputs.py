@@ -438,6 +438,7 @@ def test_bad_input_is_rejected_before_training(case, command, tmp_path, tiny_che
     for fragment in case.eval_fragments if command == EVAL and case.eval_fragments is not None else case.fragments:
         assert fragment in output, output
     assert "Traceback (most recent call last)" not in result.output
+    assert output.count("data problem") <= 1  # one list of every problem, not lists nested in it
     assert files_under(tmp_path) == before  # nothing written: no run, no checkpoint, no file a payload made
     assert not (tmp_path / MARKER).exists()
 
