@@ -5,7 +5,7 @@ Strict (unknown keys are errors) and frozen, like every recipe section; the reci
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from embedtrain.config import StrictModel
 from embedtrain.modules.dense import Activation
@@ -90,7 +90,9 @@ class ModelConfig(StrictModel):
     similarity_fn_name: Literal["cosine", "dot", "euclidean", "manhattan"] | None = None
     truncate_dim: int | None = Field(None, gt=0, description="saved with the model: encode keeps the first truncate_dim "
                                                              "dimensions (for Matryoshka-trained models)")
-    trust_remote_code: bool = False
+    # Strict: only a YAML boolean runs a model's own code, not a string such as "no" that lax parsing would accept.
+    trust_remote_code: StrictBool = Field(False, description="run the Python code a model ships (only for code you "
+                                                             "have read and trust)")
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = None
     card: CardConfig = Field(default_factory=CardConfig)
 

@@ -373,6 +373,8 @@ CASES = {
                                 f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
                                 f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
                                 f"*{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(8))),
+    "trust_remote_code as a string": Case(ExitCode.INVALID_INPUT, ["model.trust_remote_code", "valid boolean"], {},
+                                          lambda r, f: r["model"].update(trust_remote_code="no")),
     "python tag in the recipe": Case(ExitCode.INVALID_INPUT, ["recipe.yaml:1: the YAML tag !!python/object/apply:os.system is not allowed"], {},
                                      raw_recipe=lambda f: f"model: !!python/object/apply:os.system ['touch {f / MARKER}']\n"),
     "python tag in an override": Case(ExitCode.INVALID_INPUT, ['--set "model.base=!!python/object/apply:os.system', "the YAML tag !!python/object/apply:os.system is not allowed"], {},
