@@ -27,7 +27,7 @@ from embedtrain.errors import ExitCode
 
 runner = CliRunner()
 STEPS = 40  # ~1.5 s of training on the tiny model; save_steps 2, so a kill can land in a checkpoint write often
-CHAIN_STEPS = 200  # long enough that a chain of random kills, each after < 1.5 s, ends before the run does
+CHAIN_STEPS = 200  # more than the chain of kills can get through: each random kill lets at most 8 steps pass
 
 
 @pytest.fixture(autouse=True)
@@ -80,9 +80,16 @@ def finish(recipe: Path, log: Path) -> None:
 # -- kill -9 ------------------------------------------------------------------------------------------------------
 
 
-def kill_at_random_time(process, rng: random.Random) -> None:
-    """SIGKILL after a seeded random delay: anywhere in start-up (~0.7 s), resume, or the next ~25 steps."""
-    process.join(rng.uniform(0.3, 1.5))
+def kill_at_random_point(process, rng: random.Random, run: Path) -> None:
+    """SIGKILL at a seeded random point: during start-up or resume (a random delay before the first new step), or
+    after 1 to 8 new steps, counted in the run's log, so where the kills land does not depend on the machine's speed."""
+    new_steps = rng.randint(0, 8)
+    if new_steps == 0:
+        process.join(rng.uniform(0.05, 0.7))
+    else:
+        target = logged_steps(run) + new_steps
+        while process.is_alive() and logged_steps(run) < target:
+            process.join(0.005)
     if process.is_alive():
         os.kill(process.pid, signal.SIGKILL)
 
@@ -110,7 +117,7 @@ def test_kill_9_anywhere_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_
         if attempt % 4 == 3:
             kill_during_checkpoint_write(process, run / "checkpoints")
         else:
-            kill_at_random_time(process, rng)
+            kill_at_random_point(process, rng, run)
         process.join(60)
         if process.exitcode == -signal.SIGKILL:
             kills += 1
