@@ -215,6 +215,35 @@ def eval_command(
         _fail("below threshold: " + "; ".join(outcome.failures), ExitCode.BELOW_THRESHOLD)
 
 
+SCHEMA_EXAMPLES = """
+[bold]Examples[/bold]
+
+  embedtrain schema > recipe.schema.json
+
+  embedtrain schema --output recipe.schema.json --force
+
+  Then start a recipe with [bold]# yaml-language-server: $schema=recipe.schema.json[/bold] for completion and checks in an editor.
+"""
+
+
+@app.command(epilog=SCHEMA_EXAMPLES)
+def schema(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the schema to this file instead of "
+                                                                       "stdout.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --output file.")] = False,
+) -> None:
+    """Print the JSON schema of a recipe (every loss and evaluator with its parameters), for editors and tools."""
+    from embedtrain.commands.schema import schema_text, write_schema
+
+    with _user_errors():
+        text = schema_text()
+        if output is not None:
+            write_schema(output, text, force=force)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        console.print(f"wrote the recipe schema to {escape(str(output))}", soft_wrap=True)
+
 @dataclass
 class _CliOptions:
     verbose: bool = False  # --verbose: tracebacks are printed too
