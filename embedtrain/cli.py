@@ -43,14 +43,16 @@ TRAIN_EXAMPLES = """
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"embedtrain {__version__}")
+        from embedtrain.commands.version import version_text
+
+        typer.echo(version_text(__version__))
         raise typer.Exit()
 
 
 @app.callback()
 def main_options(
     version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True,
-                                                    help="Show the version and exit.")] = None,
+                                                    help="Show the versions of embedtrain, python and its main dependencies, and exit.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="Show debug logs of embedtrain, and the traceback of an error.")] = False,
 ) -> None:
