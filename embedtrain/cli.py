@@ -52,7 +52,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_options(
     version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True,
-                                                    help="Show the versions of embedtrain, python and its main dependencies, and exit.")] = None,
+                                                    help="Show the versions of embedtrain, python and its main "
+                                                         "dependencies (for bug reports), and exit.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="Show debug logs of embedtrain, and the traceback of an error.")] = False,
 ) -> None:
