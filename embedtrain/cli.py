@@ -43,14 +43,17 @@ TRAIN_EXAMPLES = """
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"embedtrain {__version__}")
+        from embedtrain.commands.version import version_text
+
+        typer.echo(version_text(__version__))
         raise typer.Exit()
 
 
 @app.callback()
 def main_options(
     version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True,
-                                                    help="Show the version and exit.")] = None,
+                                                    help="Show the versions of embedtrain, python and its main "
+                                                         "dependencies (for bug reports), and exit.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="Show debug logs of embedtrain, and the traceback of an error.")] = False,
 ) -> None:
@@ -138,11 +141,27 @@ def validate_dataset(
         raise typer.Exit(int(ExitCode.DATA_ERROR))
 
 
-list_app = typer.Typer(help="List what recipes can use.", no_args_is_help=True)
+LIST_EXAMPLES = """
+[bold]Examples[/bold]
+
+  embedtrain list losses
+
+  embedtrain list modules recipes/splade-trecqa.yaml
+"""
+
+list_app = typer.Typer(help="List what recipes can use.", no_args_is_help=True, epilog=LIST_EXAMPLES)
 app.add_typer(list_app, name="list")
 
+LIST_LOSSES_EXAMPLES = """
+[bold]Examples[/bold]
 
-@list_app.command("losses")
+  embedtrain list losses
+
+  embedtrain list losses --json > losses.json
+"""
+
+
+@list_app.command("losses", epilog=LIST_LOSSES_EXAMPLES)
 def list_losses(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
     """Every loss a recipe can name in `losses:` (its `type`), with its inputs, label and parameter defaults."""
     from embedtrain.commands.list_losses import loss_catalogue, loss_table
@@ -153,7 +172,18 @@ def list_losses(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
         console.print(loss_table(loss_catalogue()))
 
 
-@list_app.command("modules")
+LIST_MODULES_EXAMPLES = """
+[bold]Examples[/bold]
+
+  embedtrain list modules recipes/splade-trecqa.yaml
+
+  embedtrain list modules recipes/stsb.yaml --set model.base=./my-model
+
+  embedtrain list modules runs/stsb/final --json
+"""
+
+
+@list_app.command("modules", epilog=LIST_MODULES_EXAMPLES)
 def list_modules(
     recipe_or_model: Annotated[str, typer.Argument(help="A recipe (.yaml) or a saved model folder.", show_default=False)],
     overrides: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Override a recipe field.")] = None,
