@@ -251,8 +251,6 @@ SCHEMA_EXAMPLES = """
   embedtrain schema > recipe.schema.json
 
   embedtrain schema --output recipe.schema.json --force
-
-  Then start a recipe with [bold]# yaml-language-server: $schema=recipe.schema.json[/bold] for completion and checks in an editor.
 """
 
 
@@ -262,7 +260,11 @@ def schema(
                                                                        "stdout.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --output file.")] = False,
 ) -> None:
-    """Print the JSON schema of a recipe (every loss and evaluator with its parameters), for editors and tools."""
+    """Print the JSON schema of a recipe (every loss and evaluator with its parameters), for editors and tools.
+
+    A recipe that starts with `# yaml-language-server: $schema=recipe.schema.json` gets completion and checks in
+    editors that use the YAML language server.
+    """
     from embedtrain.commands.schema import schema_text, write_schema
 
     with _user_errors():
@@ -273,6 +275,7 @@ def schema(
         typer.echo(text, nl=False)
     else:
         console.print(f"wrote the recipe schema to {escape(str(output))}", soft_wrap=True)
+
 
 @dataclass
 class _CliOptions:
