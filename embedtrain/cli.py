@@ -33,6 +33,8 @@ TRAIN_EXAMPLES = """
 
   embedtrain train recipes/quickstart.yaml
 
+  embedtrain train recipes/quickstart.yaml --dry-run
+
   embedtrain train recipes/stsb.yaml --set training.learning_rate=3e-5 --set model.base=./my-model
 
   embedtrain train recipes/stsb.yaml --output-dir runs/stsb-2 --resume
@@ -68,6 +70,9 @@ def train(
                                                  help="Override a recipe field, e.g. training.epochs=2 (repeatable).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint in the output directory.")] = False,
     output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Override training.output_dir.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Run every check and print the plan (steps, warm-up, "
+                                                            "parameters, tokens, an estimate of time and memory); "
+                                                            "train nothing, write nothing.")] = False,
 ) -> None:
     """Train a model from a recipe: validate it and its data, train, evaluate, save to OUTPUT_DIR/final."""
     from accelerate import PartialState
@@ -83,7 +88,13 @@ def train(
         loaded = load_recipe(recipe, overrides)
         boundary.run_dir = Path(loaded.training.output_dir)
         try:
-            run_training(loaded, resume=resume, observer=RichObserver())
+            if dry_run:
+                from embedtrain.console import dry_run_report
+                from embedtrain.engine.dry_run import dry_run as plan_run
+
+                console.print(dry_run_report(plan_run(loaded, resume=resume)))
+            else:
+                run_training(loaded, resume=resume, observer=RichObserver())
         finally:
             # Several processes: tear the process group down before the interpreter exits, or gloo's threads can
             # abort a finished process ("terminate called without an active exception").

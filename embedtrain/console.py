@@ -1,6 +1,7 @@
 """Rich console output for the CLI: training progress, logs and evaluation tables."""
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
 from rich.markup import escape
@@ -10,6 +11,9 @@ from rich.table import Table
 
 from embedtrain.data.checks import DatasetReport
 from embedtrain.engine.observer import TrainingObserver
+
+if TYPE_CHECKING:
+    from embedtrain.engine.dry_run import DryRunPlan
 
 console = Console(stderr=True)
 
@@ -96,3 +100,71 @@ class RichObserver(TrainingObserver):
         elif metrics:
             console.print(metrics_table("after training", metrics))
         console.print(f"[green]model saved to[/green] {escape(str(final_dir))}")
+
+
+def dry_run_report(plan: "DryRunPlan") -> Group:
+    """The plan of a run (`embedtrain train --dry-run`): data, steps, parameters, tokens and an estimate."""
+    datasets = Table(title="datasets", title_justify="left")
+    for header in ("dataset", "split", "loss", "rows", "batches/epoch"):
+        datasets.add_column(header, justify="left" if header in ("dataset", "split", "loss") else "right")
+    for line in plan.datasets:
+        datasets.add_row(escape(line.name), line.split, escape(line.loss), _or_dash(line.rows, "stream"),
+                         _or_dash(line.batches_per_epoch))
+
+    per_process = f" per process, {plan.num_processes} processes" if plan.num_processes > 1 else ""
+    length = f"{plan.epochs} epochs x {plan.steps_per_epoch} steps" if plan.epochs else "training.max_steps"
+    lines = [
+        f"[bold]batches per epoch[/bold] {_or_dash(plan.batches_per_epoch, 'unknown (stream)')}{per_process} "
+        f"(batch size {plan.batch_size}, gradient accumulation {plan.gradient_accumulation_steps})",
+        f"[bold]steps per epoch[/bold] {_or_dash(plan.steps_per_epoch, 'unknown (stream)')}",
+        f"[bold]optimizer steps[/bold] {plan.total_steps} ({length})",
+        f"[bold]warm-up steps[/bold] {plan.warmup_steps}",
+        f"[bold]evaluations at steps[/bold] {_steps(plan.evaluation_steps)}",
+        f"[bold]checkpoints at steps[/bold] {_steps(plan.checkpoint_steps)}",
+    ]
+    if plan.tokens is not None:
+        tokens = plan.tokens
+        per_batch = tokens.padded_tokens / tokens.batches
+        saved = ("length-aware execution (training.length_chunking) skips most of it" if tokens.length_chunking
+                 else "training.length_chunking is off: the encoder computes it")
+        lines.append(f"[bold]tokens per batch[/bold] {tokens.real_tokens / tokens.batches:.0f} real of {per_batch:.0f} "
+                     f"padded ({tokens.padding_share:.0%} padding, first {tokens.batches} batches); {saved}")
+    if plan.estimate is not None:
+        estimate = plan.estimate
+        memory = "-" if estimate.peak_memory_bytes is None else f"{estimate.peak_memory_bytes / 2**30:.2f} GiB"
+        total = estimate.seconds_per_step * plan.total_steps
+        lines.append(f"[bold]estimate[/bold] on {escape(estimate.device)}: {estimate.seconds_per_step:.3f} s per "
+                     f"optimizer step (about {_duration(total)} for {plan.total_steps} steps, without evaluations), "
+                     f"peak memory {memory} ({estimate.memory_kind}); from {estimate.batches_timed} timed "
+                     f"forward/backward passes on real batches, after one warm-up")
+
+    parameters = Table(title="parameters", title_justify="left")
+    for header in ("module", "trainable", "frozen"):
+        parameters.add_column(header, justify="left" if header == "module" else "right")
+    for entry in plan.parameters:
+        parameters.add_row(escape(entry.name), f"{entry.trainable:,}", f"{entry.frozen:,}")
+    parameters.add_row("[bold]total[/bold]", f"{sum(e.trainable for e in plan.parameters):,}",
+                       f"{sum(e.frozen for e in plan.parameters):,}")
+    footer = (f"[green]dry run: every check passed[/green]; nothing trained, nothing written "
+              f"({escape(str(plan.output_dir))} untouched)")
+    return Group(datasets, "\n".join(lines), parameters, footer)
+
+
+def _or_dash(value: int | None, missing: str = "-") -> str:
+    return missing if value is None else str(value)
+
+
+def _steps(steps: list[int]) -> str:
+    if not steps:
+        return "none"
+    if len(steps) <= 8:
+        return ", ".join(map(str, steps))
+    return ", ".join(map(str, steps[:4])) + ", ..., " + ", ".join(map(str, steps[-2:])) + f" ({len(steps)} in all)"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

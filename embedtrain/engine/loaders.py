@@ -6,6 +6,7 @@
 dataset itself, and its batches are moved here.
 """
 
+import bisect
 import itertools
 from collections.abc import Iterable, Iterator
 from typing import Protocol
@@ -41,8 +42,16 @@ class InMemoryLoader:
                                              num_workers=config.dataloader_num_workers,
                                              pin_memory=torch.cuda.is_available())
         self.accelerator = accelerator
+        self.sampler, self.names = sampler, list(datasets)
         self.loader = accelerator.prepare(loader)
         self.batches_per_epoch = len(self.loader)
+
+    def batches_per_dataset(self) -> dict[str, int]:
+        """Each dataset's batches in the first epoch's plan (of all processes together)."""
+        counts = dict.fromkeys(self.names, 0)
+        for batch in self.sampler.plan():
+            counts[self.names[bisect.bisect_right(self.sampler.offsets, batch[0]) - 1]] += 1
+        return counts
 
     def set_epoch(self, epoch: int) -> None:
         # Through the prepared DataLoader, whose own epoch counter would otherwise override the sampler's.

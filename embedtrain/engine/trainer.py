@@ -27,7 +27,7 @@ from embedtrain.engine.loaders import TrainingLoader, build_training_loader
 from embedtrain.engine.loss_tracking import FirstNonFinite, LossWindow
 from embedtrain.engine.metrics_log import MetricsLog
 from embedtrain.engine.observer import TrainingObserver
-from embedtrain.engine.optim import build_optimizer, build_scheduler
+from embedtrain.engine.optim import build_optimizer, build_scheduler, warmup_steps
 from embedtrain.engine.preemption import PreemptionSignals
 from embedtrain.errors import TrainingError
 from embedtrain.evaluation import Evaluator, shared_embeddings
@@ -98,6 +98,7 @@ class _Run:
     loader: TrainingLoader
     total_steps: int
     steps_per_epoch: int | None  # None for a stream
+    warmup_steps: int
 
 
 class Trainer:
@@ -126,7 +127,7 @@ class Trainer:
         return self.accelerator.unwrap_model(self.module).model
 
     def train(self, resume: bool = False) -> TrainingResult:
-        run = self._set_up()
+        run = self.set_up()
         if resume:
             self._resume()
         self._before_training(run)
@@ -144,7 +145,8 @@ class Trainer:
 
     # -- set-up ----------------------------------------------------------------------------------------------
 
-    def _set_up(self) -> _Run:
+    def set_up(self) -> _Run:
+        """The optimizer, schedule and batches, prepared; writes nothing (a dry run stops here)."""
         config, accelerator = self.config, self.accelerator
         optimizer = build_optimizer(self.module, config, self.module.model)
         self.module, optimizer = accelerator.prepare(self.module, optimizer)
@@ -154,7 +156,7 @@ class Trainer:
         total_steps = config.max_steps or config.epochs * steps_per_epoch
         scheduler = build_scheduler(optimizer, config, total_steps)
         accelerator.register_for_checkpointing(scheduler)
-        return _Run(optimizer, scheduler, loader, total_steps, steps_per_epoch)
+        return _Run(optimizer, scheduler, loader, total_steps, steps_per_epoch, warmup_steps(config, total_steps))
 
     def _before_training(self, run: _Run) -> None:
         # Scheduled loss terms start where the run stands, for an evaluation before the first batch too.
