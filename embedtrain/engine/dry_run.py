@@ -15,7 +15,7 @@ import torch
 
 from embedtrain.engine.output_dir import check_output_dir
 from embedtrain.engine.run import prepare_trainer
-from embedtrain.engine.trainer import Trainer, _Run, build_accelerator
+from embedtrain.engine.trainer import Trainer, TrainingRun, build_accelerator
 from embedtrain.recipe.schema import Recipe
 from embedtrain.recipe.training import TrainingConfig
 
@@ -138,7 +138,7 @@ def parameter_counts(trainer: Trainer) -> list[ModuleParameters]:
     return counts
 
 
-def _datasets(trainer: Trainer, run: _Run) -> list[DatasetLine]:
+def _datasets(trainer: Trainer, run: TrainingRun) -> list[DatasetLine]:
     per_dataset = run.loader.batches_per_dataset() if hasattr(run.loader, "batches_per_dataset") else {}
     lines = [DatasetLine(name, "train", dataset.loss_name, None if dataset.stream is not None else len(dataset.rows),
                          per_dataset.get(name)) for name, dataset in trainer.train_sets.items()]
@@ -147,7 +147,7 @@ def _datasets(trainer: Trainer, run: _Run) -> list[DatasetLine]:
     return lines
 
 
-def _first_batches(trainer: Trainer, run: _Run) -> list:
+def _first_batches(trainer: Trainer, run: TrainingRun) -> list:
     run.loader.set_epoch(0)
     return list(itertools.islice(run.loader.epoch_batches(), MEASURED_BATCHES))
 
@@ -165,7 +165,7 @@ def _token_sample(batches: list, length_chunking: bool) -> TokenSample | None:
     return TokenSample(len(batches), real, padded, length_chunking)
 
 
-def _measure(trainer: Trainer, run: _Run, batches: list) -> StepEstimate | None:
+def _measure(trainer: Trainer, run: TrainingRun, batches: list) -> StepEstimate | None:
     """Forward, backward and optimizer step on the first batches; the first is a warm-up, the others are timed.
     The model's updates are not kept (nothing is saved, and the process ends after the dry run)."""
     if not batches:

@@ -90,7 +90,7 @@ def lower_is_better(metric: str) -> bool:
 
 
 @dataclass
-class _Run:
+class TrainingRun:
     """What the set-up hands the loop: the prepared optimizer, schedule and batches, and the run's length."""
 
     optimizer: torch.optim.Optimizer
@@ -145,7 +145,7 @@ class Trainer:
 
     # -- set-up ----------------------------------------------------------------------------------------------
 
-    def set_up(self) -> _Run:
+    def set_up(self) -> TrainingRun:
         """The optimizer, schedule and batches, prepared; writes nothing (a dry run stops here)."""
         config, accelerator = self.config, self.accelerator
         optimizer = build_optimizer(self.module, config, self.module.model)
@@ -156,9 +156,9 @@ class Trainer:
         total_steps = config.max_steps or config.epochs * steps_per_epoch
         scheduler = build_scheduler(optimizer, config, total_steps)
         accelerator.register_for_checkpointing(scheduler)
-        return _Run(optimizer, scheduler, loader, total_steps, steps_per_epoch, warmup_steps(config, total_steps))
+        return TrainingRun(optimizer, scheduler, loader, total_steps, steps_per_epoch, warmup_steps(config, total_steps))
 
-    def _before_training(self, run: _Run) -> None:
+    def _before_training(self, run: TrainingRun) -> None:
         # Scheduled loss terms start where the run stands, for an evaluation before the first batch too.
         self.accelerator.unwrap_model(self.module).set_training_progress(self.state.step, run.total_steps)
         if self.state.step == 0:
@@ -172,7 +172,7 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------------------------
 
-    def _loop(self, run: _Run) -> None:
+    def _loop(self, run: TrainingRun) -> None:
         config, accelerator, state = self.config, self.accelerator, self.state
         training_module = accelerator.unwrap_model(self.module)
         window = self._new_window()
