@@ -31,8 +31,6 @@ COLUMNS_HELP = ("Map inputs to data columns, e.g. anchor=q,positive=a; a repeate
 TRAIN_EXAMPLES = """
 [bold]Examples[/bold]
 
-  embedtrain train recipes/quickstart.yaml
-
   embedtrain train recipes/quickstart.yaml --dry-run
 
   embedtrain train recipes/stsb.yaml --set training.learning_rate=3e-5 --set model.base=./my-model
