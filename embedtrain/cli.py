@@ -6,6 +6,7 @@ import os
 import tempfile
 import traceback
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -221,6 +222,11 @@ EVAL_EXAMPLES = """
 """
 
 
+class ModelKind(str, Enum):
+    dense = "dense"
+    sparse = "sparse"
+
+
 @app.command(name="eval", epilog=EVAL_EXAMPLES)
 def eval_command(
     model: Annotated[str, typer.Argument(help="A saved model: embedtrain's or sentence-transformers', a folder or hub id.",
@@ -239,13 +245,18 @@ def eval_command(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the metrics to this JSON file.")] = None,
     fail_under: Annotated[list[str] | None, typer.Option("--fail-under", metavar="METRIC=VALUE",
                                                          help="Exit with code 5 if METRIC < VALUE (repeatable).")] = None,
+    kind: Annotated[ModelKind | None, typer.Option("--kind", show_default=False,
+                                                   help="Build the model as dense or sparse (default: a saved model's "
+                                                        "own kind; SPLADE for a masked-LM checkpoint given sparse "
+                                                        "evaluators; else dense).")] = None,
 ) -> None:
     """Evaluate a saved model; print a metrics table, optionally write JSON and enforce minimum metrics."""
     from embedtrain.commands import eval as evaluation
     from embedtrain.console import metrics_table
 
     request = evaluation.EvalRequest(evaluators, list(data or []), split=split, columns=columns, batch_size=batch_size,
-                                     options=tuple(options or ()), fail_under=tuple(fail_under or ()), output=output)
+                                     options=tuple(options or ()), fail_under=tuple(fail_under or ()), output=output,
+                                     kind=kind.value if kind else None)
     with _user_errors():
         outcome = evaluation.run_eval(model, request)
     console.print(f"[bold]model[/bold] {escape(model)}", soft_wrap=True)

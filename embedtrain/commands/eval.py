@@ -3,12 +3,17 @@
 Each `--evaluator` is `TYPE` or `TYPE=SOURCE`; `--data` gives, in order, the sources of those named without one.
 Shared options (`--split`, `--columns`, `--batch-size`) and evaluator options (`--set KEY=VALUE`, as for recipes)
 apply to every evaluator; the result is a flat metric dict, as in training, checked against `--fail-under`.
+
+The model's kind (dense or sparse) comes from the model and the evaluators (`choose_kind`): a saved model keeps its
+own, a plain masked-LM checkpoint given sparse evaluators becomes SPLADE (as the reference's SparseEncoder builds
+it), anything else loads dense; `--kind` overrides the choice. Evaluators that cannot score that kind are an error.
 """
 
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pydantic
 import torch
@@ -17,6 +22,11 @@ from embedtrain.commands.columns import parse_columns
 from embedtrain.errors import RecipeError, did_you_mean
 from embedtrain.evaluation import EVALUATORS, EvaluatorParams, build_evaluator, metric_names, shared_embeddings
 from embedtrain.models import load_model
+from embedtrain.models.build_sparse import build_sparse_model, is_masked_lm
+from embedtrain.models.config import ModelConfig
+from embedtrain.models.io import resolve_model_path
+from embedtrain.models.load_errors import reading_model
+from embedtrain.modules.files import read_json
 from embedtrain.recipe.overrides import parse_overrides, split_key_value
 
 ALIASES = {"beir": "ir"}
@@ -26,6 +36,14 @@ NO_SOURCE_NEEDED = {"nanobeir"}
 """Evaluator types with a default source (the NanoBEIR hub dataset)."""
 
 THRESHOLD_SYNTAX = "METRIC=VALUE, e.g. sts_spearman_cosine=0.8"
+
+Kind = Literal["dense", "sparse"]
+
+SPARSE_PREFIX = "sparse_"
+"""The sparse evaluators (`sparse_sts`, `sparse_ir`, ...): they need a sparse model."""
+
+DENSE_ONLY = {"mse", "translation"}
+"""Dense evaluators whose maths needs dense embeddings; the other dense evaluators also score a sparse model."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +58,8 @@ class EvalRequest:
     options: tuple[str, ...] = ()
     fail_under: tuple[str, ...] = ()
     output: Path | None = None
+    kind: Kind | None = None
+    """`--kind`: build the model as this kind rather than the one chosen from the model and the evaluators."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +75,8 @@ def run_eval(model_path: str, request: EvalRequest) -> EvalOutcome:
     params = evaluator_params(request)
     thresholds = parse_thresholds(list(request.fail_under))
     check_threshold_names(thresholds, params)
-    metrics = evaluate_model(model_path, params)
+    evaluators_kind(params)
+    metrics = evaluate_model(model_path, params, request.kind)
     if request.output is not None:
         write_metrics(request.output, model_path, metrics)
     return EvalOutcome(metrics, threshold_failures(metrics, thresholds))
@@ -108,10 +129,11 @@ def evaluator_params(request: EvalRequest) -> list[EvaluatorParams]:
     return params
 
 
-def evaluate_model(model_path: str, params: list[EvaluatorParams]) -> dict[str, float]:
-    """Load every evaluator's data (so data errors come before the model loads), then the model, then evaluate."""
+def evaluate_model(model_path: str, params: list[EvaluatorParams], kind: Kind | None = None) -> dict[str, float]:
+    """Load every evaluator's data (so data errors come before the model loads), then the model (of the kind
+    `choose_kind` picks), then evaluate."""
     evaluators = [build_evaluator(p, f"--evaluator {p.type} ({p.name})") for p in params]
-    model = load_model(model_path)
+    model = load_eval_model(model_path, params, kind)
     if torch.cuda.is_available():
         model = model.to("cuda")
     metrics: dict[str, float] = {}
@@ -119,6 +141,86 @@ def evaluate_model(model_path: str, params: list[EvaluatorParams]) -> dict[str, 
         for evaluator in evaluators:
             metrics |= evaluator(model)
     return metrics
+
+
+def leaf_params(params: list[EvaluatorParams]) -> list[EvaluatorParams]:
+    """The evaluators that embed texts: a sequential evaluator's children in its place."""
+    return [leaf for p in params for leaf in (leaf_params(p.evaluators) if p.type == "sequential" else [p])]
+
+
+def _types(params: list[EvaluatorParams]) -> str:
+    return ", ".join(dict.fromkeys(p.type for p in params))
+
+
+def evaluators_kind(params: list[EvaluatorParams]) -> Kind:
+    """The kind of model the evaluators are for; RecipeError when sparse and dense evaluators are mixed."""
+    leaves = leaf_params(params)
+    sparse = [p for p in leaves if p.type.startswith(SPARSE_PREFIX)]
+    dense = [p for p in leaves if not p.type.startswith(SPARSE_PREFIX)]
+    if sparse and dense:
+        fixes = [f"{SPARSE_PREFIX}{p.type} for {p.type}" for p in dense if f"{SPARSE_PREFIX}{p.type}" in EVALUATORS]
+        apart = [p.type for p in dense if f"{SPARSE_PREFIX}{p.type}" not in EVALUATORS]
+        advice = ([f"use {', '.join(dict.fromkeys(fixes))}"] if fixes else []) + \
+                 ([f"evaluate {', '.join(dict.fromkeys(apart))} in another call"] if apart else [])
+        raise RecipeError(f"--evaluator: sparse evaluators ({_types(sparse)}) and dense ones ({_types(dense)}) in one "
+                          f"call; one call evaluates one kind of model: {' and '.join(advice)}")
+    return "sparse" if sparse else "dense"
+
+
+@dataclass(frozen=True)
+class ModelForm:
+    """What a model folder holds, read before its weights: a saved model's kind (None for a plain checkpoint)."""
+
+    path: Path
+    saved_kind: Kind | None
+
+
+def model_form(model_path: str) -> ModelForm:
+    path = resolve_model_path(model_path)
+    if not (path / "modules.json").exists():
+        return ModelForm(path, None)
+    settings_file = path / "config_sentence_transformers.json"
+    with reading_model(path):
+        settings = read_json(settings_file) if settings_file.exists() else {}
+    return ModelForm(path, "sparse" if settings.get("model_type") == "SparseEncoder" else "dense")
+
+
+def choose_kind(model_path: str, form: ModelForm, params: list[EvaluatorParams], kind: Kind | None) -> Kind:
+    """The kind to build the model as: `--kind`; else a saved model's own; else sparse for a masked-LM checkpoint
+    given sparse evaluators; else dense. RecipeError when the evaluators cannot score that kind, naming the fix."""
+    wanted = evaluators_kind(params)
+    masked_lm = form.saved_kind is None and wanted == "sparse" and is_masked_lm(form.path, False)
+    if kind == "dense" and form.saved_kind == "sparse":
+        raise RecipeError(f"--kind dense: {model_path} is a saved sparse model (SparseEncoder), which keeps its kind; "
+                          f"remove --kind")
+    chosen = kind or form.saved_kind or ("sparse" if masked_lm else "dense")
+    leaves = leaf_params(params)
+    if chosen == "dense" and wanted == "sparse":
+        sparse = [p.type for p in leaves]
+        namesakes = ", ".join(dict.fromkeys(f"{t.removeprefix(SPARSE_PREFIX)} for {t}" for t in sparse))
+        what = ("--kind dense builds it as a dense model" if kind else
+                "it is a saved dense model" if form.saved_kind else
+                "it is a plain checkpoint that is not a masked-LM one (*ForMaskedLM), so it loads with mean pooling")
+        instead = ("remove --kind dense (a masked-LM checkpoint given sparse evaluators is built as SPLADE)"
+                   if masked_lm else "--kind sparse (which adds an untrained sparse autoencoder, CSR)")
+        raise RecipeError(f"--evaluator {_types(leaves)}: sparse evaluators, and {model_path} is dense ({what}); "
+                          f"use the dense evaluators ({namesakes}), or {instead}")
+    dense_only = [p for p in leaves if p.type in DENSE_ONLY]
+    if chosen == "sparse" and dense_only:
+        what = "--kind sparse builds it as a sparse model" if kind else "it is a saved sparse model"
+        raise RecipeError(f"--evaluator {_types(dense_only)}: needs dense embeddings, and {model_path} is sparse "
+                          f"({what}); evaluate a dense model" + (", or remove --kind sparse" if kind else ""))
+    return chosen
+
+
+def load_eval_model(model_path: str, params: list[EvaluatorParams], kind: Kind | None = None):
+    """The model to evaluate, of the kind `choose_kind` picks: a saved model as saved, a plain checkpoint with mean
+    pooling when dense, and a new sparse model (SPLADE for a masked-LM checkpoint, build_sparse) when sparse."""
+    form = model_form(model_path)
+    chosen = choose_kind(model_path, form, params, kind)
+    if chosen == "sparse" and form.saved_kind != "sparse":
+        return build_sparse_model(ModelConfig(base=str(form.path), kind="sparse"))
+    return load_model(form.path)
 
 
 def check_threshold_names(thresholds: dict[str, float], params: list[EvaluatorParams]) -> None:
