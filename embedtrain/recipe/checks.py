@@ -1,10 +1,12 @@
 """Every check of a recipe across its sections, in one place, by the stage at which it can run.
 
-1. `recipe_problems`: as soon as the recipe is parsed (names that refer to other sections, streaming, loss vs
-   model kind, metric names), reported with YAML line numbers;
-2. `dataset_problems`: once a dataset is loaded and its columns matched to its loss (prompts per input, routes
-   per input, samplers that need a label), reported with the data checks;
-3. `model_problems`: once the model is built (routes the base model brings, which the recipe may not state).
+1. `recipe_problems`: as soon as the recipe is parsed (names that refer to other sections, prompts per input and
+   samplers that need a label against the loss's contract, streaming, loss vs model kind, metric names), reported
+   with YAML line numbers;
+2. `dataset_problems`: once a dataset is loaded and its columns matched to its loss (routes per input or column),
+   reported with the data checks;
+3. `model_problems` and `built_model_problems`: once the model is built (routes the base model brings, which the
+   recipe may not state; sequence length, prompts and pooling against its config and tokenizer).
 
 Routing (`router_mapping`) is checked by one function, `routing_problems`, at stage 2 when the recipe states
 the model's routes and again at stage 3 against the built model.
@@ -13,6 +15,7 @@ the model's routes and again at stage 3 against the built model.
 from embedtrain.data.contract import ColumnContract, ColumnMapping
 from embedtrain.data.training_data import PreparedDataset
 from embedtrain.errors import did_you_mean
+from embedtrain.losses import loss_contract
 from embedtrain.losses.sparse.model_kind import model_kind_problems
 from embedtrain.models.config import ModelConfig
 from embedtrain.recipe.schema import DatasetConfig, Recipe
@@ -31,6 +34,7 @@ def recipe_problems(recipe: Recipe) -> list[Problem]:
         for name, dataset in getattr(recipe.datasets, split).items():
             problems += _loss_reference_problems(recipe, split, name, dataset)
             problems += _prompt_name_problems(recipe, split, name, dataset)
+            problems += _input_problems(recipe, split, name, dataset)
     problems += _streaming_problems(recipe)
     problems += model_kind_problems(recipe.losses, recipe.model.kind)
     names = [evaluator.name for evaluator in recipe.evaluators]
@@ -66,6 +70,25 @@ def _prompt_name_problems(recipe: Recipe, split: str, name: str, dataset: Datase
              f"there, so that they are saved with the model{did_you_mean(undefined[0], list(defined))}")]
 
 
+def _input_problems(recipe: Recipe, split: str, name: str, dataset: DatasetConfig) -> list[Problem]:
+    """What a dataset asks of its loss's inputs and label, known from the loss's contract before any data is read:
+    prompts per input name an input, and group_by_label batches need a label."""
+    loss_name = recipe.loss_name_for(dataset)
+    if loss_name not in recipe.losses:
+        return []  # reported by _loss_reference_problems
+    contract = loss_contract(recipe.losses[loss_name])
+    problems = []
+    if isinstance(dataset.prompts, dict):
+        roles = [*contract.inputs, *([contract.repeated_input] if contract.repeated_input else [])]
+        problems += [(("datasets", split, name, "prompts", role),
+                      f"{role!r} is not an input of the loss{did_you_mean(role, roles)}; its inputs are {', '.join(roles)}")
+                     for role in dataset.prompts if role not in roles]
+    if split == "train" and recipe.training.batch_sampler == "group_by_label" and not contract.label:
+        problems.append((("training", "batch_sampler"), f"group_by_label groups rows by their label, but loss "
+                         f"{loss_name!r} (datasets.{split}.{name}) takes no label"))
+    return problems
+
+
 def _streaming_problems(recipe: Recipe) -> list[Problem]:
     problems = [(("datasets", "eval", name, "streaming"), "evaluation data is read whole; remove `streaming`")
                 for name, dataset in recipe.datasets.eval.items() if dataset.streaming]
@@ -85,20 +108,13 @@ def _streaming_problems(recipe: Recipe) -> list[Problem]:
 
 def dataset_problems(recipe: Recipe, split: str, name: str, mapping: ColumnMapping, contract: ColumnContract,
                      routes: tuple[str, ...] | None) -> list[str]:
-    """Problems of one loaded dataset (its columns matched to `contract`) with the rest of the recipe; `routes` are the
-    model's routes when the recipe states them (`declared_routes`), None when only the built model can tell."""
-    config, where = getattr(recipe.datasets, split)[name], f"datasets.{split}.{name}"
-    problems = []
-    if isinstance(config.prompts, dict):
-        roles = [*contract.inputs, *([contract.repeated_input] if contract.repeated_input else [])]
-        problems += [f"{where}.prompts: {role!r} is not an input of the loss{did_you_mean(role, roles)}; its inputs "
-                     f"are {', '.join(roles)}" for role in config.prompts if role not in roles]
-    if split == "train" and recipe.training.batch_sampler == "group_by_label" and not contract.label:
-        problems.append(f"{where}: training.batch_sampler group_by_label groups rows by their label, but loss "
-                        f"{recipe.loss_name_for(config)!r} takes no label")
-    if routes is not None:
-        problems += routing_problems(where, config.router_mapping, mapping, contract, routes)
-    return problems
+    """Problems of one loaded dataset (its columns matched to `contract`) with the rest of the recipe: its routes.
+    `routes` are the model's routes when the recipe states them (`declared_routes`), None when only the built model
+    can tell."""
+    if routes is None:
+        return []
+    config = getattr(recipe.datasets, split)[name]
+    return routing_problems(f"datasets.{split}.{name}", config.router_mapping, mapping, contract, routes)
 
 
 def declared_routes(model: ModelConfig) -> tuple[str, ...] | None:

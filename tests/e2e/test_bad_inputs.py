@@ -169,7 +169,11 @@ CASES = {
     "undefined prompt": Case(ExitCode.INVALID_INPUT, ["datasets.train.pairs.prompts", "not defined in model.prompts"], {},
                              lambda r, f: (r["model"].update(prompts={"query": "query: "}),
                                            r["datasets"]["train"]["pairs"].update(prompts="qeury"))),
-    "prompt for an input the loss lacks": Case(ExitCode.DATA_ERROR, ["datasets.train.pairs.prompts: 'anchor' is not an input"], {},
+    "group_by_label for a loss without a label": Case(ExitCode.INVALID_INPUT, [
+        "training.batch_sampler: group_by_label groups rows by their label", "'main' (datasets.train.pairs) takes no label"], {},
+        lambda r, f: (set_loss(r, {"type": "MultipleNegativesRankingLoss"}),
+                      r["training"].update(batch_sampler="group_by_label", batch_size=4))),
+    "prompt for an input the loss lacks": Case(ExitCode.INVALID_INPUT, ["datasets.train.pairs.prompts.anchor: 'anchor' is not an input"], {},
                                                lambda r, f: (r["model"].update(prompts={"query": "query: "}),
                                                              r["datasets"]["train"]["pairs"].update(prompts={"anchor": "query"}))),
     "metric_for_best_model typo": Case(ExitCode.INVALID_INPUT, ["training.metric_for_best_model: 'dev_spearman'",
