@@ -15,7 +15,7 @@ import torch
 
 from embedtrain.engine.output_dir import check_output_dir
 from embedtrain.engine.run import prepare_trainer
-from embedtrain.engine.trainer import Trainer, TrainingRun, build_accelerator
+from embedtrain.engine.trainer import Trainer, TrainingRun, build_accelerator, checkpoints_after, evaluates_after
 from embedtrain.recipe.schema import Recipe
 from embedtrain.recipe.training import TrainingConfig
 
@@ -95,24 +95,16 @@ def dry_run(recipe: Recipe, *, resume: bool = False) -> DryRunPlan:
         batches_per_epoch=run.loader.batches_per_epoch, steps_per_epoch=run.steps_per_epoch,
         epochs=None if config.max_steps else config.epochs, total_steps=run.total_steps,
         warmup_steps=run.warmup_steps,
-        evaluation_steps=evaluation_steps(config, run.total_steps) if trainer.evaluators or trainer.eval_sets else [],
-        checkpoint_steps=checkpoint_steps(config, run.total_steps), parameters=parameter_counts(trainer),
+        evaluation_steps=(_steps_where(evaluates_after, config, run.total_steps)
+                          if trainer.evaluators or trainer.eval_sets else []),
+        checkpoint_steps=_steps_where(checkpoints_after, config, run.total_steps), parameters=parameter_counts(trainer),
         tokens=_token_sample(batches, config.length_chunking), estimate=_measure(trainer, run, batches),
     )
 
 
-def evaluation_steps(config: TrainingConfig, total_steps: int) -> list[int]:
-    """The steps the trainer evaluates at: before training, every eval_steps, and at the end."""
-    steps = [0] if config.eval_before_training else []
-    if config.eval_steps:
-        steps += range(config.eval_steps, total_steps, config.eval_steps)
-    return steps + [total_steps]
-
-
-def checkpoint_steps(config: TrainingConfig, total_steps: int) -> list[int]:
-    """The steps the trainer writes a checkpoint at: every save_steps, and at the end when it saves at all."""
-    steps = list(range(config.save_steps, total_steps, config.save_steps)) if config.save_steps else []
-    return steps + [total_steps] if config.save_steps or config.load_best_model_at_end else steps
+def _steps_where(happens_after, config: TrainingConfig, total_steps: int) -> list[int]:
+    """The steps at which the trainer's own rule (`evaluates_after`, `checkpoints_after`) fires."""
+    return [step for step in range(total_steps + 1) if happens_after(config, step, total_steps)]
 
 
 def parameter_counts(trainer: Trainer) -> list[ModuleParameters]:
@@ -139,7 +131,7 @@ def parameter_counts(trainer: Trainer) -> list[ModuleParameters]:
 
 
 def _datasets(trainer: Trainer, run: TrainingRun) -> list[DatasetLine]:
-    per_dataset = run.loader.batches_per_dataset() if hasattr(run.loader, "batches_per_dataset") else {}
+    per_dataset = run.loader.batches_per_dataset()
     lines = [DatasetLine(name, "train", dataset.loss_name, None if dataset.stream is not None else len(dataset.rows),
                          per_dataset.get(name)) for name, dataset in trainer.train_sets.items()]
     lines += [DatasetLine(name, "eval", dataset.loss_name, len(dataset.rows), None)

@@ -26,6 +26,10 @@ class TrainingLoader(Protocol):
 
     def set_epoch(self, epoch: int) -> None: ...
 
+    def batches_per_dataset(self) -> dict[str, int]:
+        """Each dataset's batches in an epoch; empty when unknown (a stream)."""
+        ...
+
     def epoch_batches(self, skip: int = 0) -> Iterable[Batch]: ...
 
 
@@ -74,6 +78,9 @@ class StreamLoader:
         self.loader = torch.utils.data.DataLoader(self.batches, batch_size=None, collate_fn=collator,
                                                   num_workers=config.dataloader_num_workers,
                                                   pin_memory=torch.cuda.is_available())
+
+    def batches_per_dataset(self) -> dict[str, int]:
+        return {}  # a stream's length is unknown
 
     def set_epoch(self, epoch: int) -> None:
         self.batches.set_epoch(epoch)

@@ -85,6 +85,22 @@ def build_accelerator(config: TrainingConfig) -> Accelerator:
     )
 
 
+def evaluates_after(config: TrainingConfig, step: int, total_steps: int) -> bool:
+    """Whether the trainer evaluates after optimizer step `step` of `total_steps` (0: before training): before
+    training if asked, every eval_steps, and always at the end."""
+    if step == 0:
+        return config.eval_before_training
+    return step == total_steps or bool(config.eval_steps) and step % config.eval_steps == 0
+
+
+def checkpoints_after(config: TrainingConfig, step: int, total_steps: int) -> bool:
+    """Whether the trainer writes a checkpoint after optimizer step `step`: every save_steps, and at the end when it
+    saves at all (or must keep the best checkpoint)."""
+    if step == total_steps:
+        return bool(config.save_steps) or config.load_best_model_at_end
+    return step > 0 and bool(config.save_steps) and step % config.save_steps == 0  # none before training
+
+
 def lower_is_better(metric: str) -> bool:
     return metric.endswith("_loss")
 
@@ -137,7 +153,7 @@ class Trainer:
         train_seconds = time.perf_counter() - started
 
         metrics = self._evaluate()
-        if self.config.save_steps or self.config.load_best_model_at_end:
+        if checkpoints_after(self.config, self.state.step, run.total_steps):
             self._save_checkpoint()
         final_dir = self._save_final(metrics)
         self._notify("on_train_end", final_dir, metrics)
@@ -162,7 +178,7 @@ class Trainer:
         # Scheduled loss terms start where the run stands, for an evaluation before the first batch too.
         self.accelerator.unwrap_model(self.module).set_training_progress(self.state.step, run.total_steps)
         if self.state.step == 0:
-            if self.config.eval_before_training:
+            if evaluates_after(self.config, 0, run.total_steps):
                 self._evaluate()
             # As the reference trainer: seed right before training, then each epoch's DataLoader iterator draws its
             # base seed from the global RNG. The same state at the first batch gives the same dropout masks.
@@ -203,10 +219,10 @@ class Trainer:
                     self._log(window, run.scheduler.get_last_lr()[0], grad_norm, run.steps_per_epoch)
                     window = self._new_window()
                 if at_end:
-                    return
-                if config.eval_steps and state.step % config.eval_steps == 0:
+                    return  # the final evaluation and checkpoint follow the loop
+                if evaluates_after(config, state.step, run.total_steps):
                     self._evaluate()
-                saved = bool(config.save_steps) and state.step % config.save_steps == 0
+                saved = checkpoints_after(config, state.step, run.total_steps)
                 if saved:
                     self._save_checkpoint()
                 if self._stop_requested():
