@@ -15,17 +15,20 @@ class FirstNonFinite:
 
     def __init__(self, datasets: list[str], device: torch.device) -> None:
         self.datasets = datasets
-        self.found = torch.full((2,), -1, dtype=torch.long, device=device)  # (step, dataset index); -1: none yet
+        self.step = torch.full((), -1, dtype=torch.long, device=device)  # -1: none yet
+        self.dataset = torch.full((), -1, dtype=torch.long, device=device)
 
     def add(self, loss: Tensor, step: int, dataset: str) -> None:
-        here = torch.tensor([step, self.datasets.index(dataset)], device=self.found.device)
-        first_bad = (~torch.isfinite(loss)) & (self.found[0] < 0)
-        self.found = torch.where(first_bad, here, self.found)
+        # Python numbers enter the device ops as kernel arguments: a tensor built from them on the host would be
+        # copied to the device, and a copy from pageable memory synchronises the stream every step.
+        first_bad = (~torch.isfinite(loss)) & (self.step < 0)
+        self.step = torch.where(first_bad, step, self.step)
+        self.dataset = torch.where(first_bad, self.datasets.index(dataset), self.dataset)
 
     def first(self, accelerator: Accelerator) -> tuple[int, str] | None:
         """(step, dataset) of the earliest non-finite loss on any process, or None."""
-        found = accelerator.gather(self.found.unsqueeze(0)).tolist() if accelerator.num_processes > 1 \
-            else [self.found.tolist()]
+        pair = torch.stack([self.step, self.dataset]).unsqueeze(0)
+        found = (accelerator.gather(pair) if accelerator.num_processes > 1 else pair).tolist()
         bad = sorted((step, index) for step, index in found if step >= 0)
         return (bad[0][0], self.datasets[bad[0][1]]) if bad else None
 
