@@ -59,6 +59,9 @@ WORKLOADS = {
     "splade-b32": Workload("pairs", "SpladeLoss", 32, 20, {
         "loss": "SparseMultipleNegativesRankingLoss", "document_regularizer_weight": 3e-5,
         "query_regularizer_weight": 5e-5}, model="splade"),
+    "splade-b128": Workload("pairs", "SpladeLoss", 128, 4, {
+        "loss": "SparseMultipleNegativesRankingLoss", "document_regularizer_weight": 3e-5,
+        "query_regularizer_weight": 5e-5}, model="splade"),
     "ir-eval": Workload("msmarco"),
 }
 
