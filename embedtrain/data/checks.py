@@ -35,7 +35,8 @@ class Finding:
 
 @dataclass(frozen=True)
 class TokenStats:
-    """Token counts of one column (special tokens included) on the first `sampled` rows."""
+    """Token counts (special tokens included) of one column on its first `sampled` rows, or, for a cross-encoder, of
+    the pairs of two inputs ('query+documents') on their first `sampled` pairs."""
 
     sampled: int
     minimum: int
