@@ -321,6 +321,17 @@ CASES = {
     "list label where a score goes": Case(ExitCode.DATA_ERROR, ["label column 'score' must be numeric (score label), but its type is list"],
                                           {"lists.jsonl": '{"sentence1": "a", "sentence2": "b", "score": [0.5, 0.1]}\n'},
                                           lambda r, f: train_source(r, str(f / "lists.jsonl"))),
+    "cross-encoder loss on a dense model": Case(ExitCode.INVALID_INPUT, [
+        "recipe.yaml:", "losses.main.type: BinaryCrossEntropyLoss trains cross-encoders (model.kind: cross_encoder), "
+        "which score text pairs, but this model is dense: use a dense loss"], {},
+        lambda r, f: set_loss(r, {"type": "BinaryCrossEntropyLoss"})),
+    "cross-encoder loss option not one of the choices": Case(
+        ExitCode.INVALID_INPUT, ["losses.main.activation_fn", "'identity', 'sigmoid' or 'tanh'"], {},
+        lambda r, f: set_loss(r, {"type": "LambdaLoss", "activation_fn": "softmax"})),
+    "LambdaLoss mu without its scheme": Case(
+        ExitCode.INVALID_INPUT, ["losses.main", "mu weighs NDCGLoss2PPScheme's terms; weighting_scheme "
+                                               "LambdaRankScheme has none"], {},
+        lambda r, f: set_loss(r, {"type": "LambdaLoss", "weighting_scheme": "LambdaRankScheme", "mu": 3})),
     "list labels of unequal length": Case(ExitCode.DATA_ERROR, ["datasets.train.pairs: label column 'label' must hold lists of numbers of one length", "found lengths [1, 2]"],
                                           {"margins.jsonl": '{"query": "q", "positive": "p", "negative": "n", "label": [0.5, 0.1]}\n'
                                                             '{"query": "r", "positive": "s", "negative": "t", "label": [0.5]}\n'},
@@ -477,6 +488,53 @@ def test_validate_dataset_strict_fails_on_warnings(tmp_path, tiny_checkpoint):
     assert any("anchor equal to the positive" in w for w in report["warnings"])
     assert report["token_lengths"]["anchor"]["maximum"] >= 3
     assert runner.invoke(app, arguments + ["--strict"]).exit_code == ExitCode.DATA_ERROR
+
+
+LISTS = '{"query": "q", "documents": ["a", "b", "c"], "scores": [1, 0, 0]}\n'
+CROSS_ENCODER_DATA = {
+    # What only a cross-encoder's data can get wrong, through `validate-dataset --data FILE --loss LOSS` (a recipe
+    # needs model.kind: cross_encoder, which the model helpers bring).
+    "lists in a csv": ("LambdaLoss", "lists.csv", "query,documents,scores\nq,a b c,1\n", [
+        "column 'documents' (documents) must hold a list of texts per row (the row's candidates), but its type is "
+        "large_string; store lists in a json(l), parquet or arrow file",
+        "label column 'scores' must hold a list of numbers per row, one score per entry of column 'documents', but "
+        "its type is int64"]),
+    "fewer scores than documents": ("ListNetLoss", "lists.jsonl", LISTS + '{"query": "r", "documents": ["d", "e"], '
+                                    '"scores": [1]}\n', [
+        "label column 'scores' must hold one score per entry of column 'documents'; 1 rows do not (row 1: documents "
+        "has 2 entries but scores has 1)"]),
+    "a query without documents": ("PListMLELoss", "lists.jsonl", LISTS + '{"query": "r", "documents": [], '
+                                  '"scores": []}\n', ["column 'documents' (documents) has 1 empty lists, at row 1"]),
+    "a blank document": ("ADRMSELoss", "lists.jsonl", '{"query": "q", "documents": ["a", " "], "scores": [1, 0]}\n',
+                         ["column 'documents' (documents) has 1 missing or empty texts in its lists, at row 0"]),
+    "one score where a list goes": ("RankNetLoss", "lists.jsonl", '{"query": "q", "documents": ["a"], "scores": 1}\n',
+                                    ["label column 'scores' must hold a list of numbers per row, one score per entry "
+                                     "of column 'documents', but its type is int64"]),
+    "a non-finite document score": ("ListMLELoss", "lists.jsonl",
+                                    '{"query": "q", "documents": ["a", "b"], "scores": [1, NaN]}\n',
+                                    ["label column 'scores' must hold finite numbers; 1 rows do not, at row 0"]),
+    "a relevance label beyond 0..1": ("BinaryCrossEntropyLoss", "pairs.csv", "question,answer,label\nq,a,1\nr,b,4\n",
+                                      ["label column 'label' must hold numbers between 0.0 and 1.0; 1 rows do not, at "
+                                       "row 1 (values [4.0])"]),
+    "a class label that is not an integer": ("CrossEntropyLoss", "pairs.csv", "premise,hypothesis,label\np,h,1.5\n",
+                                             ["label column 'label' must hold non-negative integers"]),
+    "a label for the ranking loss": ("CrossEncoderMultipleNegativesRankingLoss", "pairs.csv",
+                                     "anchor,positive,label\nq,a,1\n", ["column 'label' looks like a label, but this "
+                                                                         "loss/evaluator takes no label"]),
+}
+
+
+@pytest.mark.parametrize(("loss", "name", "content", "fragments"), CROSS_ENCODER_DATA.values(), ids=CROSS_ENCODER_DATA.keys())
+def test_cross_encoder_data_is_checked_with_its_rows(loss, name, content, fragments, tmp_path):
+    path = tmp_path / name
+    path.write_text(content)
+    result = runner.invoke(app, ["validate-dataset", "--data", str(path), "--loss", loss, "--json"])
+    assert result.exit_code == ExitCode.DATA_ERROR, result.output
+    assert "Traceback (most recent call last)" not in result.output
+    [report] = json.loads(result.stdout)["datasets"]
+    assert all(error.startswith(str(path)) for error in report["errors"]), report["errors"]
+    for fragment in fragments:
+        assert any(fragment in error for error in report["errors"]), report["errors"]
 
 
 @pytest.mark.parametrize("arguments, message", [
