@@ -1,20 +1,9 @@
-"""Mining with both libraries on the same data: the reference's `mine_hard_negatives` and embedtrain's
-`mine_negatives`, and a pair scorer over the reference's CrossEncoder (embedtrain's scoring takes anything with
-`predict(pairs, batch_size)`), with a tiny random cross-encoder to drive it."""
+"""A pair scorer over the reference's CrossEncoder (embedtrain's scoring takes anything with
+`predict(pairs, batch_size)`), and a tiny random cross-encoder to drive it."""
 
-import random
 from pathlib import Path
 
 import torch
-from datasets import Dataset
-
-from embedtrain.evaluation.mining.mine import mine_negatives
-from embedtrain.evaluation.mining.options import MiningOptions
-from embedtrain.evaluation.mining.pairs import PairRows, prepare_input
-from embedtrain.models.io import load_model
-
-REFERENCE_NAMES = {"sampling": "sampling_strategy"}
-OURS_ONLY = {"seed", "chunk_size", "search", "similarity"}
 
 
 class ReferenceCrossEncoderScorer:
@@ -50,25 +39,3 @@ def make_tiny_cross_encoder(directory: Path):
     BertForSequenceClassification(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return CrossEncoder(str(directory), device="cpu")
-
-
-def mine_with_reference(model_path: Path, anchors: list[str], positives: list[str], options: dict,
-                        corpus: list[str] | None = None, cross_encoder=None) -> dict[str, list]:
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.util import mine_hard_negatives
-
-    model = SentenceTransformer(str(model_path), device="cpu")
-    arguments = {REFERENCE_NAMES.get(key, key): value for key, value in options.items() if key not in OURS_ONLY}
-    random.seed(options.get("seed", 0))  # the reference draws random negatives from the global generator
-    dataset = Dataset.from_dict({"query": anchors, "answer": positives})
-    mined = mine_hard_negatives(dataset, model, corpus=corpus, cross_encoder=cross_encoder, verbose=False,
-                                **arguments)
-    return mined.to_dict()
-
-
-def mine_with_embedtrain(model_path: Path, anchors: list[str], positives: list[str], options: dict,
-                         corpus: list[str] | None = None, labels: list[int] | None = None, rescorer=None,
-                         model=None) -> dict[str, list]:
-    pairs = PairRows(anchors, positives, labels, "query", "answer", "label" if labels is not None else None)
-    model = model or load_model(model_path)
-    return mine_negatives(model, prepare_input(pairs, corpus), MiningOptions(**options), rescorer).columns

@@ -11,36 +11,12 @@ import random
 import pytest
 import torch
 from helpers.data import SHARED_DATA
-from helpers.mining_scorer import (
-    ReferenceCrossEncoderScorer,
-    make_tiny_cross_encoder,
-    mine_with_embedtrain,
-    mine_with_reference,
-)
-from helpers.tiny_models import WORDS
+from helpers.mining import extra_corpus, mine_with_embedtrain, mine_with_reference, tiny_pairs
+from helpers.mining_scorer import ReferenceCrossEncoderScorer, make_tiny_cross_encoder
 
 from embedtrain.models.io import load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def tiny_pairs(queries: int = 30, seed: int = 0) -> tuple[list[str], list[str]]:
-    """Queries with 1 to 3 positives that share words with them (a query's positives are nearer to it than most
-    texts), and one repeated (query, positive) row."""
-    draw = random.Random(seed)
-    anchors, positives = [], []
-    for _ in range(queries):
-        topic = draw.sample(WORDS, 4)
-        query = " ".join(topic + draw.sample(WORDS, 2))
-        for _ in range(draw.choice([1, 1, 2, 3])):
-            anchors.append(query)
-            positives.append(" ".join(draw.sample(topic, 2) + draw.sample(WORDS, draw.randint(2, 8))))
-    return anchors + anchors[:1], positives + positives[:1]
-
-
-def extra_corpus(count: int = 40, seed: int = 1) -> list[str]:
-    draw = random.Random(seed)
-    return [" ".join(draw.sample(WORDS, draw.randint(3, 9))) for _ in range(count)]
 
 
 def assert_same_rows(ours: dict[str, list], theirs: dict[str, list]) -> None:

@@ -20,16 +20,23 @@ def output_columns(data: MiningInput, negatives: list[list[int]], negative_score
                    positive_scores: list[float], options: MiningOptions) -> dict[str, list]:
     """Columns of the mined data. negatives / negative_scores: per query, best first; positive_scores: per
     (query, positive) pair, in query order."""
-    anchor, positive = data.anchor_column, data.positive_column
-    build = {"triplet": _triplets, "n-tuple": _tuples, "labeled-pair": _labeled_pairs,
-             "labeled-list": _labeled_lists}[options.output_format]
-    columns = build(data, negatives, negative_scores, _per_query(positive_scores, data.positives), options)
-    added = [name for name in columns if name not in (anchor, positive)]
-    taken = sorted({anchor, positive} & set(added))
+    added = added_columns(options)
+    taken = [name for name in (data.anchor_column, data.positive_column) if name in added]
     if taken:
         raise DataError(f"the data's column {taken[0]!r} has the name of a column the {options.output_format} format "
                         f"adds ({', '.join(added)}); rename it, or map another name with --columns")
-    return columns
+    build = {"triplet": _triplets, "n-tuple": _tuples, "labeled-pair": _labeled_pairs,
+             "labeled-list": _labeled_lists}[options.output_format]
+    return build(data, negatives, negative_scores, _per_query(positive_scores, data.positives), options)
+
+
+def added_columns(options: MiningOptions) -> list[str]:
+    """The columns a format adds to the anchor and positive ones."""
+    scores = ["scores"] if options.output_scores else []
+    return {"triplet": ["negative", *scores],
+            "n-tuple": [f"negative_{index}" for index in range(1, options.num_negatives + 1)] + scores,
+            "labeled-pair": ["score" if options.output_scores else "label"],
+            "labeled-list": ["scores" if options.output_scores else "labels"]}[options.output_format]
 
 
 def _per_query(flat: list[float], positives: list[list[int]]) -> list[list[float]]:
