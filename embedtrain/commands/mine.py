@@ -72,12 +72,13 @@ def validated_options(model: type[pydantic.BaseModel], given: dict):
     try:
         return model(**given)
     except pydantic.ValidationError as error:
-        problems = [f"{_flag(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()]
+        problems = [_flag(e["loc"]) + e["msg"].removeprefix("Value error, ") for e in error.errors()]
         raise RecipeError("; ".join(problems)) from None
 
 
 def _flag(location: tuple) -> str:
-    return "--" + str(location[0]).replace("_", "-") if location else "options"
+    """`--range-max: ` for an option's own problem; nothing for one between options (its message names them)."""
+    return f"--{str(location[0]).replace('_', '-')}: " if location else ""
 
 
 def provenance(request: MineRequest, options: MiningOptions, result: MiningResult, pairs: PairRows,

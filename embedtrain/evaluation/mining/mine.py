@@ -39,16 +39,17 @@ def mine_negatives(model: SentenceEmbedder, data: MiningInput, options: MiningOp
     range_max = options.candidate_range(data.most_positives, rescorer is not None)
     queries, compared_by = comparable(embed_texts(model, data.queries, "query", options.batch_size,
                                                   options.query_prompt_name, options.query_prompt, progress,
-                                                  "embedding queries"), similarity)
+                                                  "queries"), similarity)
     corpus, _ = comparable(embed_texts(model, data.corpus, "document", options.batch_size, options.corpus_prompt_name,
-                                       options.corpus_prompt, progress, "embedding the corpus"), similarity)
+                                       options.corpus_prompt, progress, "the corpus"), similarity)
     scores, rows = nearest(queries, corpus, compared_by, range_max + data.most_positives, options.chunk_size,
                            options.search, progress)
     positive_scores = pair_scores(queries, corpus, data.positives, compared_by)
     del queries, corpus
     if rescorer is not None:
         scores, positive_scores = _rescore(rescorer, data, scores, rows, options.batch_size, progress)
-    lowest = torch.stack([part.min() for part in positive_scores.split([len(p) for p in data.positives])])
+    pair_query = torch.arange(len(data.queries)).repeat_interleave(torch.tensor([len(p) for p in data.positives]))
+    lowest = torch.full((len(data.queries),), torch.inf).scatter_reduce(0, pair_query, positive_scores, "amin")
     selection = select_negatives(scores, rows, data.positives, lowest, options, range_max)
     negatives = [[row for row in query_rows if row >= 0] for query_rows in selection.negatives.tolist()]
     negative_scores = [query_scores[:len(found)] for query_scores, found in zip(selection.scores.tolist(), negatives)]

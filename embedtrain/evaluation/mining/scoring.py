@@ -42,10 +42,10 @@ class BiEncoderScorer:
         documents = list(dict.fromkeys(document for _, document in pairs))
         query_embeddings, similarity = comparable(
             embed_texts(self.model, queries, "query", batch_size, self.query_prompt_name, self.query_prompt,
-                        progress, "embedding queries"), self.similarity)
+                        progress, "queries"), self.similarity)
         document_embeddings, _ = comparable(
             embed_texts(self.model, documents, "document", batch_size, self.document_prompt_name,
-                        self.document_prompt, progress, "embedding texts"), self.similarity)
+                        self.document_prompt, progress, "texts"), self.similarity)
         query_row = {text: row for row, text in enumerate(queries)}
         document_row = {text: row for row, text in enumerate(documents)}
         query_rows = torch.tensor([query_row[query] for query, _ in pairs], dtype=torch.long)

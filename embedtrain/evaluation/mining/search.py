@@ -22,16 +22,17 @@ FAISS_MISSING = "--search faiss needs the faiss package: pip install 'embedtrain
 
 
 def embed_texts(model: SentenceEmbedder, texts: list[str], route: Literal["query", "document"], batch_size: int,
-                prompt_name: str | None, prompt: str | None, progress: Progress, stage: str) -> Tensor:
+                prompt_name: str | None, prompt: str | None, progress: Progress, what: str) -> Tensor:
     """Embeddings of distinct `texts` (in order) with the route's prompt (`prompt`, else `prompt_name`, else the
-    model's `query`/`document` prompt) and the route itself for a model with a router."""
-    progress.stage(stage, len(texts))
+    model's `query`/`document` prompt) and the route itself for a model with a router. `what` the texts are (e.g.
+    "queries"), for the progress and errors."""
+    progress.stage(f"embedding {what}", len(texts))
     with counting_forward_passes(model, progress):
         embeddings = embed_rows(model, texts, batch_size, None, prompt_name or route, prompt, task=route)
     finite = torch.isfinite(embeddings.coalesce().values() if embeddings.is_sparse else embeddings)
     if not bool(finite.all()):
-        raise RecipeError(f"the model gives non-finite embeddings (NaN or inf) for {stage.removeprefix('embedding ')}; "
-                          f"it cannot be used to mine (check its weights, or its precision)")
+        raise RecipeError(f"the model gives non-finite embeddings (NaN or inf) for {what}; it cannot be used to mine "
+                          f"(check its weights, or its precision)")
     return embeddings
 
 
