@@ -16,6 +16,7 @@ import pytest
 import torch
 import yaml
 from accelerate.state import AcceleratorState
+from helpers.tiny_models import make_tiny_checkpoint
 from typer.testing import CliRunner
 
 from embedtrain.cli import app
@@ -591,6 +592,11 @@ MINING_CASES = {
         ExitCode.INVALID_INPUT, ["the model gives non-finite embeddings (NaN or inf) for queries"],
         ["mine", "--data", "{folder}/pairs.csv", "--model", "{folder}/nan-model", "--output", "{folder}/out.parquet"],
         prepare=nan_model),
+    "mine: faiss search of a sparse model": MiningCase(
+        ExitCode.INVALID_INPUT, ["--search faiss"],
+        ["mine", "--data", "{folder}/pairs.csv", "--model", "{folder}/mlm", "--kind", "sparse", "--search", "faiss",
+         "--output", "{folder}/out.parquet"], prepare=lambda folder, model: make_tiny_checkpoint(folder / "mlm",
+                                                                                                 masked_lm=True)),
     "mine: a data column named like an output column": MiningCase(
         ExitCode.DATA_ERROR, ["the data's column 'negative' has the name of a column the triplet format adds"],
         mine(), {"pairs.csv": "negative,answer\nwho plays,a man plays guitar\nwhere,a cat sits\nwhen,today\n"}),

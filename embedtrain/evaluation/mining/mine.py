@@ -11,7 +11,7 @@ from embedtrain.evaluation.mining.options import MiningOptions
 from embedtrain.evaluation.mining.pairs import MiningInput
 from embedtrain.evaluation.mining.progress import NoProgress, Progress
 from embedtrain.evaluation.mining.scoring import PairScorer, score_pairs
-from embedtrain.evaluation.mining.search import comparable, embed_texts, nearest, pair_scores
+from embedtrain.evaluation.mining.search import check_faiss, comparable, embed_texts, nearest, pair_scores
 from embedtrain.evaluation.mining.selection import own_positives, select_negatives
 from embedtrain.evaluation.mining.summary import MiningSummary, summarise
 from embedtrain.models.embedder import SentenceEmbedder
@@ -37,6 +37,8 @@ def mine_negatives(model: SentenceEmbedder, data: MiningInput, options: MiningOp
     DataError when no query gets a negative (nothing worth writing), naming why."""
     similarity = options.similarity or model.similarity_fn_name
     range_max = options.candidate_range(data.most_positives, rescorer is not None)
+    if options.search == "faiss":
+        check_faiss(model.model_type == "SparseEncoder", similarity)
     queries, compared_by = comparable(embed_texts(model, data.queries, "query", options.batch_size,
                                                   options.query_prompt_name, options.query_prompt, progress,
                                                   "queries"), similarity)

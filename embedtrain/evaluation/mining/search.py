@@ -48,7 +48,7 @@ def nearest(queries: Tensor, corpus: Tensor, similarity: SimilarityName, k: int,
     """The `min(k, corpus)` best corpus rows per query, best first: (scores, rows), each (queries, min(k, corpus))."""
     k = min(k, len(corpus))
     progress.stage("searching", len(queries))
-    index = _faiss_index(corpus, similarity) if search == "faiss" else None
+    index = _faiss_index(corpus) if search == "faiss" else None
     scores, rows = [], []
     for start in range(0, len(queries), chunk_size):
         block = torch.narrow_copy(queries, 0, start, min(chunk_size, len(queries) - start))
@@ -63,14 +63,21 @@ def nearest(queries: Tensor, corpus: Tensor, similarity: SimilarityName, k: int,
     return torch.cat(scores), torch.cat(rows)
 
 
-def _faiss_index(corpus: Tensor, similarity: SimilarityName):
+def check_faiss(sparse: bool, similarity: SimilarityName) -> None:
+    """RecipeError, before any embedding, when faiss is not installed or cannot search these embeddings (it takes
+    dense ones compared by inner product: dot, or cosine once normalised)."""
     try:
-        import faiss
+        import faiss  # noqa: F401
     except ImportError:
         raise RecipeError(FAISS_MISSING) from None
-    if corpus.is_sparse or similarity != "dot":
+    if sparse or similarity not in ("cosine", "dot"):
         raise RecipeError(f"--search faiss takes dense embeddings compared by cosine or dot product; this model's are "
-                          f"{'sparse' if corpus.is_sparse else similarity}: use --search exact")
+                          f"{'sparse' if sparse else similarity}: use --search exact")
+
+
+def _faiss_index(corpus: Tensor):
+    import faiss
+
     index = faiss.IndexFlatIP(corpus.size(1))
     index.add(corpus.contiguous().numpy())
     return index
