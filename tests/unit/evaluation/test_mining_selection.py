@@ -3,10 +3,10 @@ output formats, and why a query is skipped."""
 
 import re
 
+import pydantic
 import pytest
 import torch
 
-from embedtrain.errors import RecipeError
 from embedtrain.evaluation.mining.formats import output_columns
 from embedtrain.evaluation.mining.options import MiningOptions
 from embedtrain.evaluation.mining.pairs import PairRows, prepare_input
@@ -155,7 +155,5 @@ def test_default_range_max_follows_the_reference():
     ({"min_score": 0.5, "max_score": 0.4}, "min_score (0.5) must be smaller than max_score (0.4)"),
 ])
 def test_impossible_options_are_refused(options, message):
-    from embedtrain.commands.mine import validated_options
-
-    with pytest.raises(RecipeError, match=re.escape(message)):
-        validated_options(MiningOptions, options)
+    with pytest.raises(pydantic.ValidationError, match=re.escape(message)):
+        MiningOptions(**options)
