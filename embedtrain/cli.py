@@ -279,8 +279,9 @@ RECIPES_CP_EXAMPLES = """
 @recipes_app.command("cp", epilog=RECIPES_CP_EXAMPLES)
 def recipes_cp(
     name: Annotated[str, typer.Argument(help="The recipe's name (see `embedtrain recipes ls`).", show_default=False)],
-    destination: Annotated[Path | None, typer.Argument(help="A file, or a folder to copy NAME.yaml into "
-                                                            "(default: ./NAME.yaml).", show_default=False)] = None,
+    destination: Annotated[str | None, typer.Argument(help="A file, or a folder to copy NAME.yaml into (an existing "
+                                                           "one, or a path ending with /); default: ./NAME.yaml.",
+                                                      show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
 ) -> None:
     """Copy a recipe to edit and train it. The copy starts with a yaml-language-server comment naming

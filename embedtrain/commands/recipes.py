@@ -144,13 +144,14 @@ def recipe_table(recipes: list[CatalogueRecipe]) -> Table:
     return table
 
 
-def copy_recipe(name: str, destination: Path | None, force: bool = False) -> CopiedRecipe:
-    """Write recipe `name` to `destination` (default ./NAME.yaml; a folder: NAME.yaml in it), starting with the
-    schema comment, and the catalogue files it reads (demo data) to NAME-data/ beside it, its paths rewritten
-    relative to the current directory. Nothing is replaced without `force` (RecipeError, exit 2, before writing)."""
+def copy_recipe(name: str, destination: str | None, force: bool = False) -> CopiedRecipe:
+    """Write recipe `name` to `destination` (default ./NAME.yaml; a folder, existing or ending with a slash:
+    NAME.yaml in it), starting with the schema comment, and the catalogue files it reads (demo data) to NAME-data/
+    beside it, its paths rewritten relative to the current directory. Nothing is replaced without `force`
+    (RecipeError, exit 2, before anything is written)."""
     recipe = read_recipe(name)
-    target = destination if destination is not None else Path(f"{recipe.name}.yaml")
-    if target.is_dir():
+    target = Path(destination or f"{recipe.name}.yaml")
+    if target.is_dir() or (destination or "").endswith(("/", os.sep)):
         target = target / f"{recipe.name}.yaml"
     files = {source: target.parent / f"{recipe.name}-data" / Path(source).name
              for source in packaged_sources(yaml.safe_load(recipe.text))}

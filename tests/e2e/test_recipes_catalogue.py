@@ -102,10 +102,10 @@ def test_cp_writes_name_yaml_with_the_schema_comment_and_never_clobbers(tmp_path
     forced = invoke("recipes", "cp", "stsb", "--force")
     assert forced.exit_code == 0 and copy.read_text(encoding="utf-8") == SCHEMA_COMMENT + original
 
-    (tmp_path / "mine").mkdir()
-    assert invoke("recipes", "cp", "nli-mnrl", "mine").exit_code == 0  # a folder: NAME.yaml in it
+    assert invoke("recipes", "cp", "nli-mnrl", "mine/").exit_code == 0  # a folder: NAME.yaml in it
+    assert invoke("recipes", "cp", "static-nli", "mine").exit_code == 0  # an existing folder
     assert invoke("recipes", "cp", "nli-mnrl", "mine/nli.yaml").exit_code == 0
-    assert sorted(path.name for path in (tmp_path / "mine").iterdir()) == ["nli-mnrl.yaml", "nli.yaml"]
+    assert sorted(path.name for path in (tmp_path / "mine").iterdir()) == ["nli-mnrl.yaml", "nli.yaml", "static-nli.yaml"]
 
 
 def test_a_copied_quickstart_trains_from_another_directory_with_its_data(tmp_path, monkeypatch, offline):
