@@ -13,8 +13,9 @@
       sentence-transformers/all-MiniLM-L6-v2: models/all-MiniLM-L6-v2
 
 Relative paths are resolved from the mirror file's folder. Every place that loads a hub dataset or model asks here
-first (data sources, retrieval sets, model bases, teachers and guides), so training, `validate-dataset`, `eval` and
-`--dry-run` read the same copies; each copy used is logged (`mirror: sentence-transformers/stsb[train] -> ...`).
+first (data sources, retrieval sets, model bases, teachers, guides and decoders), so training, `validate-dataset`,
+`eval` and `--dry-run` read the same copies; each copy used is logged (`mirror: sentence-transformers/stsb[train] ->
+...`).
 A hub id the mirror does not name is loaded from the hub as usual. The whole file is checked when it is first read:
 an unknown key, a value of the wrong shape or a path that does not exist is an error naming the file and the key.
 """

@@ -146,3 +146,14 @@ def test_the_cli_exits_2_with_the_mirror_problem(mirror_dir, monkeypatch):
                                 terminal_width=300)
     assert result.exit_code == ExitCode.INVALID_INPUT, result.output
     assert "mirror.yaml: datasets.'org/sts'.train: copies/nope.csv does not exist" in " ".join(result.output.split())
+
+
+def test_a_tsdae_decoder_named_by_hub_id_is_read_from_its_copy(mirror_dir, monkeypatch, tiny_checkpoint):
+    from embedtrain.losses.denoising_auto_encoder import DenoisingAutoEncoderParams, load_decoder
+    from embedtrain.modules import Transformer
+
+    write_mirror(mirror_dir, {"models": {"org/decoder": str(tiny_checkpoint)}}, monkeypatch)
+    params = DenoisingAutoEncoderParams(type="DenoisingAutoEncoderLoss", decoder_name_or_path="org/decoder",
+                                        tie_encoder_decoder=False)
+    decoder, _ = load_decoder(params, Transformer.load(tiny_checkpoint))
+    assert Path(decoder.config._name_or_path) == tiny_checkpoint
