@@ -156,7 +156,7 @@ LIST_EXAMPLES = """
 
   embedtrain list losses
 
-  embedtrain list modules recipes/splade-trecqa.yaml
+  embedtrain list modules recipes/splade-nq.yaml
 """
 
 list_app = typer.Typer(help="List what recipes can use.", no_args_is_help=True, epilog=LIST_EXAMPLES)
@@ -185,7 +185,7 @@ def list_losses(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
 LIST_MODULES_EXAMPLES = """
 [bold]Examples[/bold]
 
-  embedtrain list modules recipes/splade-trecqa.yaml
+  embedtrain list modules recipes/splade-nq.yaml
 
   embedtrain list modules recipes/stsb.yaml --set model.base=./my-model
 
@@ -209,6 +209,95 @@ def list_modules(
         typer.echo(json.dumps(catalogue, indent=2))
     else:
         console.print(module_table(catalogue))
+
+
+RECIPES_EXAMPLES = """
+[bold]Examples[/bold]
+
+  embedtrain recipes ls
+
+  embedtrain recipes cp stsb
+"""
+
+recipes_app = typer.Typer(help="The recipe catalogue that ships with embedtrain: list, print or copy a recipe.",
+                          no_args_is_help=True, epilog=RECIPES_EXAMPLES)
+app.add_typer(recipes_app, name="recipes")
+
+RECIPES_LS_EXAMPLES = """
+[bold]Examples[/bold]
+
+  embedtrain recipes ls
+
+  embedtrain recipes ls --json > recipes.json
+"""
+
+
+@recipes_app.command("ls", epilog=RECIPES_LS_EXAMPLES)
+def recipes_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
+    """Every recipe of the catalogue: model kind, losses, training data, purpose and expected time."""
+    from embedtrain.commands.recipes import catalogue, recipe_table
+
+    with _user_errors():
+        recipes = catalogue()
+    if as_json:
+        typer.echo(json.dumps([recipe.as_json() for recipe in recipes], indent=2))
+    else:
+        console.print(recipe_table(recipes))
+
+
+RECIPES_SHOW_EXAMPLES = """
+[bold]Examples[/bold]
+
+  embedtrain recipes show stsb
+
+  embedtrain recipes show splade-nq > splade-nq.yaml
+"""
+
+
+@recipes_app.command("show", epilog=RECIPES_SHOW_EXAMPLES)
+def recipes_show(name: Annotated[str, typer.Argument(help="The recipe's name (see `embedtrain recipes ls`).",
+                                                      show_default=False)]) -> None:
+    """Print a recipe of the catalogue as it is."""
+    from embedtrain.commands.recipes import read_recipe
+
+    with _user_errors():
+        recipe = read_recipe(name)
+    typer.echo(recipe.text, nl=False)
+
+
+RECIPES_CP_EXAMPLES = """
+[bold]Examples[/bold]
+
+  embedtrain recipes cp stsb
+
+  embedtrain recipes cp quickstart my-recipes/
+
+  embedtrain recipes cp nli-mnrl nli.yaml --force
+"""
+
+
+@recipes_app.command("cp", epilog=RECIPES_CP_EXAMPLES)
+def recipes_cp(
+    name: Annotated[str, typer.Argument(help="The recipe's name (see `embedtrain recipes ls`).", show_default=False)],
+    destination: Annotated[str | None, typer.Argument(help="A file, or a folder to copy NAME.yaml into (an existing "
+                                                           "one, or a path ending with /); default: ./NAME.yaml.",
+                                                      show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+) -> None:
+    """Copy a recipe to edit and train it. The copy starts with a yaml-language-server comment naming
+    recipe.schema.json beside it (write that with `embedtrain schema --output`); data that ships with the recipe
+    is copied to NAME-data/ beside it."""
+    from embedtrain.commands.recipes import SCHEMA_FILE, copy_recipe
+
+    with _user_errors():
+        copied = copy_recipe(name, destination, force=force)
+    console.print(f"wrote {escape(str(copied.recipe))}", soft_wrap=True)
+    for path in copied.data:
+        console.print(f"wrote {escape(str(path))}", soft_wrap=True)
+    schema = copied.recipe.parent / SCHEMA_FILE
+    if not schema.exists():
+        console.print(f"for completion and checks in editors: embedtrain schema --output {escape(str(schema))}",
+                      soft_wrap=True)
 
 
 EVAL_EXAMPLES = """
