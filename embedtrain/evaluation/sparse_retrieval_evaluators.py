@@ -70,6 +70,7 @@ class RecordingEvaluator:
     """Mixin: `embed` also counts each side's sparsity into `self.counts`."""
 
     counts: SideCounts
+    model_kinds = ("sparse",)
 
     def embed(self, model: SentenceEmbedder, texts: list[str], batch_size: int, truncate_dim: int | None = None,
               prompt_name: str | None = None, prompt: str | None = None, task: str | None = None) -> torch.Tensor:
