@@ -105,8 +105,9 @@ def load_sets(params: CrossEncoderNanoBEIRParams, where: str) -> dict[str, tuple
                         f"whose BEIR sub-folders are all evaluated")
     folders = beir_folders(Path(params.source).expanduser(), where)
     if params.first_stage is None and params.candidates is None:
-        raise DataError(f"{where}: {params.source!r} holds BEIR folders, which bring no candidates: name a first_stage "
-                        f"model (e.g. first_stage: sentence-transformers/all-MiniLM-L6-v2) or a candidates file")
+        raise DataError(f"{where}: {params.source!r} is a local BEIR folder (or a folder of them), which brings no "
+                        f"candidates to rerank: name a first_stage model (e.g. `first_stage: sentence-transformers/"
+                        f"all-MiniLM-L6-v2`, whose top rerank_k documents per query are reranked) or a `candidates` file")
     if params.candidates is not None and len(folders) > 1:
         raise DataError(f"{where}.candidates: one file ranks one BEIR folder, and {params.source!r} holds "
                         f"{len(folders)}; give each folder its own evaluator, or name a first_stage model")
