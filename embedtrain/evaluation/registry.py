@@ -17,7 +17,6 @@ from pydantic import Field
 from embedtrain.data.checks import inspect_source, raise_on_errors
 from embedtrain.data.contract import ColumnContract
 from embedtrain.data.source import DataSource
-from embedtrain.losses.registry import ModelKind
 from embedtrain.models.embedder import SentenceEmbedder
 
 SimilarityNames = list[Literal["cosine", "dot", "euclidean", "manhattan"]]
@@ -36,18 +35,19 @@ class Evaluator:
     """Embeds its data with a model and returns `{name}_{metric}: value`."""
 
     contract: ClassVar[ColumnContract]
-    model_kinds: ClassVar[tuple[ModelKind, ...]] = ("dense", "sparse")
-    """The kinds of model it can score: a dense evaluator also scores a sparse model's embeddings, unless its maths
-    needs dense ones."""
-    same_task_as: ClassVar[str | None] = None
-    """The dense evaluator type that does this evaluator's task for other kinds of model (a cross-encoder's
-    correlation evaluator does `sts`'s); None: its own type, less a `sparse_` prefix. Names the evaluator to use
-    when one meets a model it cannot score."""
+    model_kinds: ClassVar[tuple[str, ...]] = ("dense", "sparse")
+    """The kinds of model (`model.kind`: dense, sparse, cross_encoder) the evaluator can score; `embedtrain eval` and
+    recipes refuse any other, naming an evaluator that fits."""
 
     def embed(self, model: SentenceEmbedder, texts: list[str], batch_size: int, truncate_dim: int | None = None,
               prompt_name: str | None = None, prompt: str | None = None, task: str | None = None) -> torch.Tensor:
         """How the evaluator embeds its texts (embed_rows); the sparse evaluators also record sparsity here."""
         return embed_rows(model, texts, batch_size, truncate_dim, prompt_name, prompt, task)
+
+    same_task_as: ClassVar[str | None] = None
+    """The dense evaluator type that does this evaluator's task for other kinds of model (a cross-encoder's
+    correlation evaluator does `sts`'s); None: its own type, less a `sparse_` prefix. It names the evaluator that
+    fits when one meets a model it cannot score (`evaluator_for`)."""
 
     def __init__(self, params: EvaluatorParams, columns: dict[str, list]) -> None:
         self.params = params
@@ -140,7 +140,7 @@ def _task(type_name: str) -> str:
     return EVALUATORS[type_name].evaluator_class.same_task_as or type_name.removeprefix("sparse_")
 
 
-def evaluator_for(type_name: str, model_kind: ModelKind) -> str | None:
+def evaluator_for(type_name: str, model_kind: str) -> str | None:
     """The evaluator type that does `type_name`'s task for a `model_kind` model (itself if it can), the most specific
     one when several can (sparse_reranking rather than reranking for a sparse model); None when none does."""
     able = [name for name, spec in EVALUATORS.items()
@@ -148,7 +148,7 @@ def evaluator_for(type_name: str, model_kind: ModelKind) -> str | None:
     return min(able, key=lambda name: len(EVALUATORS[name].evaluator_class.model_kinds), default=None)
 
 
-def model_kind_problem(type_name: str, model_kind: ModelKind) -> str | None:
+def model_kind_problem(type_name: str, model_kind: str) -> str | None:
     """Why evaluator `type_name` cannot score a `model_kind` model, naming the evaluator to use; None when it can."""
     kinds = EVALUATORS[type_name].evaluator_class.model_kinds
     if model_kind in kinds:
@@ -159,7 +159,7 @@ def model_kind_problem(type_name: str, model_kind: ModelKind) -> str | None:
     return f"{type_name} scores {scores}, and this model is {MODEL_KIND_NAMES[model_kind]}: {fix}"
 
 
-def model_kind_problems(evaluators: list[EvaluatorParams], model_kind: ModelKind,
+def model_kind_problems(evaluators: list[EvaluatorParams], model_kind: str,
                         path: tuple[str | int, ...] = ("evaluators",)) -> list[tuple[tuple[str | int, ...], str]]:
     """(key path, message) for every evaluator (a sequential one's children included) that cannot score a
     `model_kind` model: `evaluators.<i>.type`, or `evaluators.<i>.evaluators.<j>.type` for a child."""
