@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from embedtrain.data.mirror import dataset_copy
+from embedtrain.data.source import DataSource, is_local, load_source
 from embedtrain.errors import DataError
 
 NANOBEIR_DATASETS = {
@@ -36,6 +37,12 @@ def is_beir_folder(path: Path) -> bool:
     return (path / "corpus.jsonl").is_file() and (path / "queries.jsonl").is_file() and (path / "qrels").is_dir()
 
 
+def is_hub_dataset(source: str) -> bool:
+    """A hub id, or a local copy of a hub dataset: a folder whose README.md declares the subsets (not a BEIR folder)."""
+    path = Path(source).expanduser()
+    return not is_local(source) or (path.is_dir() and not is_beir_folder(path) and (path / "README.md").is_file())
+
+
 def beir_folders(path: Path, where: str) -> list[Path]:
     """`path` itself if it is a BEIR folder, else its BEIR sub-folders (sorted by name)."""
     if not path.is_dir():
@@ -57,10 +64,10 @@ def load_beir_folder(path: Path, split: str, where: str) -> RetrievalData:
         available = sorted(p.stem for p in (path / "qrels").glob("*.tsv"))
         raise DataError(f"{where}: {str(qrels)!r} does not exist; set `split:` to one of {available}")
     corpus = {}
-    for row in _read_jsonl(path / "corpus.jsonl", ("_id", "text"), where):
+    for row in read_jsonl(path / "corpus.jsonl", ("_id", "text"), where):
         title = (row.get("title") or "").strip()
         corpus[str(row["_id"])] = f"{title} {row['text']}" if title else row["text"]
-    queries = {str(row["_id"]): row["text"] for row in _read_jsonl(path / "queries.jsonl", ("_id", "text"), where)}
+    queries = {str(row["_id"]): row["text"] for row in read_jsonl(path / "queries.jsonl", ("_id", "text"), where)}
     relevant: dict[str, set[str]] = {}
     with qrels.open(encoding="utf-8", newline="") as file:
         reader = csv.reader(file, delimiter="\t")
@@ -85,7 +92,7 @@ def _only_qrels(path: Path, where: str) -> str:
     return splits[0]
 
 
-def _read_jsonl(path: Path, required: tuple[str, ...], where: str) -> list[dict]:
+def read_jsonl(path: Path, required: tuple[str, ...], where: str) -> list[dict]:
     rows = []
     with path.open(encoding="utf-8") as file:
         for line_number, line in enumerate(file, start=1):
@@ -103,34 +110,34 @@ def _read_jsonl(path: Path, required: tuple[str, ...], where: str) -> list[dict]
     return rows
 
 
-def load_beir_hub(dataset_id: str, split: str, where: str) -> RetrievalData:
+def load_hub_subset(dataset_id: str, subset: str, split: str, columns: tuple[str, ...], where: str):
+    """One subset (configuration) split of a hub dataset (or the mirror's copy of it), as a `datasets.Dataset`
+    that has `columns`."""
+    table = load_source(DataSource(source=dataset_id, subset=subset, split=split), where)
+    missing = [column for column in columns if column not in table.column_names]
+    if missing:
+        raise DataError(f"{where}: subset {subset!r} split {split!r} of {dataset_id!r} lacks columns {missing}")
+    return table
+
+
+def load_beir_hub(dataset_id: str, split: str, where: str, drop_empty: bool = True) -> RetrievalData:
     """A hub dataset with subsets corpus (_id, text), queries (_id, text) and qrels (query-id, corpus-id, which may
-    be a list), as NanoBEIR-en is (its splits are `Nano{Human}`); empty texts are dropped.
+    be a list), as NanoBEIR-en is (its splits are `Nano{Human}`); empty texts are dropped unless `drop_empty` is
+    False (the reference's dense evaluators drop them, its cross-encoder one keeps them).
 
     A local copy the mirror (EMBEDTRAIN_MIRROR) names is a BEIR folder: the whole dataset (read with `split`), or
     one split (then the folder's only qrels file is that split's)."""
-    import datasets
-
     copy = dataset_copy(dataset_id, None, split, where)
     if copy is not None:
         if not is_beir_folder(copy.path):
             raise DataError(f"{where}: {str(copy.path)!r}, the mirror's copy of {dataset_id!r}, is not a BEIR folder "
                             f"(corpus.jsonl, queries.jsonl and qrels/)")
         return load_beir_folder(copy.path, _only_qrels(copy.path, where) if copy.single_split else split, where)
-
-    tables = {}
-    for subset, columns in (("corpus", ("_id", "text")), ("queries", ("_id", "text")), ("qrels", ("query-id", "corpus-id"))):
-        try:
-            table = datasets.load_dataset(dataset_id, subset, split=split)
-        except Exception as error:  # datasets raises many unrelated types; all mean "cannot load this"
-            raise DataError(f"{where}: cannot load subset {subset!r} split {split!r} of {dataset_id!r}: "
-                            f"{type(error).__name__}: {error}") from error
-        missing = [column for column in columns if column not in table.column_names]
-        if missing:
-            raise DataError(f"{where}: subset {subset!r} split {split!r} of {dataset_id!r} lacks columns {missing}")
-        tables[subset] = table
-    corpus = {str(i): text for i, text in zip(tables["corpus"]["_id"], tables["corpus"]["text"]) if text}
-    queries = {str(i): text for i, text in zip(tables["queries"]["_id"], tables["queries"]["text"]) if text}
+    tables = {subset: load_hub_subset(dataset_id, subset, split, columns, where) for subset, columns in
+              (("corpus", ("_id", "text")), ("queries", ("_id", "text")), ("qrels", ("query-id", "corpus-id")))}
+    corpus = {str(i): text for i, text in zip(tables["corpus"]["_id"], tables["corpus"]["text"]) if text or not drop_empty}
+    queries = {str(i): text for i, text in zip(tables["queries"]["_id"], tables["queries"]["text"])
+               if text or not drop_empty}
     relevant: dict[str, set[str]] = {}
     for query_id, corpus_ids in zip(tables["qrels"]["query-id"], tables["qrels"]["corpus-id"]):
         ids = corpus_ids if isinstance(corpus_ids, list) else [corpus_ids]

@@ -207,3 +207,35 @@ def mined_pairs_metrics(scores: np.ndarray, is_duplicate: np.ndarray, total_dupl
     threshold = (scores[end] + scores[min(end + 1, len(scores) - 1)]) / 2
     return {"average_precision": average, "f1": float(f1[best]), "precision": float(precision[best]),
             "recall": float(recall[best]), "threshold": float(threshold)}
+
+
+def reciprocal_rank(relevance: np.ndarray, scores: np.ndarray, k: int) -> float:
+    """1 / rank of the first relevant item among the `k` best-scored ones, 0 when there is none.
+
+    relevance: (n,) 0/1; scores: (n,), higher first. The ranking is numpy's default ascending sort, reversed: the
+    reference's, so that tied scores (a saturated sigmoid gives several 1.0) are ordered as it orders them.
+    """
+    order = np.argsort(np.asarray(scores))[::-1][:k]
+    hits = np.flatnonzero(np.asarray(relevance)[order])
+    return 1.0 / (hits[0] + 1) if len(hits) else 0.0
+
+
+def f1_averages(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    """Macro, micro and support-weighted F1 of class predictions (sklearn's f1_score, zero_division 0).
+
+    labels, predictions: (n,) class ids. Classes are those that occur in either; a class's F1 is
+    2 TP / (|labelled as it| + |predicted as it|), 0 when both are empty. Macro averages over classes,
+    weighted by each class's number of labels; micro pools the counts of every class (for single-label
+    classes it equals accuracy).
+    """
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    classes = np.union1d(labels, predictions)
+    true_positives = np.array([np.sum((labels == c) & (predictions == c)) for c in classes], dtype=np.float64)
+    labelled = np.array([np.sum(labels == c) for c in classes], dtype=np.float64)
+    predicted = np.array([np.sum(predictions == c) for c in classes], dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.where(labelled + predicted > 0, 2 * true_positives / (labelled + predicted), 0.0)
+    pooled = labelled.sum() + predicted.sum()
+    return {"f1_macro": float(per_class.mean()) if len(classes) else 0.0,
+            "f1_micro": float(2 * true_positives.sum() / pooled) if pooled else 0.0,
+            "f1_weighted": float(np.sum(per_class * labelled) / labelled.sum()) if labelled.sum() else 0.0}

@@ -12,14 +12,13 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from embedtrain.data.source import is_local
 from embedtrain.errors import DataError
 from embedtrain.evaluation.beir import (
     NANOBEIR_DATASETS,
     NANOBEIR_HUB_ID,
     RetrievalData,
     beir_folders,
-    is_beir_folder,
+    is_hub_dataset,
     load_beir_folder,
     load_beir_hub,
 )
@@ -56,14 +55,12 @@ class NanoBEIRParams(EvaluatorParams, RetrievalOptions):
 def dataset_sources(params: NanoBEIRParams, where: str) -> dict[str, Callable[[], RetrievalData]]:
     """{per-set metric prefix: loader of its data}, in evaluation order."""
     suffix = f"_{params.truncate_dim}" if params.truncate_dim else ""
-    path = Path(params.source).expanduser()
-    if is_local(params.source) and not (path.is_dir() and not is_beir_folder(path) and (path / "README.md").is_file()):
+    if not is_hub_dataset(params.source):
         if params.dataset_names is not None:
             raise DataError(f"{where}.dataset_names: applies to hub datasets only; {params.source!r} is a local "
                             f"folder, whose BEIR sub-folders are all evaluated")
         return {f"{folder.name}{suffix}": (lambda folder=folder: load_beir_folder(folder, params.split, where))
-                for folder in beir_folders(path, where)}
-    # A hub id, or a local copy of a hub dataset (a folder whose README.md declares the subsets).
+                for folder in beir_folders(Path(params.source).expanduser(), where)}
     names = params.dataset_names or list(NANOBEIR_DATASETS)
     return {f"Nano{NANOBEIR_DATASETS[name]}{suffix}":
             (lambda name=name: load_beir_hub(params.source, f"Nano{NANOBEIR_DATASETS[name]}", f"{where} ({name})"))

@@ -16,6 +16,7 @@ import pytest
 import torch
 import yaml
 from accelerate.state import AcceleratorState
+from helpers.cross_encoder_predict import make_tiny_cross_encoder
 from helpers.tiny_models import make_tiny_checkpoint
 from typer.testing import CliRunner
 
@@ -70,6 +71,14 @@ def set_evaluator(recipe: dict, **fields) -> None:
 
 def set_model(recipe: dict, folder: Path, name: str) -> None:
     recipe["model"]["base"] = str(folder / name)
+
+
+def cross_encoder_evaluator(recipe: dict, folder: Path, **fields) -> None:
+    """A cross-encoder evaluator (`fields`) given to a tiny cross-encoder (a sequence-classification checkpoint), as
+    `embedtrain eval` gets them: its data is read before the model."""
+    make_tiny_cross_encoder(folder / "cross-encoder")
+    set_model(recipe, folder, "cross-encoder")
+    recipe["evaluators"][0] = {"name": "dev", **fields}
 
 
 def damage_model(recipe: dict, folder: Path, name: str, files: dict[str, str]) -> None:
@@ -364,6 +373,35 @@ CASES = {
     "ir evaluator on a file, not a BEIR folder": Case(ExitCode.DATA_ERROR, ["evaluators[0] (dev).source:", "is not a folder; retrieval data is a BEIR folder"], {},
                                                       lambda r, f: set_evaluator(r, type="ir"), commands=ALL,
                                                       eval_fragments=["--evaluator ir (ir).source:", "is not a folder"]),
+    # -- cross-encoder evaluators: data (exit 3), given to a cross-encoder by eval; options (exit 2) in a recipe --
+    "cross-encoder reranking list holding a number": Case(
+        ExitCode.DATA_ERROR, [], {"rerank.jsonl": '{"query": "q", "positive": ["p"], "negative": ["n"]}\n'
+                                                  '{"query": "r", "positive": ["s"], "negative": ["t", 7]}\n'},
+        lambda r, f: cross_encoder_evaluator(r, f, type="cross_encoder_reranking", source=str(f / "rerank.jsonl")),
+        commands=(EVAL,), eval_fragments=["--evaluator cross_encoder_reranking (cross_encoder_reranking): column "
+                                          "'negative' (negative) must hold a list of non-empty texts", "at row 1",
+                                          "fix or drop those rows"]),
+    "cross-encoder reranking without negatives or documents": Case(
+        ExitCode.DATA_ERROR, [], {"rerank.jsonl": '{"query": "q", "positive": ["p"]}\n'},
+        lambda r, f: cross_encoder_evaluator(r, f, type="cross_encoder_reranking", source=str(f / "rerank.jsonl")),
+        commands=(EVAL,), eval_fragments=["expected 3 text columns (query, positive, negative) but found 2"]),
+    "cross-encoder classification label outside 0/1": Case(
+        ExitCode.DATA_ERROR, [], {"pairs.csv": "sentence1,sentence2,label\na,b,1\nc,d,2\n"},
+        lambda r, f: cross_encoder_evaluator(r, f, type="cross_encoder_classification", source=str(f / "pairs.csv")),
+        commands=(EVAL,), eval_fragments=["--evaluator cross_encoder_classification", "label column 'label' must hold "
+                                          "0 or 1; 1 rows do not, at row 1"]),
+    "cross-encoder NanoBEIR on a BEIR folder without candidates": Case(
+        ExitCode.DATA_ERROR, [], {"beir/corpus.jsonl": '{"_id": "d", "text": "a doc"}\n',
+                                  "beir/queries.jsonl": '{"_id": "q", "text": "a query"}\n',
+                                  "beir/qrels/test.tsv": "query-id\tcorpus-id\tscore\nq\td\t1\n"},
+        lambda r, f: cross_encoder_evaluator(r, f, type="cross_encoder_nanobeir", source=str(f / "beir")),
+        commands=(EVAL,), eval_fragments=["which brings no candidates to rerank: name a first_stage model"]),
+    "cross-encoder NanoBEIR with a first stage and candidates": Case(
+        ExitCode.INVALID_INPUT, ["evaluators[0]", "`first_stage` and `candidates` both name the candidates; keep one"],
+        {}, lambda r, f: set_evaluator(r, type="cross_encoder_nanobeir", first_stage="m", candidates="c.jsonl")),
+    "cross-encoder classification with no labels": Case(
+        ExitCode.INVALID_INPUT, ["evaluators[0].num_labels", "greater than or equal to 1"], {},
+        lambda r, f: set_evaluator(r, type="cross_encoder_classification", num_labels=0)),
     "several problems at once": Case(ExitCode.DATA_ERROR, ["datasets.train.pairs: the dataset has no rows",
                                                            "evaluators[0] (dev): the loss/evaluator needs a score label"],
                                      {"unlabeled.csv": "sentence1,sentence2\na,b\n", "header.csv": "sentence1,sentence2,score\n"},
