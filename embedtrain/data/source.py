@@ -118,7 +118,7 @@ def _load(config: DataSource, where: str, streaming: bool = False) -> datasets.D
     if not path.exists():
         raise DataError(f"{where}.source: {str(path)!r} does not exist (relative paths are resolved from the "
                         f"current directory, {Path.cwd()})")
-    return _load_local(path, config.split, where, streaming)
+    return _load_local(path, config.split, where, streaming, config.subset)  # a folder laid out as a hub dataset
 
 
 def _load_local(path: Path, split: str, where: str, streaming: bool, subset: str | None = None
