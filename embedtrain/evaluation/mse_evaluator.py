@@ -25,6 +25,7 @@ class MSEEvaluator(Evaluator):
     """
 
     contract: ClassVar = ColumnContract(inputs=("source", "target"))
+    model_kinds: ClassVar[tuple[str, ...]] = ("dense",)  # its maths needs dense embeddings
 
     def __init__(self, params: MSEParams, columns: dict[str, list]) -> None:
         super().__init__(params, columns)

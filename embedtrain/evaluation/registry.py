@@ -34,6 +34,9 @@ class Evaluator:
     """Embeds its data with a model and returns `{name}_{metric}: value`."""
 
     contract: ClassVar[ColumnContract]
+    model_kinds: ClassVar[tuple[str, ...]] = ("dense", "sparse")
+    """The kinds of model (`model.kind`: dense, sparse, cross_encoder) the evaluator can score; `embedtrain eval` and
+    recipes refuse any other, naming an evaluator that fits."""
 
     def embed(self, model: SentenceEmbedder, texts: list[str], batch_size: int, truncate_dim: int | None = None,
               prompt_name: str | None = None, prompt: str | None = None, task: str | None = None) -> torch.Tensor:

@@ -33,6 +33,7 @@ class SparsityPerCall:
 
     sides: ClassVar[tuple[str, ...]]
     calls: list[dict[str, float]]
+    model_kinds: ClassVar[tuple[str, ...]] = ("sparse",)
 
     @classmethod
     def sparsity_keys(cls) -> list[str]:

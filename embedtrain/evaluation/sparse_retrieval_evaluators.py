@@ -10,7 +10,7 @@ NanoBEIR's aggregates weight each set by its number of queries (documents), and 
 summed indicator vectors, as the reference does.
 """
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -70,6 +70,7 @@ class RecordingEvaluator:
     """Mixin: `embed` also counts each side's sparsity into `self.counts`."""
 
     counts: SideCounts
+    model_kinds: ClassVar[tuple[str, ...]] = ("sparse",)
 
     def embed(self, model: SentenceEmbedder, texts: list[str], batch_size: int, truncate_dim: int | None = None,
               prompt_name: str | None = None, prompt: str | None = None, task: str | None = None) -> torch.Tensor:

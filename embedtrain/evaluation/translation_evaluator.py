@@ -20,6 +20,7 @@ class TranslationEvaluator(Evaluator):
     another row holding the same text counts as correct."""
 
     contract: ClassVar = ColumnContract(inputs=("source", "target"))
+    model_kinds: ClassVar[tuple[str, ...]] = ("dense",)  # its maths needs dense embeddings
 
     @classmethod
     def metric_keys(cls, params: TranslationParams) -> list[str]:
