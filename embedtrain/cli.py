@@ -225,6 +225,7 @@ EVAL_EXAMPLES = """
 class ModelKind(str, Enum):
     dense = "dense"
     sparse = "sparse"
+    cross_encoder = "cross_encoder"
 
 
 @app.command(name="eval", epilog=EVAL_EXAMPLES)
@@ -246,9 +247,10 @@ def eval_command(
     fail_under: Annotated[list[str] | None, typer.Option("--fail-under", metavar="METRIC=VALUE",
                                                          help="Exit with code 5 if METRIC < VALUE (repeatable).")] = None,
     kind: Annotated[ModelKind | None, typer.Option("--kind", show_default=False,
-                                                   help="Build the model as dense or sparse (default: a saved model's "
-                                                        "own kind; SPLADE for a masked-LM checkpoint given sparse "
-                                                        "evaluators; else dense).")] = None,
+                                                   help="Build the model as dense, sparse or cross_encoder (default: a "
+                                                        "saved model's own kind; SPLADE for a masked-LM checkpoint "
+                                                        "given sparse evaluators; a cross-encoder for a sequence "
+                                                        "classifier given cross-encoder evaluators; else dense).")] = None,
 ) -> None:
     """Evaluate a saved model; print a metrics table, optionally write JSON and enforce minimum metrics."""
     from embedtrain.commands import eval as evaluation

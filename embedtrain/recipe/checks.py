@@ -106,14 +106,14 @@ def _evaluator_kind_problems(evaluators: list[EvaluatorParams], model_kind: str,
         if model_kind not in kinds:
             problems.append(((*where, index, "type"),
                              f"{params.type} evaluates {' or '.join(kinds)} models, and model.kind is {model_kind}; "
-                             f"use {fitting_evaluators(model_kind, [params.type])}"))
+                             f"evaluators that fit: {fitting_evaluators(model_kind, [params.type])}"))
     return problems
 
 
 def fitting_evaluators(model_kind: str, instead_of: list[str]) -> str:
     """The evaluators that score `model_kind` models, as advice in place of the evaluator types `instead_of`: each
     one's namesake (an evaluator of that kind whose name's words contain the other's, or are contained in them,
-    e.g. sparse_sts for sts), else every evaluator of that kind."""
+    e.g. "sparse_sts for sts"), else every evaluator of that kind."""
     fitting = [name for name, spec in EVALUATORS.items()
                if model_kind in spec.evaluator_class.model_kinds and name != "sequential"]
 
@@ -124,7 +124,7 @@ def fitting_evaluators(model_kind: str, instead_of: list[str]) -> str:
     pairs = [f"{other} for {type_name}" for type_name in instead_of for other in fitting if namesakes(type_name, other)]
     if pairs:
         return ", ".join(dict.fromkeys(pairs))
-    return "one of " + ", ".join(fitting) if fitting else f"an evaluator of {model_kind} models (none is installed)"
+    return ", ".join(fitting) if fitting else "none is installed"
 
 
 def _streaming_problems(recipe: Recipe) -> list[Problem]:

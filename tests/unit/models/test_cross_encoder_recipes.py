@@ -110,7 +110,7 @@ def test_recipe_errors_name_their_yaml_line(tmp_path, binary_csv, sts_csv):
     assert (f"recipe.yaml:{prompts_line}: datasets.train.pairs.prompts: a cross-encoder takes one prompt per dataset, "
             f"prepended to the first text of each pair it scores, not one per input") in message
     assert (f"recipe.yaml:{type_line}: evaluators[0].type: sparse_sts evaluates sparse models, and model.kind is "
-            f"cross_encoder; use") in message
+            f"cross_encoder; evaluators that fit: ") in message
 
     keys = recipe_text(tmp_path, binary_csv, {"pooling": "mean"})
     assert "recipe.yaml:1: model: pooling: embedding-model keys" in keys
@@ -125,7 +125,7 @@ def test_evaluators_of_another_kind_are_recipe_errors_that_name_the_namesake(tmp
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
     with pytest.raises(RecipeError, match=r"evaluators\[0\].evaluators\[0\].type: sparse_sts evaluates sparse models, "
-                                          r"and model.kind is dense; use sts for sparse_sts"):
+                                          r"and model.kind is dense; evaluators that fit: sts for sparse_sts"):
         load_recipe(path)
 
 
