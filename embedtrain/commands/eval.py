@@ -23,6 +23,7 @@ import torch
 from embedtrain.commands.columns import parse_columns
 from embedtrain.errors import RecipeError, did_you_mean
 from embedtrain.evaluation import EVALUATORS, EvaluatorParams, build_evaluator, metric_names, shared_embeddings
+from embedtrain.evaluation.registry import evaluator_for
 from embedtrain.models import load_model
 from embedtrain.models.build_sparse import build_sparse_model, is_masked_lm
 from embedtrain.models.config import ModelConfig
@@ -30,7 +31,6 @@ from embedtrain.models.cross_encoder_io import cross_encoder_settings, has_train
 from embedtrain.models.io import resolve_model_path
 from embedtrain.models.load_errors import reading_model
 from embedtrain.modules.files import read_json
-from embedtrain.recipe.checks import fitting_evaluators
 from embedtrain.recipe.overrides import parse_overrides, split_key_value
 
 ALIASES = {"beir": "ir"}
@@ -184,6 +184,17 @@ def evaluators_kind(params: list[EvaluatorParams]) -> Kind:
     return "sparse" if sparse else "dense"
 
 
+def fitting_evaluators(kind: Kind, leaves: list[EvaluatorParams]) -> str:
+    """The evaluators that do the task of `leaves` for a `kind` model (`evaluator_for`), else every evaluator of
+    that kind: the advice when evaluators meet a model they cannot score."""
+    pairs = [f"{fit} for {p.type}" for p in leaves if (fit := evaluator_for(p.type, kind))]
+    if pairs:
+        return ", ".join(dict.fromkeys(pairs))
+    every = [name for name, spec in EVALUATORS.items() if kind in spec.evaluator_class.model_kinds
+             and name != "sequential"]
+    return ", ".join(every) or "none is installed"
+
+
 @dataclass(frozen=True)
 class ModelForm:
     """What a model folder holds, read before its weights: a saved model's kind (None for a plain checkpoint), and
@@ -250,7 +261,7 @@ def _cross_encoder_choice(model_path: str, form: ModelForm, leaves: list[Evaluat
         what = "--kind cross_encoder builds it as one" if kind else "it is a saved cross-encoder"
         raise RecipeError(f"--evaluator {_types(leaves)}: evaluates embeddings, and {model_path} is a cross-encoder "
                           f"({what}), which scores text pairs and embeds no text; use the cross-encoder evaluators "
-                          f"({fitting_evaluators('cross_encoder', [p.type for p in leaves])})" + (" or remove --kind" if kind else ""))
+                          f"({fitting_evaluators('cross_encoder', leaves)})" + (" or remove --kind" if kind else ""))
     chosen = kind or form.saved_kind or ("cross_encoder" if form.classifier else None)
     if chosen == "cross_encoder":
         return chosen
@@ -261,7 +272,7 @@ def _cross_encoder_choice(model_path: str, form: ModelForm, leaves: list[Evaluat
     what = f"--kind {kind} builds it as one" if kind else f"it is a saved {chosen} model"
     raise RecipeError(f"--evaluator {_types(leaves)}: cross-encoder evaluators, and {model_path} is a {chosen} "
                       f"embedding model ({what}); use the embedding evaluators "
-                      f"({fitting_evaluators(chosen, [p.type for p in leaves])})" + (" or remove --kind" if kind else ""))
+                      f"({fitting_evaluators(chosen, leaves)})" + (" or remove --kind" if kind else ""))
 
 
 def load_eval_model(form: ModelForm, chosen: Kind):

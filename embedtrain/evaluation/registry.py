@@ -1,4 +1,5 @@
-"""The evaluator registry: a YAML `type`, a parameters model (part of the recipe schema), a column contract.
+"""The evaluator registry: a YAML `type`, a parameters model (part of the recipe schema), a column contract, and the
+kinds of model it can score.
 
 An evaluator returns a flat dict of metrics named `{name}_{metric}` as the reference names them,
 and knows those names before it runs, so `metric_for_best_model` is checked when the recipe loads.
@@ -43,6 +44,11 @@ class Evaluator:
         """How the evaluator embeds its texts (embed_rows); the sparse evaluators also record sparsity here."""
         return embed_rows(model, texts, batch_size, truncate_dim, prompt_name, prompt, task)
 
+    same_task_as: ClassVar[str | None] = None
+    """The dense evaluator type that does this evaluator's task for other kinds of model (a cross-encoder's
+    correlation evaluator does `sts`'s); None: its own type, less a `sparse_` prefix. It names the evaluator that
+    fits when one meets a model it cannot score (`evaluator_for`)."""
+
     def __init__(self, params: EvaluatorParams, columns: dict[str, list]) -> None:
         self.params = params
         self.columns = columns
@@ -53,13 +59,23 @@ class Evaluator:
 
         Evaluators whose data is not one table of text columns (retrieval corpora, reranking lists) override this.
         """
-        report, data = inspect_source(params, cls.contract, where)
+        report, data = inspect_source(params, cls.contract_for(params), where)
         raise_on_errors([report])
         dataset, mapping = data.rows, data.mapping
         columns = {role: list(dataset[column]) for role, column in mapping.inputs}
         if mapping.label:
             columns["label"] = list(dataset[mapping.label])
         return cls(params, columns)
+
+    @classmethod
+    def contract_for(cls, params: EvaluatorParams) -> ColumnContract:
+        """The columns and label its data needs: `contract`, unless the parameters decide (a classifier's labels)."""
+        return cls.contract
+
+    @classmethod
+    def child_params(cls, params: EvaluatorParams) -> list[EvaluatorParams]:
+        """The evaluators this one runs in its place (a sequential evaluator's children); none for a plain one."""
+        return []
 
     @classmethod
     def metric_keys(cls, params: EvaluatorParams) -> list[str]:
@@ -113,6 +129,48 @@ def build_evaluator(params: EvaluatorParams, where: str) -> Evaluator:
 
 def metric_names(params: EvaluatorParams) -> list[str]:
     return EVALUATORS[params.type].evaluator_class.metric_names(params)
+
+
+MODEL_KIND_NAMES: dict[str, str] = {"dense": "a dense embedding model (SentenceTransformer)",
+                                    "sparse": "a sparse embedding model (SparseEncoder)",
+                                    "cross_encoder": "a cross-encoder (CrossEncoder, a reranker)"}
+
+
+def _task(type_name: str) -> str:
+    return EVALUATORS[type_name].evaluator_class.same_task_as or type_name.removeprefix("sparse_")
+
+
+def evaluator_for(type_name: str, model_kind: str) -> str | None:
+    """The evaluator type that does `type_name`'s task for a `model_kind` model (itself if it can), the most specific
+    one when several can (sparse_reranking rather than reranking for a sparse model); None when none does."""
+    able = [name for name, spec in EVALUATORS.items()
+            if _task(name) == _task(type_name) and model_kind in spec.evaluator_class.model_kinds]
+    return min(able, key=lambda name: len(EVALUATORS[name].evaluator_class.model_kinds), default=None)
+
+
+def model_kind_problem(type_name: str, model_kind: str) -> str | None:
+    """Why evaluator `type_name` cannot score a `model_kind` model, naming the evaluator to use; None when it can."""
+    kinds = EVALUATORS[type_name].evaluator_class.model_kinds
+    if model_kind in kinds:
+        return None
+    scores = " or ".join(MODEL_KIND_NAMES[kind] for kind in kinds)
+    instead = evaluator_for(type_name, model_kind)
+    fix = f"use {instead}" if instead else f"no evaluator does this for {MODEL_KIND_NAMES[model_kind]}"
+    return f"{type_name} scores {scores}, and this model is {MODEL_KIND_NAMES[model_kind]}: {fix}"
+
+
+def model_kind_problems(evaluators: list[EvaluatorParams], model_kind: str,
+                        path: tuple[str | int, ...] = ("evaluators",)) -> list[tuple[tuple[str | int, ...], str]]:
+    """(key path, message) for every evaluator (a sequential one's children included) that cannot score a
+    `model_kind` model: `evaluators.<i>.type`, or `evaluators.<i>.evaluators.<j>.type` for a child."""
+    problems = []
+    for index, params in enumerate(evaluators):
+        children = EVALUATORS[params.type].evaluator_class.child_params(params)
+        if children:
+            problems += model_kind_problems(children, model_kind, (*path, index, "evaluators"))
+        elif problem := model_kind_problem(params.type, model_kind):
+            problems.append(((*path, index, "type"), problem))
+    return problems
 
 
 _shared_embeddings: ContextVar[dict | None] = ContextVar("shared_embeddings", default=None)

@@ -67,6 +67,10 @@ class SequentialEvaluator(Evaluator):
                             for index, child in enumerate(params.evaluators)])
 
     @classmethod
+    def child_params(cls, params: SequentialParams) -> list[EvaluatorParams]:
+        return list(params.evaluators)
+
+    @classmethod
     def metric_names(cls, params: SequentialParams) -> list[str]:
         return [name for child in params.evaluators for name in metric_names(child)] + ["sequential_score"]
 

@@ -15,7 +15,7 @@ the model's routes and again at stage 3 against the built model.
 from embedtrain.data.contract import ColumnContract, ColumnMapping
 from embedtrain.data.training_data import PreparedDataset
 from embedtrain.errors import did_you_mean
-from embedtrain.evaluation import EVALUATORS, EvaluatorParams
+from embedtrain.evaluation.registry import model_kind_problems as evaluator_kind_problems
 from embedtrain.losses import loss_contract
 from embedtrain.losses.sparse.model_kind import model_kind_problems
 from embedtrain.models.config import ModelConfig
@@ -38,7 +38,7 @@ def recipe_problems(recipe: Recipe) -> list[Problem]:
             problems += _input_problems(recipe, split, name, dataset)
     problems += _streaming_problems(recipe)
     problems += model_kind_problems(recipe.losses, recipe.model.kind)
-    problems += _evaluator_kind_problems(recipe.evaluators, recipe.model.kind, ("evaluators",))
+    problems += evaluator_kind_problems(recipe.evaluators, recipe.model.kind)
     names = [evaluator.name for evaluator in recipe.evaluators]
     for index, name in enumerate(names):
         if names.index(name) != index:
@@ -93,38 +93,6 @@ def _input_problems(recipe: Recipe, split: str, name: str, dataset: DatasetConfi
         problems.append((("training", "batch_sampler"), f"group_by_label groups rows by their label, but loss "
                          f"{loss_name!r} (datasets.{split}.{name}) takes no label"))
     return problems
-
-
-def _evaluator_kind_problems(evaluators: list[EvaluatorParams], model_kind: str, where: KeyPath) -> list[Problem]:
-    """Each evaluator (a sequential evaluator's children in its place) against the kinds of model it scores."""
-    problems = []
-    for index, params in enumerate(evaluators):
-        if params.type == "sequential":
-            problems += _evaluator_kind_problems(params.evaluators, model_kind, (*where, index, "evaluators"))
-            continue
-        kinds = EVALUATORS[params.type].evaluator_class.model_kinds
-        if model_kind not in kinds:
-            problems.append(((*where, index, "type"),
-                             f"{params.type} evaluates {' or '.join(kinds)} models, and model.kind is {model_kind}; "
-                             f"evaluators that fit: {fitting_evaluators(model_kind, [params.type])}"))
-    return problems
-
-
-def fitting_evaluators(model_kind: str, instead_of: list[str]) -> str:
-    """The evaluators that score `model_kind` models, as advice in place of the evaluator types `instead_of`: each
-    one's namesake (an evaluator of that kind whose name's words contain the other's, or are contained in them,
-    e.g. "sparse_sts for sts"), else every evaluator of that kind."""
-    fitting = [name for name, spec in EVALUATORS.items()
-               if model_kind in spec.evaluator_class.model_kinds and name != "sequential"]
-
-    def namesakes(one: str, other: str) -> bool:
-        words, other_words = set(one.split("_")), set(other.split("_"))
-        return words <= other_words or other_words <= words
-
-    pairs = [f"{other} for {type_name}" for type_name in instead_of for other in fitting if namesakes(type_name, other)]
-    if pairs:
-        return ", ".join(dict.fromkeys(pairs))
-    return ", ".join(fitting) if fitting else "none is installed"
 
 
 def _streaming_problems(recipe: Recipe) -> list[Problem]:

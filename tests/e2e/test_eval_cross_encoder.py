@@ -33,6 +33,7 @@ class MeanScoreParams(EvaluatorParams):
 class MeanScoreEvaluator(Evaluator):
     contract: ClassVar = ColumnContract(inputs=("sentence1", "sentence2"), label="score")
     model_kinds: ClassVar = ("cross_encoder",)
+    same_task_as: ClassVar = "sts"
 
     @classmethod
     def metric_keys(cls, params) -> list[str]:

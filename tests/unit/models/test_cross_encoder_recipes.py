@@ -109,8 +109,8 @@ def test_recipe_errors_name_their_yaml_line(tmp_path, binary_csv, sts_csv):
     type_line = next(number for number, line in enumerate(lines, 1) if "type: sparse_sts" in line)
     assert (f"recipe.yaml:{prompts_line}: datasets.train.pairs.prompts: a cross-encoder takes one prompt per dataset, "
             f"prepended to the first text of each pair it scores, not one per input") in message
-    assert (f"recipe.yaml:{type_line}: evaluators[0].type: sparse_sts evaluates sparse models, and model.kind is "
-            f"cross_encoder; evaluators that fit: ") in message
+    assert (f"recipe.yaml:{type_line}: evaluators[0].type: sparse_sts scores a sparse embedding model "
+            f"(SparseEncoder), and this model is a cross-encoder") in message
 
     keys = recipe_text(tmp_path, binary_csv, {"pooling": "mean"})
     assert "recipe.yaml:1: model: pooling: embedding-model keys" in keys
@@ -124,8 +124,8 @@ def test_evaluators_of_another_kind_are_recipe_errors_that_name_the_namesake(tmp
               "training": {"output_dir": str(tmp_path / "run")}}
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
-    with pytest.raises(RecipeError, match=r"evaluators\[0\].evaluators\[0\].type: sparse_sts evaluates sparse models, "
-                                          r"and model.kind is dense; evaluators that fit: sts for sparse_sts"):
+    with pytest.raises(RecipeError, match=r"evaluators\[0\].evaluators\[0\].type: sparse_sts scores a sparse "
+                                          r"embedding model .*, and this model is a dense embedding model .*: use sts"):
         load_recipe(path)
 
 
