@@ -127,21 +127,30 @@ class Collator:
         self.tokenize = tokenize
 
     def __call__(self, batch: RowBatch) -> Batch:
-        labels = batch["labels"]
-        if labels is not None:
-            dtype = torch.long if batch["label_kind"] == "class" else torch.float32
-            labels = torch.tensor(labels, dtype=dtype)
+        labels = label_tensor(batch["labels"], batch["label_kind"])
         features = [self.tokenize(texts, prompt, route)
                     for texts, prompt, route in zip(batch["texts"], batch["prompts"], batch["routes"])]
         return Batch(dataset=batch["dataset"], features=features, labels=labels,
                      diagnostics=batch_diagnostics(batch["texts"], batch["in_batch_negatives"]))
 
 
+def label_tensor(labels: list | None, kind: LabelKind | None) -> Tensor | None:
+    """A batch's labels as the loss expects them: int64 class ids; otherwise float32, (batch,) for one number per row,
+    (batch, k) for list labels of one length."""
+    if labels is None:
+        return None
+    return torch.tensor(labels, dtype=torch.long if kind == "class" else torch.float32)
+
+
+VARIABLE_LENGTH_LABEL = "list_scores"
+"""The label kind of one score per document of a row's list input: its rows differ in length, so no tensor holds them."""
+
+
 class TextCollator:
     """Collation for a model that tokenizes inside its loss (a cross-encoder, whose losses build the pairs): each input
-    column as its raw values (list inputs as lists), the dataset's prompt prepended to the first input (the first
-    text of every pair the loss builds, as the reference prepends it); scalar labels become a tensor as in
-    Collator, list labels (one list of numbers per row, variable length) stay lists of floats."""
+    column as its raw values (a list input as one list of texts per row), the dataset's prompt prepended to the first
+    input (the first text of every pair the loss builds, as the reference prepends it); labels as Collator makes
+    them, except the variable-length `list_scores`, which stay one list of floats per row."""
 
     def __call__(self, batch: RowBatch) -> Batch:
         columns = [list(column) for column in batch["texts"]]
@@ -149,11 +158,10 @@ class TextCollator:
         if prompt:
             columns[0] = [prompt + text for text in columns[0]]
         labels = batch["labels"]
-        if labels is not None:
-            if labels and isinstance(labels[0], (list, tuple)):
-                labels = [[float(value) for value in row] for row in labels]
-            else:
-                labels = torch.tensor(labels, dtype=torch.long if batch["label_kind"] == "class" else torch.float32)
+        if batch["label_kind"] == VARIABLE_LENGTH_LABEL:
+            labels = [[float(value) for value in row] for row in labels]
+        else:
+            labels = label_tensor(labels, batch["label_kind"])
         return Batch(dataset=batch["dataset"], features=columns, labels=labels,
                      diagnostics=batch_diagnostics(batch["texts"], batch["in_batch_negatives"]))
 

@@ -59,7 +59,7 @@ class ListMSE(PairBCE):
 
 
 PAIR_CONTRACT = ColumnContract(inputs=("sentence1", "sentence2"), label="binary")
-LIST_CONTRACT = ColumnContract(inputs=("query", "documents"), label="scores")
+LIST_CONTRACT = ColumnContract(inputs=("query", "documents"), label="list_scores")  # one score per document
 
 
 def pairs_dataset(name: str, prompts: tuple = ()) -> PreparedDataset:
@@ -152,7 +152,18 @@ def test_the_collator_prepends_the_dataset_prompt_to_the_first_texts():
     batch = TextCollator()(TrainingRows({"pairs": dataset}).__getitems__([0, 1]))
     assert batch["features"][0] == [f"query: {PAIRS_OF_TEXTS[0][0]}", f"query: {PAIRS_OF_TEXTS[1][0]}"]
     assert batch["features"][1] == [PAIRS_OF_TEXTS[0][1], PAIRS_OF_TEXTS[1][1]]
-    assert batch["labels"].tolist() == [0.0, 1.0]
+    assert batch["labels"].dtype == torch.float32 and batch["labels"].tolist() == [0.0, 1.0]
+
+
+def test_the_collator_keeps_list_inputs_and_list_scores_as_lists_and_other_labels_as_tensors():
+    rows = TrainingRows({"lists": lists_dataset()}).__getitems__([1, 2])
+    batch = TextCollator()(rows)
+    assert batch["features"][1] == rows["texts"][1] and [len(row) for row in batch["features"][1]] == [2, 3]
+    assert batch["labels"] == [[2.0, 1.0], [3.0, 2.0, 1.0]]
+    margins = TextCollator()(rows | {"labels": [[0.5, 1.0], [2.0, 3.0]], "label_kind": "scores"})
+    assert margins["labels"].shape == (2, 2) and margins["labels"].dtype == torch.float32
+    classes = TextCollator()(rows | {"labels": [0, 2], "label_kind": "class"})
+    assert classes["labels"].dtype == torch.long
 
 
 def test_the_dry_run_measures_a_cross_encoder_step(tiny_checkpoint, tmp_path):
