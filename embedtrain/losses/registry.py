@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 ModelKind = Literal["dense", "sparse", "cross_encoder"]
 """The kinds of model a loss can train: dense sentence embeddings, sparse (vocabulary-sized) ones, or a cross-encoder
-(scores for text pairs)."""
+that scores text pairs."""
 
 
 class LossParams(StrictModel):
