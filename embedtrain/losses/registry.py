@@ -23,9 +23,8 @@ if TYPE_CHECKING:
     from embedtrain.models.embedder import SentenceEmbedder
 
 
-ModelKind = Literal["dense", "sparse", "cross_encoder"]
-"""The kinds of model a loss can train: dense sentence embeddings, sparse (vocabulary-sized) ones, or a cross-encoder
-that scores text pairs."""
+ModelKind = Literal["dense", "sparse"]
+"""The kinds of embedding model a loss can train: dense sentence embeddings, or sparse (vocabulary-sized) ones."""
 
 
 class LossParams(StrictModel):
