@@ -19,7 +19,12 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 from embedtrain.errors import ModelLoadError
 from embedtrain.models.cross_encoder import CrossEncoder
-from embedtrain.models.load_errors import check_is_model_folder, check_transformer_config, reading_model
+from embedtrain.models.load_errors import (
+    check_is_model_folder,
+    check_transformer_config,
+    read_transformer_config,
+    reading_model,
+)
 from embedtrain.models.versions import FORMAT_VERSION, saved_versions
 from embedtrain.modules.dense import ACTIVATIONS, Activation
 from embedtrain.modules.files import read_json, write_json
@@ -36,7 +41,7 @@ def cross_encoder_settings(path: Path) -> dict | None:
     settings = read_json(path / SETTINGS_FILE) if (path / SETTINGS_FILE).is_file() else {}
     if (path / "modules.json").exists():
         return settings if settings.get("model_type") == "CrossEncoder" else None
-    config = read_json(path / "config.json") if (path / "config.json").is_file() else {}
+    config = read_transformer_config(path)
     if settings.get("model_type") == "CrossEncoder" or "sentence_transformers" in config or LEGACY_ACTIVATION_KEY in config:
         return settings
     return None
@@ -44,7 +49,7 @@ def cross_encoder_settings(path: Path) -> dict | None:
 
 def has_trained_classifier(path: Path) -> bool:
     """Whether the checkpoint in `path` is a sequence classifier (its head is trained), read from config.json."""
-    config = read_json(path / "config.json") if (path / "config.json").is_file() else {}
+    config = read_transformer_config(path)
     return any(name.endswith("ForSequenceClassification") for name in config.get("architectures") or [])
 
 
@@ -105,7 +110,7 @@ def _check_single_classifier_module(path: Path) -> None:
 def _saved_activation(path: Path, settings: dict) -> Activation | None:
     """The activation a saved cross-encoder names: v5.4+ in config_sentence_transformers.json, earlier versions in
     config.json; None when it names none (the default for its number of labels then applies)."""
-    config = read_json(path / "config.json")
+    config = read_transformer_config(path)
     saved = (settings.get("activation_fn") or (config.get("sentence_transformers") or {}).get("activation_fn")
              or config.get(LEGACY_ACTIVATION_KEY))
     if saved is None:

@@ -219,7 +219,7 @@ CASES = {
                                                          "'sentence_transformers.models.Frobnicator' is not supported"], {},
                                 lambda r, f: damage_model(r, f, "odd-model", {"modules.json": modules_json(
                                     ST_TRANSFORMER, "sentence_transformers.models.Frobnicator")}), commands=MODEL),
-    "not an embedding model": Case(ExitCode.INVALID_INPUT, ["ce-model: a CrossEncoder model, not a dense or sparse"], {},
+    "a cross-encoder for an embedding model": Case(ExitCode.INVALID_INPUT, ["ce-model", "is a cross-encoder"], {},
                                    lambda r, f: damage_model(r, f, "ce-model", {
                                        "modules.json": modules_json(ST_TRANSFORMER),
                                        "config_sentence_transformers.json": '{"model_type": "CrossEncoder"}'}),
