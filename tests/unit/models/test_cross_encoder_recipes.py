@@ -9,6 +9,8 @@ Proven here:
   position embeddings are recipe errors naming the key and the fix.
 """
 
+import json
+
 import pytest
 import torch
 import yaml
@@ -138,3 +140,18 @@ def test_max_seq_length_past_the_position_embeddings_is_a_recipe_error(tiny_chec
     problems = built_model_problems(recipe, build_model(recipe.model))
     assert any("model.max_seq_length: 100 exceeds the 64 positions" in problem for problem in problems)
     assert any(problem.startswith("model.prompts.long: the prompt takes 122 tokens") for problem in problems)
+
+
+def test_list_modules_names_a_cross_encoders_parameters(saved_cross_encoder):
+    """learning_rate_mapping patterns match a cross-encoder's paths (`model.classifier.weight`) or typed names
+    (`CrossEncoder.model.classifier.weight`), as `embedtrain list modules` shows them."""
+    from typer.testing import CliRunner
+
+    from embedtrain.cli import app
+
+    listed = CliRunner().invoke(app, ["list", "modules", str(saved_cross_encoder), "--json"])
+    assert listed.exit_code == 0, listed.output
+    entries = {entry["path"]: entry["typed_name"] for entry in json.loads(listed.output)}
+    assert entries["model.classifier.weight"] == "CrossEncoder.model.classifier.weight"
+    assert entries["model.bert.encoder.layer.0.attention.self.query.weight"] == \
+        "CrossEncoder.model.bert.encoder.layer.0.attention.self.query.weight"
