@@ -46,7 +46,6 @@ class CrossEncoder(nn.Module):
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.activation_name: Activation = activation or default_activation(model.config.num_labels)
-        self.activation = ACTIVATIONS[self.activation_name][1]()
         self.prompts = dict(prompts or {})
         if default_prompt_name is not None and default_prompt_name not in self.prompts:
             raise ValueError(f"default_prompt_name {default_prompt_name!r} is not one of the prompts {sorted(self.prompts)}")
@@ -57,6 +56,11 @@ class CrossEncoder(nn.Module):
     @property
     def num_labels(self) -> int:
         return self.model.config.num_labels
+
+    @property
+    def activation(self) -> nn.Module:
+        """What `predict` applies to the logits (stateless: not a submodule, so not part of the model's modules)."""
+        return ACTIVATIONS[self.activation_name][1]()
 
     @property
     def device(self) -> torch.device:
