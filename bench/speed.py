@@ -17,10 +17,13 @@ Workloads: MNRL on realistic pairs (MSRP paraphrases, TrecQA question-answer, MS
 and SNLI pairs from ../shared/data: median 24 tokens, 95th percentile 72) at batch 32 and 128,
 CoSENT on STS-B, CachedMNRL at batch 1024 (mini-batch 32), SPLADE-tiny (SpladeLoss around
 SparseMNRL) on the same pairs, and the IR evaluation of the MS MARCO TREC-DL19 subset (5000
-passages, 43 queries).
+passages, 43 queries), and hard-negative mining of the TrecQA train pairs (`mine_hard_negatives` against
+`mine_negatives`, exact search, the same options; timed from the loaded model and data to the mined rows, which
+must be the same in both).
 
     python bench/speed.py --workloads mnrl-b32 --repeats 3
     python bench/speed.py --workloads mnrl-b32 mnrl-b128 cosent-stsb cached-mnrl-b1024 ir-eval
+    python bench/speed.py --workloads mine-trecqa --repeats 3
 """
 
 import argparse
@@ -43,12 +46,13 @@ LIBRARIES = ("reference", "embedtrain")
 
 @dataclass(frozen=True)
 class Workload:
-    data: str  # "pairs", "stsb" or "msmarco" (evaluation)
+    data: str  # "pairs", "stsb", "msmarco" (evaluation) or "trecqa" (mining)
     loss: str | None = None
     batch_size: int = 32
     steps: int = 20
     loss_params: dict = field(default_factory=dict)
     model: str = "minilm"  # or "splade": SPLADE-tiny, a sparse model (SparseEncoder in the reference)
+    mining: dict | None = None  # mining options (embedtrain's names), for a mining workload
 
 
 WORKLOADS = {
@@ -59,7 +63,14 @@ WORKLOADS = {
     "splade-b32": Workload("pairs", "SpladeLoss", 32, 20, {
         "loss": "SparseMultipleNegativesRankingLoss", "document_regularizer_weight": 3e-5,
         "query_regularizer_weight": 5e-5}, model="splade"),
+    "splade-b128": Workload("pairs", "SpladeLoss", 128, 4, {
+        "loss": "SparseMultipleNegativesRankingLoss", "document_regularizer_weight": 3e-5,
+        "query_regularizer_weight": 5e-5}, model="splade"),
     "ir-eval": Workload("msmarco"),
+    # The settings of the issue's orientation run (range 5-50, relative margin 0.05), top sampling so that both
+    # libraries must mine exactly the same rows.
+    "mine-trecqa": Workload("trecqa", mining={"range_min": 5, "range_max": 50, "relative_margin": 0.05,
+                                              "num_negatives": 3, "output_scores": True}),
 }
 
 
@@ -252,6 +263,40 @@ def evaluate(library: str, model_dir: Path, clock: StepClock) -> dict[str, float
     return {"ndcg@10": metrics["msmarco_cosine_ndcg@10"]}
 
 
+def mine(library: str, model_dir: Path, mining: dict, clock: StepClock) -> dict:
+    """Mine the TrecQA train pairs (positives: the label-1 rows); one 'step'. The model and the data are loaded before
+    the clock starts; what is timed is embedding, search, selection and building the rows."""
+    import hashlib
+
+    rows = _csv(DATA / "trecqa" / "train_pairs.csv")
+    if library == "reference":
+        from datasets import Dataset
+        from sentence_transformers import SentenceTransformer
+        from sentence_transformers.util import mine_hard_negatives
+
+        model = SentenceTransformer(str(model_dir), device=_device())
+        positives = [row for row in rows if row["label"] == "1"]
+        dataset = Dataset.from_dict({"question": [row["question"] for row in positives],
+                                     "answer": [row["answer"] for row in positives]})
+        options = {("sampling_strategy" if key == "sampling" else key): value for key, value in mining.items()}
+        clock.start()
+        columns = mine_hard_negatives(dataset, model, verbose=False, **options).to_dict()
+    else:
+        from embedtrain.evaluation.mining.mine import mine_negatives
+        from embedtrain.evaluation.mining.options import MiningOptions
+        from embedtrain.evaluation.mining.pairs import PairRows, prepare_input
+        from embedtrain.models.io import load_model
+
+        model = load_model(model_dir).to(_device())
+        pairs = PairRows([row["question"] for row in rows], [row["answer"] for row in rows],
+                         [int(row["label"]) for row in rows], "question", "answer", "label")
+        clock.start()
+        columns = mine_negatives(model, prepare_input(pairs), MiningOptions(**mining)).columns
+    clock.step()
+    texts = json.dumps({name: values for name, values in columns.items() if name != "scores"}, sort_keys=True)
+    return {"rows": len(next(iter(columns.values()))), "texts_sha256": hashlib.sha256(texts.encode()).hexdigest()}
+
+
 def _device() -> str:
     import torch
 
@@ -269,7 +314,9 @@ def child(args: argparse.Namespace) -> None:
     data_file = Path(args.data_dir) / f"{workload.data}.csv"
     result: dict = {}
     with tempfile.TemporaryDirectory(prefix="embedtrain-speed-") as workdir:
-        if workload.loss is None:
+        if workload.mining is not None:
+            result["mined"] = mine(args.library, model_dir, workload.mining, clock)
+        elif workload.loss is None:
             result["metrics"] = evaluate(args.library, model_dir, clock)
         elif args.library == "reference":
             result["losses"] = train_reference(workload, model_dir, data_file, args.seed, Path(workdir), clock)
@@ -322,6 +369,10 @@ def summarise(runs: list[dict]) -> dict:
             ours, reference = by_library["embedtrain"][0]["losses"], by_library["reference"][0]["losses"]
             entry["steps_compared"] = min(len(ours), len(reference))
             entry["max_loss_difference"] = max(abs(a - b) for a, b in zip(ours, reference))
+        elif WORKLOADS[workload].mining is not None:
+            mined = {library: library_runs[0]["mined"] for library, library_runs in by_library.items()}
+            entry["mined"] = mined
+            entry["same_rows"] = len({(run["rows"], run["texts_sha256"]) for run in mined.values()}) == 1
         else:
             entry["ndcg@10"] = {library: library_runs[0]["metrics"]["ndcg@10"]
                                 for library, library_runs in by_library.items()}
@@ -342,8 +393,13 @@ def print_table(summary: dict) -> None:
             row = entry[library]
             print(f"  {library}: {row['speedup']:.2f}x the reference (range {row['speedup_min']:.2f}-"
                   f"{row['speedup_max']:.2f}, {row['repetitions']} repetitions)")
-        print(f"  max |loss difference| {entry['max_loss_difference']:.1e} over {entry['steps_compared']} steps"
-              if "max_loss_difference" in entry else f"  nDCG@10 {entry['ndcg@10']}")
+        if "max_loss_difference" in entry:
+            print(f"  max |loss difference| {entry['max_loss_difference']:.1e} over {entry['steps_compared']} steps")
+        elif "mined" in entry:
+            rows = {library: mined["rows"] for library, mined in entry["mined"].items()}
+            print(f"  rows mined {rows}; the same rows in both: {entry['same_rows']}")
+        else:
+            print(f"  nDCG@10 {entry['ndcg@10']}")
 
 
 def main() -> None:

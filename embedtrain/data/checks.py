@@ -35,7 +35,8 @@ class Finding:
 
 @dataclass(frozen=True)
 class TokenStats:
-    """Token counts of one column (special tokens included) on the first `sampled` rows."""
+    """Token counts (special tokens included) of one column on its first `sampled` rows, or, for a cross-encoder, of
+    the pairs of two inputs ('query+documents') on their first `sampled` pairs."""
 
     sampled: int
     minimum: int
@@ -127,8 +128,12 @@ def inspect_rows(report: DatasetReport, data: LoadedData, tokenization: Tokeniza
         report.error(f"{where}: the dataset has no rows")
         return
     for role, column in mapping.inputs:
-        _check_text(report, rows.data.column(column), column, role)
-    if mapping.label:
+        check = _check_text_lists if role == report.contract.list_input else _check_text
+        check(report, rows.data.column(column), column, role)
+    if mapping.label and report.contract.label == "list_scores":
+        lists = dict(mapping.inputs)[report.contract.list_input]
+        _check_list_scores(report, rows.data.column(mapping.label), mapping.label, rows.data.column(lists), lists)
+    elif mapping.label:
         _check_label(report, rows.data.column(mapping.label), mapping.label)
     if report.errors:
         return
@@ -167,6 +172,70 @@ def _check_text(report: DatasetReport, values: pa.ChunkedArray, column: str, rol
     blank = np.asarray(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(values), ""), False))
     if blank.any():
         report.error(f"{where} has {int(blank.sum())} empty texts, at {_rows(blank)}; drop or fill those rows")
+
+
+def _check_text_lists(report: DatasetReport, values: pa.ChunkedArray, column: str, role: str) -> None:
+    """A list input: every row a list of at least one text, none of them missing or blank."""
+    where = f"{report.where}: column {column!r} ({role})"
+    if not (_is_list(values.type) and _is_text(values.type.value_type)):
+        report.error(f"{where} must hold a list of texts per row (the row's candidates), but its type is "
+                     f"{values.type}; store lists in a json(l), parquet or arrow file")
+        return
+    missing = np.asarray(values.is_null())
+    if missing.any():
+        report.error(f"{where} has {int(missing.sum())} missing values, at {_rows(missing)}; drop or fill those rows")
+        return
+    empty = np.asarray(pc.list_value_length(values)) == 0
+    if empty.any():
+        report.error(f"{where} has {int(empty.sum())} empty lists, at {_rows(empty)}; each row needs at least one "
+                     f"text: drop those rows")
+    texts = pc.list_flatten(values)
+    row_of_text = np.asarray(pc.list_parent_indices(values))
+    bad = np.asarray(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(texts), ""), True))  # missing or blank
+    if bad.any():
+        in_rows = np.zeros(len(values), dtype=bool)
+        in_rows[row_of_text[bad]] = True
+        report.error(f"{where} has {int(bad.sum())} missing or empty texts in its lists, at {_rows(in_rows)}; drop "
+                     f"or fill them")
+
+
+def _check_list_scores(report: DatasetReport, values: pa.ChunkedArray, column: str, lists: pa.ChunkedArray,
+                       lists_column: str) -> None:
+    """A `list_scores` label: every row a list of finite numbers, one per entry of the row's list input."""
+    where = f"{report.where}: label column {column!r}"
+    if not (_is_list(values.type) and _is_number(values.type.value_type)):
+        report.error(f"{where} must hold a list of numbers per row, one score per entry of column {lists_column!r}, "
+                     f"but its type is {values.type}; store lists in a json(l), parquet or arrow file")
+        return
+    missing = np.asarray(values.is_null())
+    if missing.any():
+        report.error(f"{where} has {int(missing.sum())} missing values, at {_rows(missing)}")
+        return
+    scores = np.asarray(pc.list_flatten(values).cast(pa.float64()).fill_null(np.nan))
+    row_of_score = np.asarray(pc.list_parent_indices(values))
+    not_finite = np.zeros(len(values), dtype=bool)
+    not_finite[row_of_score[~np.isfinite(scores)]] = True
+    if not_finite.any():
+        report.error(f"{where} must hold finite numbers; {int(not_finite.sum())} rows do not, at {_rows(not_finite)}")
+    if not (_is_list(lists.type) and not lists.null_count):
+        return  # the list input's own check reports it
+    score_counts = np.asarray(pc.list_value_length(values))
+    text_counts = np.asarray(pc.list_value_length(lists))
+    differ = np.flatnonzero(score_counts != text_counts)
+    if len(differ):
+        shown = "; ".join(f"row {row}: {lists_column} has {text_counts[row]} entries but {column} has "
+                          f"{score_counts[row]}" for row in differ[:ROWS_SHOWN])
+        more = ", ..." if len(differ) > ROWS_SHOWN else ""
+        report.error(f"{where} must hold one score per entry of column {lists_column!r}; {len(differ)} rows do not "
+                     f"({shown}{more})")
+
+
+def _is_text(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+
+
+def _is_number(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
 
 
 def _check_label(report: DatasetReport, values: pa.ChunkedArray, column: str) -> None:
@@ -262,15 +331,47 @@ def _check_duplicates(report: DatasetReport, data: LoadedData) -> None:
 
 
 def _check_lengths(report: DatasetReport, data: LoadedData, tokenization: Tokenization) -> None:
+    if report.contract.scored_as_pairs:
+        _check_pair_lengths(report, data, tokenization)
+        return
     sample = data.rows.select(range(min(TOKEN_SAMPLE, len(data.rows))))
     for role, column in data.mapping.inputs:
         ids = tokenization.tokenizer(list(sample[column]), add_special_tokens=True, truncation=False)["input_ids"]
         lengths = np.array([len(row) for row in ids])
-        truncated = float((lengths > tokenization.max_seq_length).mean())
-        report.token_stats[column] = TokenStats(
-            sampled=len(lengths), minimum=int(lengths.min()), mean=float(lengths.mean()),
-            p95=int(np.percentile(lengths, 95)), maximum=int(lengths.max()), truncated=truncated)
+        truncated = _record_lengths(report, column, lengths, tokenization)
         if truncated > TRUNCATION_WARNING_RATE:
             report.warning(f"{report.where}: {truncated:.1%} of column {column!r} ({role}) is longer than "
                            f"max_seq_length {tokenization.max_seq_length} tokens and will be truncated "
                            f"(longest: {int(lengths.max())}); raise model.max_seq_length if the end matters")
+
+
+def _check_pair_lengths(report: DatasetReport, data: LoadedData, tokenization: Tokenization) -> None:
+    """A cross-encoder reads (first input, other text) pairs as one sequence: the pair's length is what is truncated.
+    Measured on the first TOKEN_SAMPLE pairs of each other input (of a list input: its entries, row after row)."""
+    sample = data.rows.select(range(min(TOKEN_SAMPLE, len(data.rows))))
+    (first_role, first_column), *others = data.mapping.inputs
+    firsts = list(sample[first_column])
+    for role, column in others:
+        values = list(sample[column])
+        if role == report.contract.list_input:
+            pairs = [(first, text) for first, texts in zip(firsts, values) for text in texts][:TOKEN_SAMPLE]
+        else:
+            pairs = list(zip(firsts, values))
+        ids = tokenization.tokenizer([first for first, _ in pairs], [second for _, second in pairs],
+                                     add_special_tokens=True, truncation=False)["input_ids"]
+        lengths = np.array([len(row) for row in ids])
+        truncated = _record_lengths(report, f"{first_column}+{column}", lengths, tokenization)
+        if truncated > TRUNCATION_WARNING_RATE:
+            report.warning(f"{report.where}: {truncated:.1%} of the pairs ({first_column!r}, {column!r}) "
+                           f"({first_role}, {role}) are longer than max_seq_length {tokenization.max_seq_length} tokens "
+                           f"together and will be truncated (longest: {int(lengths.max())}); raise "
+                           f"model.max_seq_length if the ends matter")
+
+
+def _record_lengths(report: DatasetReport, name: str, lengths: np.ndarray, tokenization: Tokenization) -> float:
+    """Store the token statistics of `lengths` under `name`; return the share longer than max_seq_length."""
+    truncated = float((lengths > tokenization.max_seq_length).mean())
+    report.token_stats[name] = TokenStats(
+        sampled=len(lengths), minimum=int(lengths.min()), mean=float(lengths.mean()),
+        p95=int(np.percentile(lengths, 95)), maximum=int(lengths.max()), truncated=truncated)
+    return truncated

@@ -12,11 +12,13 @@ from typing import Literal
 
 from embedtrain.errors import DataError, did_you_mean
 
-LabelKind = Literal["score", "class", "binary", "scores", "embedding"]
+LabelKind = Literal["score", "class", "binary", "scores", "embedding", "list_scores"]
 """`score`: a finite float per row; `class`: an integer class id; `binary`: 0 or 1;
 `scores`: a list of k finite floats per row (k the same for every row), or one float per row;
 `embedding`: a list of d finite floats per row (a teacher embedding), or a list of one such list
-per input column. The collator turns list labels into a float32 tensor (batch, k) or (batch, columns, d)."""
+per input column. The collator turns these list labels into a float32 tensor (batch, k) or (batch, columns, d).
+`list_scores`: a list of finite floats per row with one score per entry of that row's list input (its
+documents), so of varying length; losses receive them as one list per row."""
 
 LIST_LABEL_KINDS = ("scores", "embedding")
 
@@ -45,6 +47,11 @@ class ColumnContract:
     label_refusal: str | None = None
     """Without a label: why a label column cannot be used and how to fix that (e.g. a teacher model computes the
     targets), for the error when the data has one; the generic message otherwise."""
+    list_input: str | None = None
+    """One of `inputs` whose value per row is a list of texts, of any length from 1 (a query's candidate documents)."""
+    scored_as_pairs: bool = False
+    """The model reads each row as pairs (first input, each other text of the row), not text by text (a
+    cross-encoder): the length that gets truncated is the pair's."""
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -58,7 +65,7 @@ class ColumnContract:
         return repeated if repeated and role.startswith(f"{repeated}_") else role
 
     def describe(self) -> str:
-        names = list(self.inputs)
+        names = [f"[{name}]" if name == self.list_input else name for name in self.inputs]
         if self.repeated_input:
             names.append(f"{self.repeated_input}...")
         text = ", ".join(names)

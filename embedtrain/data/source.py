@@ -6,6 +6,7 @@ import datasets
 from pydantic import Field
 
 from embedtrain.config import StrictModel
+from embedtrain.data.mirror import ENV_VAR, MirrorError, dataset_copy
 from embedtrain.errors import DataError, did_you_mean
 
 LOCAL_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".arrow": "arrow"}
@@ -17,7 +18,8 @@ Scalar = str | int | float | bool
 class DataSource(StrictModel):
     """A dataset: a hub id or a local path, which split, and which columns feed which input."""
 
-    source: str = Field(description="hub dataset id (org/name) or a local file or folder (csv, tsv, json, jsonl, parquet, arrow)")
+    source: str = Field(description="hub dataset id (org/name; a local copy when EMBEDTRAIN_MIRROR maps it) or a local "
+                        "file or folder (csv, tsv, json, jsonl, parquet, arrow)")
     subset: str | None = Field(None, description="hub configuration name")
     split: str = Field("train", description="split, with optional slicing such as train[:1000]; a local file is the 'train' split")
     revision: str | None = Field(None, description="hub revision (branch, tag or commit)")
@@ -63,7 +65,7 @@ def load_stream(config: DataSource, where: str) -> datasets.IterableDataset:
     """Open the rows `config` describes as a stream, read lazily (for data that does not fit in memory)."""
     try:
         stream = _load(config, where, streaming=True)
-    except DataError:
+    except (DataError, MirrorError):
         raise
     except Exception as error:  # as in load_source
         raise DataError(f"{where}: cannot stream {config.source!r} (split {config.split!r}): {type(error).__name__}: {error}") from error
@@ -77,7 +79,7 @@ def load_source(config: DataSource, where: str) -> datasets.Dataset:
     """Load the rows `config` describes; `where` (e.g. `datasets.train.stsb`) names it in errors."""
     try:
         dataset = _load(config, where)
-    except DataError:
+    except (DataError, MirrorError):
         raise
     except Exception as error:  # datasets raises many unrelated types; all mean "cannot load this"
         if "corresponds to no data" in str(error):  # how datasets says a file has a header and no rows
@@ -98,16 +100,33 @@ def load_source(config: DataSource, where: str) -> datasets.Dataset:
 
 def _load(config: DataSource, where: str, streaming: bool = False) -> datasets.Dataset | datasets.IterableDataset:
     if not is_local(config.source):
-        return datasets.load_dataset(config.source, config.subset, split=config.split, revision=config.revision,
-                                     streaming=streaming)
+        copy = dataset_copy(config.source, config.subset, config.split, where)
+        if copy is None:
+            return datasets.load_dataset(config.source, config.subset, split=config.split, revision=config.revision,
+                                         streaming=streaming)
+        # The mirror maps this split to one file or folder, read as its single split; or the whole dataset (a folder
+        # with its splits, or a copy saved with save_to_disk), read with the subset and split asked for.
+        subset = None if copy.single_split else config.subset
+        try:
+            return _load_local(copy.path, copy.split, where, streaming, subset)
+        except DataError:
+            raise
+        except Exception as error:  # as in load_source, naming the copy rather than the hub id
+            raise DataError(f"{where}: cannot load {str(copy.path)!r}, the local copy of {config.source!r} (split "
+                            f"{config.split!r}) that {ENV_VAR} maps: {type(error).__name__}: {error}") from error
     path = Path(config.source).expanduser()
     if not path.exists():
         raise DataError(f"{where}.source: {str(path)!r} does not exist (relative paths are resolved from the "
                         f"current directory, {Path.cwd()})")
+    return _load_local(path, config.split, where, streaming)
+
+
+def _load_local(path: Path, split: str, where: str, streaming: bool, subset: str | None = None
+                ) -> datasets.Dataset | datasets.IterableDataset:
     if path.is_dir():
         if (path / "dataset_info.json").exists() and (path / "state.json").exists():
             return datasets.load_from_disk(str(path))
-        return datasets.load_dataset(str(path), split=config.split, streaming=streaming)
+        return datasets.load_dataset(str(path), subset, split=split, streaming=streaming)
     builder = LOCAL_BUILDERS.get(path.suffix.lower())
     if builder is None:
         raise DataError(f"{where}.source: cannot tell the format of {str(path)!r}; use one of "
@@ -115,4 +134,4 @@ def _load(config: DataSource, where: str, streaming: bool = False) -> datasets.D
     if path.stat().st_size == 0:
         raise DataError(f"{where}.source: {str(path)!r} is empty")
     options = {"sep": "\t"} if path.suffix.lower() == ".tsv" else {}
-    return datasets.load_dataset(builder, data_files=str(path), split=config.split, streaming=streaming, **options)
+    return datasets.load_dataset(builder, data_files=str(path), split=split, streaming=streaming, **options)

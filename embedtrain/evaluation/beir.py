@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from embedtrain.data.mirror import dataset_copy
 from embedtrain.errors import DataError
 
 NANOBEIR_DATASETS = {
@@ -75,6 +76,15 @@ def load_beir_folder(path: Path, split: str, where: str) -> RetrievalData:
     return RetrievalData(queries, corpus, relevant)
 
 
+def _only_qrels(path: Path, where: str) -> str:
+    """The split of a BEIR folder that holds a single qrels file (a mirror's copy of one split of a hub dataset)."""
+    splits = sorted(file.stem for file in (path / "qrels").glob("*.tsv"))
+    if len(splits) != 1:
+        raise DataError(f"{where}: {str(path)!r}, the mirror's copy of one split, must hold one qrels file; it holds "
+                        f"{splits or 'none'}")
+    return splits[0]
+
+
 def _read_jsonl(path: Path, required: tuple[str, ...], where: str) -> list[dict]:
     rows = []
     with path.open(encoding="utf-8") as file:
@@ -95,8 +105,18 @@ def _read_jsonl(path: Path, required: tuple[str, ...], where: str) -> list[dict]
 
 def load_beir_hub(dataset_id: str, split: str, where: str) -> RetrievalData:
     """A hub dataset with subsets corpus (_id, text), queries (_id, text) and qrels (query-id, corpus-id, which may
-    be a list), as NanoBEIR-en is (its splits are `Nano{Human}`); empty texts are dropped."""
+    be a list), as NanoBEIR-en is (its splits are `Nano{Human}`); empty texts are dropped.
+
+    A local copy the mirror (EMBEDTRAIN_MIRROR) names is a BEIR folder: the whole dataset (read with `split`), or
+    one split (then the folder's only qrels file is that split's)."""
     import datasets
+
+    copy = dataset_copy(dataset_id, None, split, where)
+    if copy is not None:
+        if not is_beir_folder(copy.path):
+            raise DataError(f"{where}: {str(copy.path)!r}, the mirror's copy of {dataset_id!r}, is not a BEIR folder "
+                            f"(corpus.jsonl, queries.jsonl and qrels/)")
+        return load_beir_folder(copy.path, _only_qrels(copy.path, where) if copy.single_split else split, where)
 
     tables = {}
     for subset, columns in (("corpus", ("_id", "text")), ("queries", ("_id", "text")), ("qrels", ("query-id", "corpus-id"))):

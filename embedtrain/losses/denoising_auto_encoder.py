@@ -9,6 +9,7 @@ from embedtrain.data.contract import ColumnContract
 from embedtrain.errors import RecipeError
 from embedtrain.losses.registry import Embedder, EmbeddingLoss, LossParams, register_loss
 from embedtrain.models.embedder import SentenceEmbedder
+from embedtrain.models.io import resolve_model_path
 from embedtrain.models.load_errors import reading_model
 from embedtrain.modules import Transformer
 
@@ -43,7 +44,9 @@ def tie_weights(encoder: nn.Module, decoder: nn.Module) -> None:
 
 def load_decoder(params: DenoisingAutoEncoderParams, transformer: Transformer) -> tuple[nn.Module, Any]:
     """The decoder (a causal LM with cross-attention, as wide as `transformer`) and its tokenizer (padding set)."""
-    name = params.decoder_name_or_path or transformer.auto_model.config._name_or_path
+    # A hub id goes through resolve_model_path, so that the mirror (EMBEDTRAIN_MIRROR) maps it like any other model.
+    name = (str(resolve_model_path(params.decoder_name_or_path)) if params.decoder_name_or_path
+            else transformer.auto_model.config._name_or_path)
     with reading_model(name):  # a decoder folder that is missing or broken: ModelLoadError, not transformers' own
         config = AutoConfig.from_pretrained(name)
     config.is_decoder, config.add_cross_attention = True, True

@@ -50,8 +50,12 @@ class ForwardState:
 
     @classmethod
     def capture(cls, features: dict[str, Tensor]) -> "ForwardState":
-        devices, states = get_device_states(*features.values())
-        device_type = features["input_ids"].device.type
+        return cls.capture_on(list(features.values()), features["input_ids"].device.type)
+
+    @classmethod
+    def capture_on(cls, tensors: list, device_type: str) -> "ForwardState":
+        """The state now, for a forward pass on the devices that `tensors` (non-tensors are skipped) live on."""
+        devices, states = get_device_states(*tensors)
         return cls(torch.get_rng_state(), devices, states, device_type, torch.is_autocast_enabled(device_type),
                    torch.get_autocast_dtype(device_type))
 

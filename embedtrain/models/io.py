@@ -9,6 +9,7 @@ SparseEmbedder, cross-encoders (CrossEncoder, either layout) as CrossEncoder (re
 import logging
 from pathlib import Path
 
+from embedtrain.data.mirror import model_copy
 from embedtrain.errors import ModelLoadError
 from embedtrain.models.cross_encoder import CrossEncoder
 from embedtrain.models.cross_encoder_io import cross_encoder_settings, load_cross_encoder, save_cross_encoder
@@ -39,7 +40,8 @@ MODEL_CLASSES = {cls.model_type: cls for cls in (SentenceEmbedder, SparseEmbedde
 
 
 def resolve_model_path(name_or_path: str | Path, revision: str | None = None) -> Path:
-    """A local directory as it is; otherwise a hub id, downloaded (or taken from the local hub cache)."""
+    """A local directory as it is; otherwise a hub id: its local copy when the mirror (EMBEDTRAIN_MIRROR) names one,
+    else downloaded (or taken from the local hub cache)."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
@@ -47,13 +49,17 @@ def resolve_model_path(name_or_path: str | Path, revision: str | None = None) ->
         raise ModelLoadError(f"{str(path)!r} is a file; a model is a directory")
     if str(name_or_path).startswith((".", "/", "~")) or str(name_or_path).count("/") > 1:
         raise ModelLoadError(f"model directory {str(path)!r} does not exist")
+    copy = model_copy(str(name_or_path))  # a local copy that EMBEDTRAIN_MIRROR names (revision does not apply)
+    if copy is not None:
+        return copy
     from huggingface_hub import snapshot_download
 
     try:
         return Path(snapshot_download(str(name_or_path), revision=revision))
     except Exception as error:  # offline, unknown repo, gated repo, ...
         raise ModelLoadError(f"cannot get model {str(name_or_path)!r} from the Hugging Face hub "
-                             f"({type(error).__name__}: {error}). Pass a local model directory instead.") from error
+                             f"({type(error).__name__}: {error}). Pass a local model directory instead, or map the hub id to "
+                             f"one in a mirror file (EMBEDTRAIN_MIRROR).") from error
 
 
 def load_model(name_or_path: str | Path, *, revision: str | None = None, trust_remote_code: bool = False,

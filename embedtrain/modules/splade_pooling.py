@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from embedtrain.errors import ModelLoadError
 from embedtrain.modules.files import read_json, write_json
+from embedtrain.modules.splade_head import splade_pool
 
 SpladeStrategy = Literal["max", "sum"]
 SpladeActivation = Literal["relu", "log1p_relu"]
@@ -16,7 +17,9 @@ SpladeActivation = Literal["relu", "log1p_relu"]
 class SpladePooling(nn.Module):
     """`sentence_embedding[b, v] = pool_t log1p(relu(logits[b, t, v] * mask[b, t]))` over the tokens t.
 
-    Pools the padded `token_embeddings`, or the real tokens only when the transformer hands them on packed.
+    From an MLMTransformer with a linear decoder, applies that decoder fused with the activation and the pooling
+    (`decoder_inputs`, see splade_head.py); otherwise pools the logits it is given: padded `token_embeddings`, or
+    the real tokens only when the transformer hands them on packed.
     `pooling_strategy` max (SPLADE v2 and later) or sum (the original SPLADE); `activation_function`
     log1p_relu applies a second log1p (the OpenSearch models). Padding tokens contribute 0, which never wins a
     max of non-negative values. Saved as `config.json` only (no weights), in the legacy layout.
@@ -44,6 +47,12 @@ class SpladePooling(nn.Module):
         return f"pooling_strategy={self.pooling_strategy}, activation_function={self.activation_function}"
 
     def forward(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
+        if "decoder_inputs" in features:
+            features["sentence_embedding"] = splade_pool(
+                features["decoder_inputs"], features["decoder_weight"], features["decoder_bias"],
+                features["decoder_input_rows"], features["attention_mask"].size(0), self.pooling_strategy,
+                self.activation_function)
+            return features
         if "packed_token_embeddings" in features:  # real tokens only, each with its text's row (MLMTransformer)
             weights = self._weights(features["packed_token_embeddings"])
             rows = features["packed_token_rows"]

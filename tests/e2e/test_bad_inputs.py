@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from accelerate.state import AcceleratorState
+from helpers.tiny_models import make_tiny_checkpoint
 from typer.testing import CliRunner
 
 from embedtrain.cli import app
@@ -321,6 +323,17 @@ CASES = {
     "list label where a score goes": Case(ExitCode.DATA_ERROR, ["label column 'score' must be numeric (score label), but its type is list"],
                                           {"lists.jsonl": '{"sentence1": "a", "sentence2": "b", "score": [0.5, 0.1]}\n'},
                                           lambda r, f: train_source(r, str(f / "lists.jsonl"))),
+    "cross-encoder loss on a dense model": Case(ExitCode.INVALID_INPUT, [
+        "recipe.yaml:", "losses.main.type: BinaryCrossEntropyLoss trains cross-encoders (model.kind: cross_encoder), "
+        "which score text pairs, but this model is dense: use a dense loss"], {},
+        lambda r, f: set_loss(r, {"type": "BinaryCrossEntropyLoss"})),
+    "cross-encoder loss option not one of the choices": Case(
+        ExitCode.INVALID_INPUT, ["losses.main.activation_fn", "'identity', 'sigmoid' or 'tanh'"], {},
+        lambda r, f: set_loss(r, {"type": "LambdaLoss", "activation_fn": "softmax"})),
+    "LambdaLoss mu without its scheme": Case(
+        ExitCode.INVALID_INPUT, ["losses.main", "mu weighs NDCGLoss2PPScheme's terms; weighting_scheme "
+                                               "LambdaRankScheme has none"], {},
+        lambda r, f: set_loss(r, {"type": "LambdaLoss", "weighting_scheme": "LambdaRankScheme", "mu": 3})),
     "list labels of unequal length": Case(ExitCode.DATA_ERROR, ["datasets.train.pairs: label column 'label' must hold lists of numbers of one length", "found lengths [1, 2]"],
                                           {"margins.jsonl": '{"query": "q", "positive": "p", "negative": "n", "label": [0.5, 0.1]}\n'
                                                             '{"query": "r", "positive": "s", "negative": "t", "label": [0.5]}\n'},
@@ -479,6 +492,53 @@ def test_validate_dataset_strict_fails_on_warnings(tmp_path, tiny_checkpoint):
     assert runner.invoke(app, arguments + ["--strict"]).exit_code == ExitCode.DATA_ERROR
 
 
+LISTS = '{"query": "q", "documents": ["a", "b", "c"], "scores": [1, 0, 0]}\n'
+CROSS_ENCODER_DATA = {
+    # What only a cross-encoder's data can get wrong, through `validate-dataset --data FILE --loss LOSS` (a recipe
+    # needs model.kind: cross_encoder, which the model helpers bring).
+    "lists in a csv": ("LambdaLoss", "lists.csv", "query,documents,scores\nq,a b c,1\n", [
+        "column 'documents' (documents) must hold a list of texts per row (the row's candidates), but its type is "
+        "large_string; store lists in a json(l), parquet or arrow file",
+        "label column 'scores' must hold a list of numbers per row, one score per entry of column 'documents', but "
+        "its type is int64"]),
+    "fewer scores than documents": ("ListNetLoss", "lists.jsonl", LISTS + '{"query": "r", "documents": ["d", "e"], '
+                                    '"scores": [1]}\n', [
+        "label column 'scores' must hold one score per entry of column 'documents'; 1 rows do not (row 1: documents "
+        "has 2 entries but scores has 1)"]),
+    "a query without documents": ("PListMLELoss", "lists.jsonl", LISTS + '{"query": "r", "documents": [], '
+                                  '"scores": []}\n', ["column 'documents' (documents) has 1 empty lists, at row 1"]),
+    "a blank document": ("ADRMSELoss", "lists.jsonl", '{"query": "q", "documents": ["a", " "], "scores": [1, 0]}\n',
+                         ["column 'documents' (documents) has 1 missing or empty texts in its lists, at row 0"]),
+    "one score where a list goes": ("RankNetLoss", "lists.jsonl", '{"query": "q", "documents": ["a"], "scores": 1}\n',
+                                    ["label column 'scores' must hold a list of numbers per row, one score per entry "
+                                     "of column 'documents', but its type is int64"]),
+    "a non-finite document score": ("ListMLELoss", "lists.jsonl",
+                                    '{"query": "q", "documents": ["a", "b"], "scores": [1, NaN]}\n',
+                                    ["label column 'scores' must hold finite numbers; 1 rows do not, at row 0"]),
+    "a relevance label beyond 0..1": ("BinaryCrossEntropyLoss", "pairs.csv", "question,answer,label\nq,a,1\nr,b,4\n",
+                                      ["label column 'label' must hold numbers between 0.0 and 1.0; 1 rows do not, at "
+                                       "row 1 (values [4.0])"]),
+    "a class label that is not an integer": ("CrossEntropyLoss", "pairs.csv", "premise,hypothesis,label\np,h,1.5\n",
+                                             ["label column 'label' must hold non-negative integers"]),
+    "a label for the ranking loss": ("CrossEncoderMultipleNegativesRankingLoss", "pairs.csv",
+                                     "anchor,positive,label\nq,a,1\n", ["column 'label' looks like a label, but this "
+                                                                         "loss/evaluator takes no label"]),
+}
+
+
+@pytest.mark.parametrize(("loss", "name", "content", "fragments"), CROSS_ENCODER_DATA.values(), ids=CROSS_ENCODER_DATA.keys())
+def test_cross_encoder_data_is_checked_with_its_rows(loss, name, content, fragments, tmp_path):
+    path = tmp_path / name
+    path.write_text(content)
+    result = runner.invoke(app, ["validate-dataset", "--data", str(path), "--loss", loss, "--json"])
+    assert result.exit_code == ExitCode.DATA_ERROR, result.output
+    assert "Traceback (most recent call last)" not in result.output
+    [report] = json.loads(result.stdout)["datasets"]
+    assert all(error.startswith(str(path)) for error in report["errors"]), report["errors"]
+    for fragment in fragments:
+        assert any(fragment in error for error in report["errors"]), report["errors"]
+
+
 @pytest.mark.parametrize("arguments, message", [
     ([], "give either a RECIPE or --data"),
     (["--data", "x.csv"], "--data needs --loss"),
@@ -490,3 +550,147 @@ def test_validate_dataset_argument_errors(arguments, message):
     result = runner.invoke(app, ["validate-dataset", *arguments])
     assert result.exit_code == ExitCode.INVALID_INPUT, result.output
     assert message in " ".join(result.output.split())
+
+
+# -- embedtrain mine and score: arguments, models and options exit 2, data exits 3; nothing is written --------------
+
+MINING_PAIRS = ("question,answer,label\nwho plays the guitar,a man plays guitar,1\nwho plays the guitar,a dog runs,0\n"
+                "who reads,a child reads a book,1\nwho reads,the child is reading,1\nwhere is the cat,a cat sits,1\n"
+                "where is the cat,the sun is big,0\nwhat is the weather,it is raining today,1\n")
+CROSS_ENCODER_CONFIG = json.dumps({"architectures": ["BertForSequenceClassification"], "model_type": "bert",
+                                   "sentence_transformers": {"activation_fn": "torch.nn.modules.activation.Sigmoid"}})
+
+
+@dataclass
+class MiningCase:
+    code: ExitCode
+    fragments: list[str]
+    args: list[str]  # the command line; {folder} and {model} are filled in
+    files: dict[str, str] = None  # written into the test folder (pairs.csv holds MINING_PAIRS unless given)
+    prepare: Callable[[Path, Path], None] = lambda folder, model: None  # more set-up: (folder, tiny model)
+
+
+def mine(*more: str) -> list[str]:
+    return ["mine", "--data", "{folder}/pairs.csv", "--model", "{model}", "--output", "{folder}/out.parquet", *more]
+
+
+def score(*more: str) -> list[str]:
+    return ["score", "--data", "{folder}/rows.csv", "--model", "{model}", "--output", "{folder}/out.jsonl", *more]
+
+
+def nan_model(folder: Path, model: Path) -> None:
+    """A copy of the tiny model whose word embeddings are NaN: it loads, but cannot embed."""
+    from transformers import BertModel
+
+    shutil.copytree(model, folder / "nan-model")
+    broken = BertModel.from_pretrained(model)
+    with torch.no_grad():
+        broken.embeddings.word_embeddings.weight.fill_(float("nan"))
+    broken.save_pretrained(folder / "nan-model")
+
+
+MINING_CASES = {
+    "mine: an empty corpus": MiningCase(ExitCode.DATA_ERROR, ["--corpus: the dataset has no rows"],
+                                        mine("--corpus", "{folder}/corpus.csv"), {"corpus.csv": "text\n"}),
+    "mine: a corpus of several columns": MiningCase(
+        ExitCode.INVALID_INPUT, ["the corpus has columns ['id', 'text']", "--corpus-column"],
+        mine("--corpus", "{folder}/corpus.csv"), {"corpus.csv": "id,text\n1,a text\n"}),
+    "mine: a corpus column that does not exist": MiningCase(
+        ExitCode.DATA_ERROR, ["'text' maps to column 'body', which the data does not have"],
+        mine("--corpus", "{folder}/corpus.csv", "--corpus-column", "body"), {"corpus.csv": "id,text\n1,a text\n"}),
+    "mine: no query has a positive": MiningCase(
+        ExitCode.DATA_ERROR, ["no query has a positive: none of the 2 rows has label 1"], mine(),
+        {"pairs.csv": "question,answer,label\nwho,a man,0\nwhere,a dog,0\n"}),
+    "mine: a label that is not 0/1": MiningCase(
+        ExitCode.DATA_ERROR, ["label column 'label' must hold 0 or 1", "values [0.5]"], mine(),
+        {"pairs.csv": "question,answer,label\nwho,a man,1\nwhere,a dog,0.5\n"}),
+    "mine: an empty positive": MiningCase(
+        ExitCode.DATA_ERROR, ["column 'answer' (positive) has 1 empty texts, at row 1"], mine(),
+        {"pairs.csv": "question,answer\nwho,a man\nwhere,\"  \"\n"}),
+    "mine: one text column": MiningCase(ExitCode.DATA_ERROR, ["expected 2 text columns"], mine(),
+                                        {"pairs.csv": "question\nwho\n"}),
+    "mine: a data file that does not exist": MiningCase(
+        ExitCode.DATA_ERROR, ["--data.source:", "missing.csv' does not exist"],
+        ["mine", "--data", "{folder}/missing.csv", "--model", "{model}", "--output", "{folder}/out.parquet"]),
+    "mine: more negatives than the range holds": MiningCase(
+        ExitCode.INVALID_INPUT, ["num_negatives (5) is larger than the 2 candidates between range_min (2) and "
+                                 "range_max (4)"], mine("--num-negatives", "5", "--range-min", "2", "--range-max", "4")),
+    "mine: range_min not below range_max": MiningCase(
+        ExitCode.INVALID_INPUT, ["range_min (4) must be smaller than range_max (4)"],
+        mine("--range-min", "4", "--range-max", "4")),
+    "mine: an unknown sampling": MiningCase(ExitCode.INVALID_INPUT, ["--sampling: Input should be 'top' or 'random'"],
+                                            mine("--sampling", "best")),
+    "mine: a relative margin of 1": MiningCase(ExitCode.INVALID_INPUT, ["--relative-margin: Input should be less "
+                                                                        "than 1"], mine("--relative-margin", "1")),
+    "mine: an unknown output format": MiningCase(
+        ExitCode.INVALID_INPUT, ["--output-format: Input should be 'triplet', 'n-tuple', 'labeled-pair' or "
+                                 "'labeled-list'"], mine("--output-format", "pairs")),
+    "mine: an output that is not parquet or jsonl": MiningCase(
+        ExitCode.INVALID_INPUT, ["out.csv': write a .parquet or a .jsonl file"],
+        ["mine", "--data", "{folder}/pairs.csv", "--model", "{model}", "--output", "{folder}/out.csv"]),
+    "mine: filters that remove every candidate": MiningCase(
+        ExitCode.DATA_ERROR, ["no query got a negative", "max_score: 4", "loosen --max-score"],
+        mine("--max-score", "-1")),
+    "mine: a corpus too small for any negative": MiningCase(
+        ExitCode.DATA_ERROR, ["no query got a negative", "too few candidates: 1"], mine(),
+        {"pairs.csv": "question,answer\nwho plays,a man plays guitar\nwho plays,a man plays\n"}),
+    "mine: a cross-encoder as the embedding model": MiningCase(
+        ExitCode.INVALID_INPUT, ["a cross-encoder (a reranker) scores pairs but cannot embed texts", "--rescore"],
+        ["mine", "--data", "{folder}/pairs.csv", "--model", "{folder}/reranker", "--output", "{folder}/out.parquet"],
+        {"reranker/config.json": CROSS_ENCODER_CONFIG}),
+    "mine: a cross-encoder to re-score": MiningCase(
+        ExitCode.INVALID_INPUT, ["--rescore", "is a cross-encoder (a reranker); this embedtrain has no cross-encoder "
+                                 "support yet"], mine("--rescore", "{folder}/reranker"),
+        {"reranker/config.json": CROSS_ENCODER_CONFIG}),
+    "mine: a folder that is not a model": MiningCase(
+        ExitCode.INVALID_INPUT, ["neither a sentence-transformers model (modules.json) nor a Hugging Face checkpoint"],
+        ["mine", "--data", "{folder}/pairs.csv", "--model", "{folder}/empty", "--output", "{folder}/out.parquet"],
+        {"empty/notes.txt": "nothing here"}),
+    "mine: a model that gives NaN embeddings": MiningCase(
+        ExitCode.INVALID_INPUT, ["the model gives non-finite embeddings (NaN or inf) for queries"],
+        ["mine", "--data", "{folder}/pairs.csv", "--model", "{folder}/nan-model", "--output", "{folder}/out.parquet"],
+        prepare=nan_model),
+    "mine: faiss search of a sparse model": MiningCase(
+        ExitCode.INVALID_INPUT, ["--search faiss"],
+        ["mine", "--data", "{folder}/pairs.csv", "--model", "{folder}/mlm", "--kind", "sparse", "--search", "faiss",
+         "--output", "{folder}/out.parquet"], prepare=lambda folder, model: make_tiny_checkpoint(folder / "mlm",
+                                                                                                 masked_lm=True)),
+    "mine: a data column named like an output column": MiningCase(
+        ExitCode.DATA_ERROR, ["the data's column 'negative' has the name of a column the triplet format adds"],
+        mine(), {"pairs.csv": "negative,answer\nwho plays,a man plays guitar\nwhere,a cat sits\nwhen,today\n"}),
+    "score: data with a label column": MiningCase(
+        ExitCode.DATA_ERROR, ["column 'label' looks like a label", "pass --replace-label"], score(),
+        {"rows.csv": "query,positive,negative,label\nwho,a man,a dog,1\n"}),
+    "score: --replace-label without a label": MiningCase(
+        ExitCode.INVALID_INPUT, ["--replace-label: the data has no label column"], score("--replace-label"),
+        {"rows.csv": "query,positive,negative\nwho,a man,a dog\n"}),
+    "score: margins of a single candidate": MiningCase(
+        ExitCode.INVALID_INPUT, ["--margins: margins are positive - negative", "one candidate column (positive)"],
+        score("--margins"), {"rows.csv": "query,positive\nwho,a man\n"}),
+    "score: a cross-encoder teacher": MiningCase(
+        ExitCode.INVALID_INPUT, ["is a cross-encoder (a reranker); this embedtrain has no cross-encoder support yet"],
+        ["score", "--data", "{folder}/rows.csv", "--model", "{folder}/reranker", "--output", "{folder}/out.jsonl"],
+        {"rows.csv": "query,positive\nwho,a man\n", "reranker/config.json": CROSS_ENCODER_CONFIG}),
+    "score: a list of texts in a column": MiningCase(
+        ExitCode.DATA_ERROR, ["column 'texts' (positive) must hold text"],
+        ["score", "--data", "{folder}/rows.jsonl", "--model", "{model}", "--output", "{folder}/out.jsonl"],
+        {"rows.jsonl": '{"query": "who", "texts": ["a man", "a dog"]}\n'}),
+}
+
+
+@pytest.mark.parametrize("case", MINING_CASES.values(), ids=MINING_CASES)
+def test_bad_mining_input_is_rejected_and_nothing_written(case, tmp_path, tiny_checkpoint):
+    (tmp_path / "pairs.csv").write_text(MINING_PAIRS)
+    for name, content in (case.files or {}).items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(content)
+    case.prepare(tmp_path, tiny_checkpoint)
+    before = files_under(tmp_path)
+    arguments = [argument.format(folder=tmp_path, model=tiny_checkpoint) for argument in case.args]
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == case.code, result.output
+    output = " ".join(result.output.split())
+    for fragment in case.fragments:
+        assert fragment in output, output
+    assert "Traceback (most recent call last)" not in result.output
+    assert files_under(tmp_path) == before

@@ -1,60 +1,121 @@
-"""Every recipe in recipes/ validates, and trains a few steps (on the tiny model, then the quickstart for real)."""
+"""Every recipe in recipes/ (the catalogue) reads its data through the test mirror (EMBEDTRAIN_MIRROR): the data fits
+its losses and evaluators, and the recipe trains a few steps on tiny random models; then the quickstart for real.
+
+The fast tests map every model a recipe names (base, teachers) to the tiny random BERT (a masked-LM one for SPLADE)
+and shrink what depends on the model's width (Matryoshka dims, a Dense layer, CSR's k): `tiny_overrides`.
+"""
 
 import json
 from pathlib import Path
 
 import pytest
+import yaml
 from accelerate.state import AcceleratorState
+from helpers.mirror import write_test_mirror
+from helpers.tiny_models import TINY_HIDDEN
 
+from embedtrain.commands.validate import ValidationRequest, run_validation
+from embedtrain.data.mirror import ENV_VAR
 from embedtrain.engine.run import run_training
-from embedtrain.evaluation.ir_evaluator import InformationRetrievalParams
 from embedtrain.recipe.loading import load_recipe
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread is faster than several competing ones
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+FAMILIES = {"quickstart", "stsb", "nli-mnrl", "nli-softmax", "quora-duplicates", "nli-matryoshka", "nli-adaptive-layer",
+            "static-nli", "distill-mse", "distill-multilingual", "tsdae", "simcse", "contrastive-tension", "splade-nq",
+            "inference-free-splade-nq", "csr-nq"}
+
+
+def _content(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _masked_lm(content: dict) -> bool:
+    """SPLADE recipes need a masked-LM base; CSR takes any checkpoint."""
+    model = content["model"]
+    return model.get("kind") == "sparse" and model.get("architecture") != "csr"
+
+
+def model_ids() -> dict[str, bool]:
+    """Every model the recipes name (base, teacher of a loss or an evaluator) -> whether it must be a masked LM."""
+    ids = {}
+    for path in RECIPES:
+        content = _content(path)
+        ids[content["model"]["base"]] = _masked_lm(content)
+        for spec in [*content["losses"].values(), *(content.get("evaluators") or [])]:
+            if spec.get("teacher"):
+                ids.setdefault(spec["teacher"], False)
+    return ids
+
+
+@pytest.fixture(scope="module")
+def tiny_mirror(tmp_path_factory, tiny_checkpoint, tiny_mlm_checkpoint) -> Path:
+    models = {hub_id: tiny_mlm_checkpoint if masked_lm else tiny_checkpoint for hub_id, masked_lm in model_ids().items()}
+    return write_test_mirror(tmp_path_factory.mktemp("mirror"), models=models)
 
 
 @pytest.fixture(autouse=True)
-def from_repository_root(monkeypatch):
-    """Recipes name their data relative to the repository root, where users run them."""
+def from_repository_root(monkeypatch, tiny_mirror):
+    """The quickstart names its demo data relative to the repository root, where users of a clone run it."""
     monkeypatch.chdir(ROOT)
+    monkeypatch.setenv(ENV_VAR, str(tiny_mirror))
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
-def test_recipes_are_shipped():
-    assert {path.stem for path in RECIPES} >= {"quickstart", "stsb"}
+def tiny_overrides(path: Path) -> list[str]:
+    """What the recipe sets for its real model's width, set for the tiny model's (TINY_HIDDEN wide)."""
+    content = _content(path)
+    overrides = []
+    for name, spec in content["losses"].items():
+        if spec["type"] in ("MatryoshkaLoss", "Matryoshka2dLoss"):
+            overrides.append(f"losses.{name}.matryoshka_dims=[{TINY_HIDDEN}, {TINY_HIDDEN // 2}, {TINY_HIDDEN // 4}]")
+    if "dense" in content["model"]:
+        overrides.append(f"model.dense.out_features={TINY_HIDDEN}")  # as wide as the (tiny) teacher
+    if content["model"].get("architecture") == "csr":  # 4 x 32 latents on the tiny model
+        overrides += ["model.sparse.autoencoder.k=16", "model.sparse.autoencoder.k_aux=32"]
+    return overrides
 
 
-def tiny_teachers(path: Path, checkpoint: Path) -> list[str]:
-    """Overrides that make the teacher of each distillation loss the tiny model too (as wide as the tiny student)."""
-    return [f"losses.{name}.teacher={checkpoint}" for name, params in load_recipe(path).losses.items()
-            if getattr(params, "teacher", None)]
+def small_evaluators(path: Path) -> list[str]:
+    """Fewer rows for the evaluators: 20 of a table; NanoBEIR's smaller set (TrecQA standing in for NanoNQ)."""
+    overrides = []
+    for index, spec in enumerate(_content(path).get("evaluators") or []):
+        if spec["type"].endswith("nanobeir"):
+            overrides.append(f"evaluators.{index}.dataset_names=[nq]")
+        elif not spec["type"].endswith("ir"):
+            overrides.append(f"evaluators.{index}.max_samples=20")
+    return overrides
 
 
-def test_the_distillation_recipe_has_a_teacher_to_replace(tiny_checkpoint):
-    assert tiny_teachers(ROOT / "recipes" / "distill-mse.yaml", tiny_checkpoint) == [f"losses.mse.teacher={tiny_checkpoint}"]
+def test_the_catalogue_covers_the_families():
+    assert {path.stem for path in RECIPES} >= FAMILIES
 
 
+def test_every_model_the_recipes_name_is_a_hub_id():
+    # Local paths would only work on this machine; the mirror maps hub ids for offline runs.
+    assert all(not hub_id.startswith((".", "/", "~")) and hub_id.count("/") == 1 for hub_id in model_ids())
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[path.stem for path in RECIPES])
-def test_recipe_trains_a_few_steps(path, tmp_path, tiny_checkpoint, tiny_mlm_checkpoint):
-    # Sparse SPLADE recipes need a masked-LM base; CSR takes any checkpoint.
-    base = tiny_mlm_checkpoint if "architecture: csr" not in path.read_text(encoding="utf-8") and \
-        "kind: sparse" in path.read_text(encoding="utf-8") else tiny_checkpoint
-    overrides = [f"model.base={base}", f"training.output_dir={tmp_path / 'run'}", "training.max_steps=2",
-                 "training.logging_steps=1", "training.save_steps=1", *tiny_teachers(path, tiny_checkpoint)]
-    if "architecture: csr" in path.read_text(encoding="utf-8"):  # 128 latents on the 32-d tiny model
-        overrides += ["model.sparse.autoencoder.k=16", "model.sparse.autoencoder.k_aux=32"]
-    if not isinstance(load_recipe(path).evaluators[0], InformationRetrievalParams):  # retrieval data: no row limit
-        overrides.append("evaluators.0.max_samples=20")
-    recipe = load_recipe(path, overrides)
-    result = run_training(recipe)
+def test_recipe_data_fits_its_losses_and_evaluators(path):
+    validation = run_validation(ValidationRequest(recipe=path, overrides=tiny_overrides(path)))
+    assert not validation.failed, (
+        [error for report in validation.reports for error in report.errors], validation.evaluator_errors)
+    assert validation.reports and all(report.row_count > 0 for report in validation.reports)
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[path.stem for path in RECIPES])
+def test_recipe_trains_a_few_steps(path, tmp_path):
+    overrides = [*tiny_overrides(path), *small_evaluators(path), f"training.output_dir={tmp_path / 'run'}",
+                 "training.max_steps=2", "training.logging_steps=1", "training.save_steps=1"]
+    result = run_training(load_recipe(path, overrides))
     assert result.steps == 2 and (result.final_dir / "modules.json").exists()
 
 
 @pytest.mark.slow
-def test_quickstart_improves_the_real_model(tmp_path, minilm_path):
+def test_quickstart_improves_the_real_model(tmp_path, minilm_path, monkeypatch):
+    monkeypatch.delenv(ENV_VAR)
     recipe = load_recipe(ROOT / "recipes" / "quickstart.yaml",
                          [f"model.base={minilm_path}", f"training.output_dir={tmp_path / 'run'}"])
     result = run_training(recipe)

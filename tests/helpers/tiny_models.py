@@ -24,6 +24,10 @@ def build_vocab() -> list[str]:
     return tokens + sorted(set(WORDS) - set(tokens))
 
 
+TINY_HIDDEN = 32
+"""The width of the tiny BERT's embeddings."""
+
+
 def make_tiny_checkpoint(directory: Path, seed: int = 0, dropout: float = 0.0, masked_lm: bool = False) -> Path:
     """Write a random 2-layer BERT (hidden 32) and its tokenizer as a plain Hugging Face checkpoint; with
     `masked_lm`, a BertForMaskedLM (the SPLADE backbone: its head scores every vocabulary id)."""
@@ -32,7 +36,7 @@ def make_tiny_checkpoint(directory: Path, seed: int = 0, dropout: float = 0.0, m
     directory.mkdir(parents=True, exist_ok=True)
     vocab = {token: index for index, token in enumerate(build_vocab())}
     tokenizer = BertTokenizer(vocab=vocab, do_lower_case=True, model_max_length=64)
-    config = BertConfig(vocab_size=len(build_vocab()), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+    config = BertConfig(vocab_size=len(build_vocab()), hidden_size=TINY_HIDDEN, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=dropout,
                         attention_probs_dropout_prob=dropout)
     torch.manual_seed(seed)

