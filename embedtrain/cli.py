@@ -317,6 +317,13 @@ class ModelKind(str, Enum):
     cross_encoder = "cross_encoder"
 
 
+class EmbeddingKind(str, Enum):
+    """How `mine` and `score` build an embedding model (a cross-encoder is recognised from its folder)."""
+
+    dense = "dense"
+    sparse = "sparse"
+
+
 @app.command(name="eval", epilog=EVAL_EXAMPLES)
 def eval_command(
     model: Annotated[str, typer.Argument(help="A saved model: embedtrain's or sentence-transformers', a folder or hub id.",
@@ -387,7 +394,7 @@ def mine(
     rescore: Annotated[str | None, typer.Option("--rescore", help="Re-score the candidates with this model (a "
                                                                   "cross-encoder, or an embedding model); the "
                                                                   "filters and scores then use its scores.")] = None,
-    kind: Annotated[ModelKind | None, typer.Option("--kind", show_default=False,
+    kind: Annotated[EmbeddingKind | None, typer.Option("--kind", show_default=False,
                                                    help="Build --model as dense or sparse (default: a saved model's "
                                                         "own kind, else dense).")] = None,
     num_negatives: Annotated[int | None, typer.Option("--num-negatives", help="Negatives per query (default: 3).",
@@ -481,8 +488,8 @@ def score(
                                                             "instead of the scores (column scores).")] = False,
     replace_label: Annotated[bool, typer.Option("--replace-label", help="Drop the data's label column and write the "
                                                                         "scores in its place.")] = False,
-    kind: Annotated[ModelKind | None, typer.Option("--kind", show_default=False,
-                                                   help="Build an embedding --model as dense or sparse.")] = None,
+    kind: Annotated[EmbeddingKind | None, typer.Option("--kind", show_default=False,
+                                                       help="Build an embedding --model as dense or sparse.")] = None,
     similarity: Annotated[str | None, typer.Option("--similarity", help="An embedding model's similarity "
                                                                         "(default: the model's).",
                                                    show_default=False)] = None,

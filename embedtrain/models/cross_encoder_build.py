@@ -13,6 +13,14 @@ from embedtrain.models.cross_encoder_io import load_cross_encoder, trained_num_l
 from embedtrain.models.io import resolve_model_path
 
 
+def cross_encoder_num_labels(config: ModelConfig) -> int:
+    """The number of labels of the cross-encoder `config` builds, from the config files alone (before any weights load,
+    for the data checks): `cross_encoder.num_labels`, else the base model's trained head's, else 1."""
+    options = config.cross_encoder or CrossEncoderConfig()
+    path = resolve_model_path(config.base, config.revision)
+    return options.num_labels or trained_num_labels(path, config.trust_remote_code) or 1
+
+
 def build_cross_encoder(config: ModelConfig) -> CrossEncoder:
     path = resolve_model_path(config.base, config.revision)
     options = config.cross_encoder or CrossEncoderConfig()

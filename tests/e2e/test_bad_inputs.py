@@ -638,10 +638,6 @@ MINING_CASES = {
         ExitCode.INVALID_INPUT, ["a cross-encoder (a reranker) scores pairs but cannot embed texts", "--rescore"],
         ["mine", "--data", "{folder}/pairs.csv", "--model", "{folder}/reranker", "--output", "{folder}/out.parquet"],
         {"reranker/config.json": CROSS_ENCODER_CONFIG}),
-    "mine: a cross-encoder to re-score": MiningCase(
-        ExitCode.INVALID_INPUT, ["--rescore", "is a cross-encoder (a reranker); this embedtrain has no cross-encoder "
-                                 "support yet"], mine("--rescore", "{folder}/reranker"),
-        {"reranker/config.json": CROSS_ENCODER_CONFIG}),
     "mine: a folder that is not a model": MiningCase(
         ExitCode.INVALID_INPUT, ["neither a sentence-transformers model (modules.json) nor a Hugging Face checkpoint"],
         ["mine", "--data", "{folder}/pairs.csv", "--model", "{folder}/empty", "--output", "{folder}/out.parquet"],
@@ -667,10 +663,6 @@ MINING_CASES = {
     "score: margins of a single candidate": MiningCase(
         ExitCode.INVALID_INPUT, ["--margins: margins are positive - negative", "one candidate column (positive)"],
         score("--margins"), {"rows.csv": "query,positive\nwho,a man\n"}),
-    "score: a cross-encoder teacher": MiningCase(
-        ExitCode.INVALID_INPUT, ["is a cross-encoder (a reranker); this embedtrain has no cross-encoder support yet"],
-        ["score", "--data", "{folder}/rows.csv", "--model", "{folder}/reranker", "--output", "{folder}/out.jsonl"],
-        {"rows.csv": "query,positive\nwho,a man\n", "reranker/config.json": CROSS_ENCODER_CONFIG}),
     "score: a list of texts in a column": MiningCase(
         ExitCode.DATA_ERROR, ["column 'texts' (positive) must hold text"],
         ["score", "--data", "{folder}/rows.jsonl", "--model", "{model}", "--output", "{folder}/out.jsonl"],

@@ -2,8 +2,9 @@
 (list columns and list labels as lists), and checkpoints, resume, evaluation, eval loss, the final save and the dry
 run's measurements work for it.
 
-The losses here are minimal stand-ins defined in this file (BCE with logits on `score_pairs`, and an MSE over a
-row's candidate list), so the engine path is proven without the cross-encoder loss family.
+The engine tests use minimal losses defined in this file (BCE with logits on `score_pairs`, and an MSE over a
+row's candidate list), so that what the trainer hands a loss can be recorded; a recipe trains with the real
+cross-encoder losses through `embedtrain train`.
 """
 
 import json
@@ -12,21 +13,27 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from accelerate.state import AcceleratorState
 from datasets import Dataset
 from helpers.observers import StopAt
 from helpers.tiny_cross_encoders import PAIRS_OF_TEXTS
 from sentence_transformers import CrossEncoder as ReferenceCrossEncoder
 from torch import nn
+from typer.testing import CliRunner
 
+from embedtrain.cli import app
+from embedtrain.commands.validate import validate_recipe
 from embedtrain.data.contract import ColumnContract, ColumnMapping
 from embedtrain.data.training_data import PreparedDataset, TextCollator, TrainingRows
 from embedtrain.engine.dry_run import _measure, _token_sample, parameter_counts
 from embedtrain.engine.trainer import Trainer, build_accelerator
+from embedtrain.errors import ExitCode
 from embedtrain.models import load_model
 from embedtrain.models.build import build_model
 from embedtrain.models.config import ModelConfig
 from embedtrain.models.cross_encoder import CrossEncoder
+from embedtrain.recipe.loading import load_recipe
 from embedtrain.recipe.training import TrainingConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -176,3 +183,38 @@ def test_the_dry_run_measures_a_cross_encoder_step(tiny_checkpoint, tmp_path):
     assert estimate is not None and estimate.seconds_per_step > 0
     counts = parameter_counts(run)
     assert counts[0].name == "model.model (BertForSequenceClassification)" and counts[0].trainable > 0
+
+
+def write_recipe(tmp_path: Path, base: Path, source: Path, loss: dict, model: dict | None = None) -> Path:
+    recipe = {"model": {"base": str(base), "kind": "cross_encoder", "prompts": {"query": "query: "}} | (model or {}),
+              "losses": {"main": loss},
+              "datasets": {"train": {"pairs": {"source": str(source), "prompts": "query"}}},
+              "training": {"output_dir": str(tmp_path / "run"), "max_steps": 3, "batch_size": 4, "logging_steps": 1,
+                           "learning_rate": 1e-3, "eval_before_training": False}}
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    return path
+
+
+def test_embedtrain_train_trains_a_cross_encoder_recipe(tiny_checkpoint, binary_csv, tmp_path):
+    recipe = write_recipe(tmp_path, tiny_checkpoint, binary_csv, {"type": "BinaryCrossEntropyLoss"})
+    result = CliRunner().invoke(app, ["train", str(recipe)])
+    assert result.exit_code == 0, result.output
+    final = tmp_path / "run" / "final"
+    ours = load_model(final)
+    assert isinstance(ours, CrossEncoder) and ours.prompts == {"query": "query: "}
+    theirs = ReferenceCrossEncoder(str(final), device="cpu")
+    scores = ours.predict(PAIRS_OF_TEXTS, prompt="query: ")
+    assert float((scores - torch.as_tensor(theirs.predict(PAIRS_OF_TEXTS, prompt="query: "))).abs().max()) < 1e-5
+    assert "pipeline_tag: text-ranking" in (final / "README.md").read_text()
+
+
+def test_class_labels_beyond_the_cross_encoders_labels_are_data_errors(tiny_checkpoint, tmp_path):
+    source = tmp_path / "classes.csv"
+    source.write_text("sentence1,sentence2,label\na dog,a cat,0\nthe man,a man,3\n", encoding="utf-8")
+    recipe = write_recipe(tmp_path, tiny_checkpoint, source, {"type": "CrossEntropyLoss"},
+                          {"cross_encoder": {"num_labels": 3}})
+    result = CliRunner().invoke(app, ["validate-dataset", str(recipe)])
+    assert result.exit_code == ExitCode.DATA_ERROR, result.output
+    reports, _ = validate_recipe(load_recipe(recipe))
+    assert any("integers from 0 to 2 (num_labels is 3); 1 rows do not, at row 1" in error for error in reports[0].errors)
