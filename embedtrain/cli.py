@@ -314,6 +314,14 @@ EVAL_EXAMPLES = """
 class ModelKind(str, Enum):
     dense = "dense"
     sparse = "sparse"
+    cross_encoder = "cross_encoder"
+
+
+class EmbeddingKind(str, Enum):
+    """How `mine` and `score` build an embedding model (a cross-encoder is recognised from its folder)."""
+
+    dense = "dense"
+    sparse = "sparse"
 
 
 @app.command(name="eval", epilog=EVAL_EXAMPLES)
@@ -335,9 +343,10 @@ def eval_command(
     fail_under: Annotated[list[str] | None, typer.Option("--fail-under", metavar="METRIC=VALUE",
                                                          help="Exit with code 5 if METRIC < VALUE (repeatable).")] = None,
     kind: Annotated[ModelKind | None, typer.Option("--kind", show_default=False,
-                                                   help="Build the model as dense or sparse (default: a saved model's "
-                                                        "own kind; SPLADE for a masked-LM checkpoint given sparse "
-                                                        "evaluators; else dense).")] = None,
+                                                   help="Build the model as dense, sparse or cross_encoder (default: a "
+                                                        "saved model's own kind; SPLADE for a masked-LM checkpoint "
+                                                        "given sparse evaluators; a cross-encoder for a sequence "
+                                                        "classifier given cross-encoder evaluators; else dense).")] = None,
 ) -> None:
     """Evaluate a saved model; print a metrics table, optionally write JSON and enforce minimum metrics."""
     from embedtrain.commands import eval as evaluation
@@ -385,7 +394,7 @@ def mine(
     rescore: Annotated[str | None, typer.Option("--rescore", help="Re-score the candidates with this model (a "
                                                                   "cross-encoder, or an embedding model); the "
                                                                   "filters and scores then use its scores.")] = None,
-    kind: Annotated[ModelKind | None, typer.Option("--kind", show_default=False,
+    kind: Annotated[EmbeddingKind | None, typer.Option("--kind", show_default=False,
                                                    help="Build --model as dense or sparse (default: a saved model's "
                                                         "own kind, else dense).")] = None,
     num_negatives: Annotated[int | None, typer.Option("--num-negatives", help="Negatives per query (default: 3).",
@@ -479,8 +488,8 @@ def score(
                                                             "instead of the scores (column scores).")] = False,
     replace_label: Annotated[bool, typer.Option("--replace-label", help="Drop the data's label column and write the "
                                                                         "scores in its place.")] = False,
-    kind: Annotated[ModelKind | None, typer.Option("--kind", show_default=False,
-                                                   help="Build an embedding --model as dense or sparse.")] = None,
+    kind: Annotated[EmbeddingKind | None, typer.Option("--kind", show_default=False,
+                                                       help="Build an embedding --model as dense or sparse.")] = None,
     similarity: Annotated[str | None, typer.Option("--similarity", help="An embedding model's similarity "
                                                                         "(default: the model's).",
                                                    show_default=False)] = None,

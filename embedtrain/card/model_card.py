@@ -1,8 +1,11 @@
-"""The model card (README.md) written next to a trained model, following the reference's sections."""
+"""The model card (README.md) written next to a trained model, following the reference's sections.
+
+What differs by kind of model (tags, pipeline tag, description, details, usage snippet) comes from
+`embedder_sections` or, for a cross-encoder, `cross_encoder_card.cross_encoder_sections`; the rest (evaluation,
+training details and logs, versions, recipe) is shared."""
 
 import json
 import platform
-from dataclasses import dataclass
 from pathlib import Path
 
 import accelerate
@@ -12,25 +15,19 @@ import transformers
 import yaml
 
 from embedtrain import __version__
+from embedtrain.card.cross_encoder_card import cross_encoder_sections
+from embedtrain.card.sections import DatasetSummary, KindSections, table
 from embedtrain.data.source import is_local
 from embedtrain.data.training_data import PreparedDataset
+from embedtrain.models.cross_encoder import CrossEncoder
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.recipe.schema import Recipe
-
-
-@dataclass(frozen=True)
-class DatasetSummary:
-    name: str
-    source: str
-    rows: int
-    columns: str  # the resolved column mapping
-    loss: str
 
 
 class ModelCardWriter:
     """Writes the model card (README.md) into a saved model's folder; set up before training, called at its end."""
 
-    def __init__(self, model: SentenceEmbedder, recipe: Recipe, train_sets: dict[str, PreparedDataset],
+    def __init__(self, model: SentenceEmbedder | CrossEncoder, recipe: Recipe, train_sets: dict[str, PreparedDataset],
                  primary_metrics: list[str]) -> None:
         self.model, self.recipe, self.primary_metrics = model, recipe, primary_metrics
         self.summaries = [DatasetSummary(name, recipe.datasets.train[name].source, len(dataset.rows),
@@ -42,48 +39,58 @@ class ModelCardWriter:
         (directory / "README.md").write_text(card, encoding="utf-8")
 
 
-def render_model_card(model: SentenceEmbedder, recipe: Recipe, train_sets: list[DatasetSummary],
+def embedder_sections(model: SentenceEmbedder, recipe: Recipe, train_sets: list[DatasetSummary]) -> KindSections:
+    return KindSections(
+        tags=["sentence-transformers", "sentence-similarity", "feature-extraction", "dense"],
+        pipeline_tag="sentence-similarity",
+        title=f"Sentence embedding model fine-tuned from {Path(recipe.model.base).name}",
+        description=f"A dense sentence-embedding model fine-tuned from `{recipe.model.base}` with "
+                    f"[embedtrain](https://pypi.org/project/embedtrain/) on {', '.join(s.name for s in train_sets)}. "
+                    f"It maps text to a {model.embedding_dimension}-dimensional vector for semantic similarity, "
+                    f"search, clustering and classification.",
+        details=[["Maximum sequence length", f"{model.max_seq_length} tokens"],
+                 ["Output dimensionality", str(model.embedding_dimension)],
+                 ["Similarity function", model.similarity_fn_name]],
+        usage="```python\nfrom sentence_transformers import SentenceTransformer\n\n"
+              "model = SentenceTransformer(\"path/to/this/model\")\n"
+              "embeddings = model.encode([\"The weather is lovely today.\", \"It's so sunny outside!\"])\n"
+              "similarities = model.similarity(embeddings, embeddings)\n```",
+    )
+
+
+def render_model_card(model: SentenceEmbedder | CrossEncoder, recipe: Recipe, train_sets: list[DatasetSummary],
                       metrics: dict[str, float], history: list[dict], primary_metrics: list[str]) -> str:
     card = recipe.model.card
+    kind = (cross_encoder_sections if isinstance(model, CrossEncoder) else embedder_sections)(model, recipe, train_sets)
     losses = sorted({recipe.losses[summary.loss].type for summary in train_sets})
-    tags = ["sentence-transformers", "sentence-similarity", "feature-extraction", "dense", "generated_from_trainer",
-            "embedtrain", f"dataset_size:{sum(summary.rows for summary in train_sets)}"]
+    tags = kind.tags + ["generated_from_trainer", "embedtrain",
+                        f"dataset_size:{sum(summary.rows for summary in train_sets)}"]
     tags += [f"loss:{loss}" for loss in losses] + list(card.tags)
     front_matter = {
         "language": card.language or None,
         "license": card.license,
         "library_name": "sentence-transformers",
-        "pipeline_tag": "sentence-similarity",
+        "pipeline_tag": kind.pipeline_tag,
         "tags": tags,
         "base_model": recipe.model.base if not is_local(recipe.model.base) else None,
         "datasets": [s.source for s in train_sets if not is_local(s.source)] or None,
         "metrics": sorted(metrics) or None,
     }
     front_matter = {key: value for key, value in front_matter.items() if value is not None}
-    title = card.model_name or f"Sentence embedding model fine-tuned from {Path(recipe.model.base).name}"
     sections = [
         "---\n" + yaml.safe_dump(front_matter, sort_keys=False, allow_unicode=True) + "---",
-        f"# {title}",
-        f"A dense sentence-embedding model fine-tuned from `{recipe.model.base}` with "
-        f"[embedtrain](https://pypi.org/project/embedtrain/) on {', '.join(s.name for s in train_sets)}. It maps text "
-        f"to a {model.embedding_dimension}-dimensional vector for semantic similarity, search, clustering and "
-        f"classification.",
-        "## Model Details\n\n" + _table(["Property", "Value"], [
-            ["Base model", f"`{recipe.model.base}`"],
-            ["Maximum sequence length", f"{model.max_seq_length} tokens"],
-            ["Output dimensionality", str(model.embedding_dimension)],
-            ["Similarity function", model.similarity_fn_name],
+        f"# {card.model_name or kind.title}",
+        kind.description,
+        "## Model Details\n\n" + table(["Property", "Value"], [
+            ["Base model", f"`{recipe.model.base}`"], *kind.details,
             ["Training datasets", ", ".join(s.name for s in train_sets)],
         ]),
         "### Full Model Architecture\n\n```\n" + repr(model) + "\n```",
-        "## Usage\n\n```python\nfrom sentence_transformers import SentenceTransformer\n\n"
-        "model = SentenceTransformer(\"path/to/this/model\")\n"
-        "embeddings = model.encode([\"The weather is lovely today.\", \"It's so sunny outside!\"])\n"
-        "similarities = model.similarity(embeddings, embeddings)\n```",
+        "## Usage\n\n" + kind.usage,
     ]
     if metrics:
         rows = [[f"**{name}**" if name in primary_metrics else name, f"{value:.4f}"] for name, value in metrics.items()]
-        sections.append("## Evaluation\n\n" + _table(["Metric", "Value"], rows))
+        sections.append("## Evaluation\n\n" + table(["Metric", "Value"], rows))
     sections.append(_training_details(recipe, train_sets))
     if history:
         sections.append(_training_logs(history, primary_metrics))
@@ -112,15 +119,10 @@ def _training_logs(history: list[dict], primary_metrics: list[str]) -> str:
     for record in history:
         rows.setdefault(record["step"], {}).update(record)
     body = [[_format(row.get(column)) for column in columns] for _, row in sorted(rows.items())]
-    return "### Training Logs\n\n" + _table([c.replace("_", " ") if c in ("step", "epoch", "loss") else c for c in columns], body)
+    return "### Training Logs\n\n" + table([c.replace("_", " ") if c in ("step", "epoch", "loss") else c for c in columns], body)
 
 
 def _format(value) -> str:
     if value is None:
         return "-"
     return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(":---" for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])

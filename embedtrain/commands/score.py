@@ -111,6 +111,8 @@ def _provenance(request: ScoreRequest, options: ScoringOptions, scorer, mapping,
     model = {"name": public_name(request.model)}
     if isinstance(scorer, BiEncoderScorer):
         model |= {"kind": "bi-encoder", "similarity": scorer.similarity}
+    else:
+        model |= {"kind": "cross-encoder", "activation": scorer.activation_name}
     text_columns = [column for _, column in mapping.inputs]
     return {
         "embedtrain": __version__,

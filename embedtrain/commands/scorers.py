@@ -1,9 +1,8 @@
 """Loading the models `mine` and `score` use: an embedding model (dense or sparse) or a scorer of pairs.
 
-A cross-encoder (a reranker) is recognised from its folder before anything loads: `config_sentence_transformers.json`
-with `model_type: CrossEncoder` (the reference since 5.4), or a plain checkpoint whose `config.json` holds the
-reference's `sentence_transformers` settings or a `*ForSequenceClassification` architecture (the older layout).
-It scores pairs but cannot embed texts, so `mine --model` refuses it.
+A cross-encoder (a reranker) is recognised from its folder before anything loads (`model_form`, as `embedtrain eval`
+recognises it): a saved cross-encoder (either reference layout), or a plain `*ForSequenceClassification` checkpoint.
+It scores pairs (its predictions, activation applied) but cannot embed texts, so `mine --model` refuses it.
 """
 
 from pathlib import Path
@@ -16,32 +15,17 @@ from embedtrain.errors import RecipeError
 from embedtrain.evaluation.mining.scoring import BiEncoderScorer, PairScorer
 from embedtrain.models.build_sparse import build_sparse_model
 from embedtrain.models.config import ModelConfig
+from embedtrain.models.cross_encoder import CrossEncoder
+from embedtrain.models.cross_encoder_io import load_cross_encoder
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.models.io import load_model, resolve_model_path
-from embedtrain.models.load_errors import reading_model
-from embedtrain.modules.files import read_json
 
 Kind = Literal["dense", "sparse"]
 
-CROSS_ENCODER_MISSING = ("is a cross-encoder (a reranker); this embedtrain has no cross-encoder support yet, so it "
-                         "cannot score with it: use a bi-encoder")
-
 
 def is_cross_encoder(path: Path) -> bool:
-    settings = path / "config_sentence_transformers.json"
-    if settings.is_file():
-        return _json_object(settings).get("model_type") == "CrossEncoder"
-    if (path / "modules.json").exists() or not (path / "config.json").is_file():
-        return False
-    config = _json_object(path / "config.json")
-    return "sentence_transformers" in config or any(
-        str(name).endswith("ForSequenceClassification") for name in config.get("architectures") or [])
-
-
-def _json_object(file: Path) -> dict:
-    with reading_model(file.parent):
-        value = read_json(file)
-    return value if isinstance(value, dict) else {}
+    form = model_form(str(path))
+    return form.saved_kind == "cross_encoder" or form.classifier
 
 
 def load_embedder(name_or_path: str, kind: Kind | None, option: str = "--model") -> SentenceEmbedder:
@@ -63,8 +47,17 @@ def load_embedder(name_or_path: str, kind: Kind | None, option: str = "--model")
 
 
 def load_scorer(name_or_path: str, kind: Kind | None, option: str, **bi_encoder_options) -> PairScorer:
-    """A scorer of (query, text) pairs: a cross-encoder as it is, any embedding model as a `BiEncoderScorer` (its
-    similarity of the two embeddings; `bi_encoder_options` are BiEncoderScorer's)."""
-    if is_cross_encoder(resolve_model_path(name_or_path)):
-        raise RecipeError(f"{option} {name_or_path} {CROSS_ENCODER_MISSING}")
-    return BiEncoderScorer(load_embedder(name_or_path, kind, option), **bi_encoder_options)
+    """A scorer of (query, text) pairs: a cross-encoder as it is (on the GPU when there is one), any embedding model
+    as a `BiEncoderScorer` (its similarity of the two embeddings; `bi_encoder_options` are BiEncoderScorer's).
+    RecipeError (exit 2) for a cross-encoder that gives class logits rather than one score per pair."""
+    path = resolve_model_path(name_or_path)
+    if not is_cross_encoder(path):
+        return BiEncoderScorer(load_embedder(name_or_path, kind, option), **bi_encoder_options)
+    if kind is not None:
+        raise RecipeError(f"--kind {kind}: {option} {name_or_path} is a cross-encoder (a reranker), which keeps its "
+                          f"kind; remove --kind")
+    scorer: CrossEncoder = load_cross_encoder(path)
+    if scorer.num_labels != 1:
+        raise RecipeError(f"{option} {name_or_path}: a cross-encoder with {scorer.num_labels} labels gives a logit per "
+                          f"class, not one score per pair; give a reranker (one label) or an embedding model")
+    return scorer.to("cuda") if torch.cuda.is_available() else scorer

@@ -66,7 +66,7 @@ def validate_recipe(recipe: Recipe) -> tuple[list[DatasetReport], list[str]]:
     """Reports of every training and eval dataset, and the problems of the evaluators' data."""
     model = recipe.model
     tokenization = load_tokenization(model.base, revision=model.revision, max_seq_length=model.max_seq_length,
-                                     trust_remote_code=model.trust_remote_code)
+                                     trust_remote_code=model.trust_remote_code, cross_encoder=model.kind == "cross_encoder")
     plan = plan_data(recipe, tokenization)
     return plan.reports, plan.evaluator_errors
 

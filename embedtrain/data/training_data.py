@@ -26,11 +26,16 @@ class RowBatch(TypedDict):
 
 
 class Batch(TypedDict):
-    """A tokenized batch: what a loss consumes (`features`, one dict per input, and `labels`)."""
+    """A collated batch: what a loss consumes as `loss(model, features, labels)`.
+
+    `features` has one entry per input, in the loss's order: the tokenized features (a dict of tensors) for an
+    embedder (Collator); the raw values (a list of texts, or of lists of texts for a list input) for a
+    cross-encoder, which builds and tokenizes its pairs inside the loss (TextCollator). `labels`: a tensor, or for a
+    cross-encoder's list label, one list of floats per row."""
 
     dataset: str
-    features: list[dict[str, Tensor]]
-    labels: Tensor | None
+    features: list[dict[str, Tensor]] | list[list]
+    labels: Tensor | list[list[float]] | None
     diagnostics: dict[str, float]  # host-side numbers about the batch, for the training log
 
 
@@ -122,23 +127,57 @@ class Collator:
         self.tokenize = tokenize
 
     def __call__(self, batch: RowBatch) -> Batch:
-        labels = batch["labels"]
-        if labels is not None:
-            dtype = torch.long if batch["label_kind"] == "class" else torch.float32
-            labels = torch.tensor(labels, dtype=dtype)
+        labels = label_tensor(batch["labels"], batch["label_kind"])
         features = [self.tokenize(texts, prompt, route)
                     for texts, prompt, route in zip(batch["texts"], batch["prompts"], batch["routes"])]
         return Batch(dataset=batch["dataset"], features=features, labels=labels,
                      diagnostics=batch_diagnostics(batch["texts"], batch["in_batch_negatives"]))
 
 
-def batch_diagnostics(columns: list[list[str]], in_batch_negatives: bool) -> dict[str, float]:
+def label_tensor(labels: list | None, kind: LabelKind | None) -> Tensor | None:
+    """A batch's labels as the loss expects them: int64 class ids; otherwise float32, (batch,) for one number per row,
+    (batch, k) for list labels of one length."""
+    if labels is None:
+        return None
+    return torch.tensor(labels, dtype=torch.long if kind == "class" else torch.float32)
+
+
+VARIABLE_LENGTH_LABEL = "list_scores"
+"""The label kind of one score per document of a row's list input: its rows differ in length, so no tensor holds them."""
+
+
+class TextCollator:
+    """Collation for a model that tokenizes inside its loss (a cross-encoder, whose losses build the pairs): each input
+    column as its raw values (a list input as one list of texts per row), the dataset's prompt prepended to the first
+    input (the first text of every pair the loss builds, as the reference prepends it); labels as Collator makes
+    them, except the variable-length `list_scores`, which stay one list of floats per row."""
+
+    def __call__(self, batch: RowBatch) -> Batch:
+        columns = [list(column) for column in batch["texts"]]
+        prompt = batch["prompts"][0] if batch["prompts"] else None
+        if prompt:
+            columns[0] = [prompt + text for text in columns[0]]
+        labels = batch["labels"]
+        if batch["label_kind"] == VARIABLE_LENGTH_LABEL:
+            labels = [[float(value) for value in row] for row in labels]
+        else:
+            labels = label_tensor(labels, batch["label_kind"])
+        return Batch(dataset=batch["dataset"], features=columns, labels=labels,
+                     diagnostics=batch_diagnostics(batch["texts"], batch["in_batch_negatives"]))
+
+
+def _texts(column: list) -> list[str]:
+    """A column's texts, a list input's lists flattened."""
+    return [text for value in column for text in (value if isinstance(value, list) else [value])]
+
+
+def batch_diagnostics(columns: list[list], in_batch_negatives: bool) -> dict[str, float]:
     """How much a batch teaches: the share of its texts that are repeats, and, for in-batch-negative losses,
     how many candidates each anchor can really tell apart from its positive (copies of it are false negatives)."""
-    texts = [text for column in columns for text in column]
+    texts = [text for column in columns for text in _texts(column)]
     diagnostics = {"duplicate_rate": 1.0 - len(set(texts)) / len(texts)}
     if in_batch_negatives:
-        candidates = Counter(text for column in columns[1:] for text in column)
+        candidates = Counter(text for column in columns[1:] for text in _texts(column))
         total = sum(candidates.values())
         diagnostics["negatives_per_anchor"] = sum(total - candidates[p] for p in columns[1]) / len(columns[1])
     return diagnostics

@@ -148,11 +148,13 @@ def _token_sample(batches: list, length_chunking: bool) -> TokenSample | None:
     real = padded = 0
     for batch in batches:
         for features in batch["features"]:
+            if not isinstance(features, dict):  # a cross-encoder's raw texts, tokenized as pairs inside its loss
+                continue
             mask = features.get("attention_mask")
             if isinstance(mask, torch.Tensor) and mask.dim() == 2:
                 real += int(mask.sum())
                 padded += mask.numel()
-    if not padded:  # static embeddings: flat token ids, nothing padded
+    if not padded:  # static embeddings (flat token ids, nothing padded) or a cross-encoder (pairs made in the loss)
         return None
     return TokenSample(len(batches), real, padded, length_chunking)
 

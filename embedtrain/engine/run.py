@@ -32,7 +32,8 @@ def prepare_trainer(recipe: Recipe, accelerator: Accelerator, observer: Training
     model_config = recipe.model
     tokenization = load_tokenization(model_config.base, revision=model_config.revision,
                                      max_seq_length=model_config.max_seq_length,
-                                     trust_remote_code=model_config.trust_remote_code)
+                                     trust_remote_code=model_config.trust_remote_code,
+                                     cross_encoder=model_config.kind == "cross_encoder")
     plan = plan_data(recipe, tokenization)
     plan.raise_on_errors()
     plan.log_warnings()

@@ -13,7 +13,7 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import send_to_device, set_seed
 from torch import Tensor, nn
 
-from embedtrain.data.training_data import Batch, Collator, PreparedDataset, eval_batches
+from embedtrain.data.training_data import Batch, Collator, PreparedDataset, TextCollator, eval_batches
 from embedtrain.engine.checkpoint import (
     STATE_FILE,
     CheckpointManager,
@@ -33,15 +33,19 @@ from embedtrain.errors import TrainingError
 from embedtrain.evaluation import Evaluator, shared_embeddings
 from embedtrain.losses import EmbeddingLoss, total_loss
 from embedtrain.models import SentenceEmbedder, save_model
+from embedtrain.models.cross_encoder import CrossEncoder
 from embedtrain.recipe.training import TrainingConfig, eval_loss_metric
 
 logger = logging.getLogger(__name__)
 
 
+Model = SentenceEmbedder | CrossEncoder
+
+
 class TrainingModule(nn.Module):
     """The model and every loss in one module, so that one DDP wrapper covers all trainable parameters."""
 
-    def __init__(self, model: SentenceEmbedder, losses: dict[str, EmbeddingLoss], loss_of_dataset: dict[str, str]) -> None:
+    def __init__(self, model: Model, losses: dict[str, EmbeddingLoss], loss_of_dataset: dict[str, str]) -> None:
         super().__init__()
         self.model = model
         self.losses = nn.ModuleDict(losses)
@@ -62,6 +66,12 @@ class TrainingResult:
     metrics: dict[str, float]
     steps: int
     train_seconds: float
+
+
+def collator_for(model: Model) -> Collator | TextCollator:
+    """Embedders' losses take tokenized features; a cross-encoder's losses take the raw texts, of which they build and
+    tokenize their pairs."""
+    return TextCollator() if isinstance(model, CrossEncoder) else Collator(model.tokenize)
 
 
 def resolve_precision(precision: str) -> str:
@@ -118,7 +128,7 @@ class TrainingRun:
 
 
 class Trainer:
-    def __init__(self, *, accelerator: Accelerator, config: TrainingConfig, model: SentenceEmbedder,
+    def __init__(self, *, accelerator: Accelerator, config: TrainingConfig, model: Model,
                  losses: dict[str, EmbeddingLoss], train_sets: dict[str, PreparedDataset],
                  eval_sets: dict[str, PreparedDataset], evaluators: list[Evaluator],
                  observer: TrainingObserver | None = None,
@@ -130,7 +140,7 @@ class Trainer:
         self.on_final_save = on_final_save  # (final_dir, metrics, history): writes the model card
         self.accelerator = accelerator
         self.module = TrainingModule(model, losses, {name: d.loss_name for name, d in train_sets.items() | eval_sets.items()})
-        self.collator = Collator(model.tokenize)
+        self.collator = collator_for(model)
         self.checkpoints = CheckpointManager(self.output_dir, config.save_total_limit)
         self.metrics_log = MetricsLog(self.output_dir / "metrics.jsonl")
         self.state = TrainerState()
@@ -139,7 +149,7 @@ class Trainer:
         self.signals = PreemptionSignals()
 
     @property
-    def model(self) -> SentenceEmbedder:
+    def model(self) -> Model:
         return self.accelerator.unwrap_model(self.module).model
 
     def train(self, resume: bool = False) -> TrainingResult:
@@ -289,11 +299,10 @@ class Trainer:
         total, count = 0.0, 0
         device = self.accelerator.device
         for batch in eval_batches(dataset, self.config.batch_size, self.collator):
-            # send_to_device leaves non-tensors (a router's `task`) as they are.
+            # send_to_device leaves non-tensors (a router's `task`, a cross-encoder's texts and list labels) as they are.
             batch["features"] = send_to_device(batch["features"], device)
-            batch["labels"] = batch["labels"].to(device) if batch["labels"] is not None else None
-            first = batch["features"][0]
-            size = len(first["offsets"] if "offsets" in first else first["input_ids"])  # static models: flat input_ids
+            batch["labels"] = send_to_device(batch["labels"], device)
+            size = _rows(batch)
             total += float(module(batch)) * size
             count += size
         return total / count
@@ -433,6 +442,13 @@ class Trainer:
             save_model(self.model, staging)
         if self.on_final_save is not None:
             self.on_final_save(staging, metrics, self.metrics_log.read())
+
+
+def _rows(batch: Batch) -> int:
+    first = batch["features"][0]
+    if not isinstance(first, dict):  # a cross-encoder's raw texts
+        return len(first)
+    return len(first["offsets"] if "offsets" in first else first["input_ids"])  # static models: flat input_ids
 
 
 def _with_rng_state_kept(batches: Iterable[Batch]) -> Iterator[Batch]:

@@ -181,12 +181,13 @@ class CrossEncoderLoss(RegisteredLoss):
     def num_labels_problem(cls, num_labels: int) -> str | None:
         """Why a cross-encoder with `num_labels` outputs cannot train with this loss; None when it can."""
         if cls.required_num_labels == "one" and num_labels != 1:
-            return (f"{cls.__name__} trains a cross-encoder with one output (a relevance score), but model.num_labels "
-                    f"is {num_labels}; set model.num_labels: 1, or use CrossEntropyLoss for {num_labels} classes")
+            return (f"{cls.__name__} trains a cross-encoder with one output (a relevance score), but the model has "
+                    f"{num_labels} labels; set model.cross_encoder.num_labels: 1, or use CrossEntropyLoss for "
+                    f"{num_labels} classes")
         if cls.required_num_labels == "several" and num_labels < 2:
-            return (f"{cls.__name__} classifies pairs into model.num_labels classes, but model.num_labels is "
-                    f"{num_labels}; set it to the number of classes (at least 2), or use BinaryCrossEntropyLoss "
-                    f"for one relevance score")
+            return (f"{cls.__name__} classifies pairs into the model's labels, but the model has {num_labels}; set "
+                    f"model.cross_encoder.num_labels to the number of classes (at least 2), or use "
+                    f"BinaryCrossEntropyLoss for one relevance score")
         return None
 
     def forward(self, model: PairScorer, inputs: CrossEncoderInputs, labels: CrossEncoderLabels) -> Tensor:

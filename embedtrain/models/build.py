@@ -3,22 +3,30 @@
 from embedtrain.errors import RecipeError
 from embedtrain.models.build_sparse import build_sparse_model
 from embedtrain.models.config import ModelConfig
+from embedtrain.models.cross_encoder import CrossEncoder
+from embedtrain.models.cross_encoder_build import build_cross_encoder
+from embedtrain.models.cross_encoder_io import cross_encoder_settings
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.models.io import load_model, resolve_model_path
 from embedtrain.models.sparse_embedder import SparseEmbedder
 from embedtrain.modules import Dense, Normalize, Pooling, StaticEmbedding, Transformer
 
 
-def build_model(config: ModelConfig) -> SentenceEmbedder:
+def build_model(config: ModelConfig) -> SentenceEmbedder | CrossEncoder:
     """Load `config.base` and apply the recipe's settings on top of it.
 
     A plain Hugging Face checkpoint gets Pooling (mean by default) [+ Dense]; a sentence-transformers
     model keeps its own pooling and dense layers, so setting them for one is an error. `kind: sparse` builds a
-    sparse model instead (build_sparse).
+    sparse model instead (build_sparse), `kind: cross_encoder` a cross-encoder (cross_encoder_build).
     """
+    if config.kind == "cross_encoder":
+        return build_cross_encoder(config)
+    path = resolve_model_path(config.base, config.revision)
+    if cross_encoder_settings(path) is not None:
+        raise RecipeError(f"model.kind: {config.base} is a cross-encoder (it scores text pairs, it embeds no text); "
+                          f"set `kind: cross_encoder` to train it")
     if config.kind == "sparse":
         return build_sparse_model(config)
-    path = resolve_model_path(config.base, config.revision)
     is_sentence_model = (path / "modules.json").exists()
     if is_sentence_model and (config.pooling is not None or config.dense is not None):
         raise RecipeError(f"model.pooling / model.dense: {config.base} is already a sentence-transformers model with its "

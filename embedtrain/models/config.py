@@ -1,4 +1,4 @@
-"""The `model:` section of a recipe: what the model builders (build.py, build_sparse.py) consume.
+"""The `model:` section of a recipe: what the model builders (build.py, build_sparse.py, cross_encoder_build.py) consume.
 
 Strict (unknown keys are errors) and frozen, like every recipe section; the recipe schema composes it.
 """
@@ -54,6 +54,17 @@ class SparseConfig(StrictModel):
     autoencoder: AutoEncoderConfig = Field(default_factory=AutoEncoderConfig)
 
 
+class CrossEncoderConfig(StrictModel):
+    """Options of a cross-encoder (`kind: cross_encoder`): a classification head over each (text, text) pair."""
+
+    num_labels: int | None = Field(
+        None, gt=0, description="outputs per pair: 1 for a relevance score, n for n classes; default: that of the base "
+        "model's trained classification head, else 1 (a new head)")
+    activation: Activation | None = Field(
+        None, description="applied to the logits when predicting (losses see raw logits), saved with the model; "
+        "default sigmoid for 1 label, identity otherwise")
+
+
 class CardConfig(StrictModel):
     """Metadata for the model card (README.md) of the saved model."""
 
@@ -69,12 +80,16 @@ Architecture = Literal["splade", "inference_free_splade", "csr"]
 class ModelConfig(StrictModel):
     base: str = Field(description="hub id or local directory: a sentence-transformers model or a plain Hugging Face checkpoint")
     revision: str | None = None
-    kind: Literal["dense", "sparse"] = Field("dense", description="dense embeddings, or sparse ones (SPLADE, CSR)")
+    kind: Literal["dense", "sparse", "cross_encoder"] = Field(
+        "dense", description="dense embeddings, sparse ones (SPLADE, CSR), or a cross-encoder (a reranker scoring "
+        "text pairs)")
     architecture: Architecture | None = Field(
         None, description="sparse only: splade (MLM + SPLADE pooling), inference_free_splade (static query weights, "
         "SPLADE documents) or csr (sparse autoencoder on a dense encoder); default: that of a sparse base model, "
         "else splade for a masked-LM checkpoint and csr for any other")
     sparse: SparseConfig | None = Field(None, description="options of a new sparse model (with kind: sparse)")
+    cross_encoder: CrossEncoderConfig | None = Field(
+        None, description="options of a cross-encoder (with kind: cross_encoder): number of labels, activation")
     max_active_dims: int | None = Field(None, gt=0, description="sparse only, saved with the model: encode keeps at "
                                                                 "most this many non-zero dimensions per text")
     pooling: PoolingMode | list[PoolingMode] | None = Field(
@@ -83,7 +98,8 @@ class ModelConfig(StrictModel):
     static: StaticConfig | None = Field(
         None, description="train a static embedding model (StaticEmbedding) with base's tokenizer instead of base itself")
     normalize: bool | None = Field(None, description="L2-normalise embeddings (adds or removes the Normalize module)")
-    max_seq_length: int | None = Field(None, gt=0, description="truncate texts to this many tokens")
+    max_seq_length: int | None = Field(None, gt=0, description="truncate texts to this many tokens (a cross-encoder: "
+                                                              "each pair of texts together)")
     prompts: dict[str, str] = Field(default_factory=dict, description="named prompts saved with the model, e.g. {query: 'query: '}")
     default_prompt_name: str | None = None
     include_prompt: bool | None = Field(None, description="false: prompt tokens take no part in pooling")
@@ -104,12 +120,23 @@ class ModelConfig(StrictModel):
 
     @model_validator(mode="after")
     def _kind_fits_the_keys(self) -> "ModelConfig":
-        sparse_keys = [key for key in ("architecture", "sparse", "max_active_dims") if getattr(self, key) is not None]
-        if self.kind == "dense" and sparse_keys:
-            raise ValueError(f"{', '.join(sparse_keys)}: sparse-model keys; add `kind: sparse` or remove them")
-        dense_keys = [key for key in ("pooling", "dense", "static", "truncate_dim", "include_prompt")
-                      if getattr(self, key) is not None]
-        if self.kind == "sparse" and dense_keys:
-            raise ValueError(f"{', '.join(dense_keys)}: dense-model keys, which a sparse model (kind: sparse) does not "
-                             f"use; remove them")
+        """Keys of another kind of model are refused, not ignored."""
+        def given(keys: tuple[str, ...]) -> str:
+            return ", ".join(key for key in keys if getattr(self, key) is not None)
+
+        if self.kind != "cross_encoder" and self.cross_encoder is not None:
+            raise ValueError("cross_encoder: options of a cross-encoder; add `kind: cross_encoder` or remove them")
+        if self.kind == "dense" and (keys := given(SPARSE_KEYS)):
+            raise ValueError(f"{keys}: sparse-model keys; add `kind: sparse` or remove them")
+        if self.kind == "sparse" and (keys := given(DENSE_KEYS)):
+            raise ValueError(f"{keys}: dense-model keys, which a sparse model (kind: sparse) does not use; remove them")
+        if self.kind == "cross_encoder" and (keys := given(DENSE_KEYS + SPARSE_KEYS + EMBEDDING_KEYS)):
+            raise ValueError(f"{keys}: embedding-model keys, which a cross-encoder (kind: cross_encoder) does not use "
+                             f"(it scores text pairs, it embeds no text); remove them")
         return self
+
+
+SPARSE_KEYS = ("architecture", "sparse", "max_active_dims")
+DENSE_KEYS = ("pooling", "dense", "static", "truncate_dim", "include_prompt")
+EMBEDDING_KEYS = ("normalize", "similarity_fn_name")
+"""Keys of both embedding kinds (dense and sparse), which a cross-encoder has no use for."""

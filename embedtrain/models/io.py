@@ -3,21 +3,20 @@
 Writes the legacy layout (reference §2.13), which sentence-transformers 5.x and 6.x both load;
 reads the legacy and the v5.4+ layouts, and plain Hugging Face checkpoints (mean pooling).
 Dense models (`model_type` SentenceTransformer) load as SentenceEmbedder, sparse ones (SparseEncoder) as
-SparseEmbedder.
+SparseEmbedder, cross-encoders (CrossEncoder, either layout) as CrossEncoder (read and written by cross_encoder_io).
 """
 
 import logging
 from pathlib import Path
 
-import torch
-import transformers
-
-from embedtrain import __version__
 from embedtrain.data.mirror import model_copy
 from embedtrain.errors import ModelLoadError
+from embedtrain.models.cross_encoder import CrossEncoder
+from embedtrain.models.cross_encoder_io import cross_encoder_settings, load_cross_encoder, save_cross_encoder
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.models.load_errors import check_is_model_folder, check_transformer_config, reading_model
 from embedtrain.models.sparse_embedder import SparseEmbedder
+from embedtrain.models.versions import saved_versions
 from embedtrain.modules import (
     Dense,
     MLMTransformer,
@@ -38,8 +37,6 @@ logger = logging.getLogger(__name__)
 MODULE_CLASSES = {cls.__name__: cls for cls in (Transformer, MLMTransformer, StaticEmbedding, Pooling, Dense, Normalize,
                                                  Router, SpladePooling, SparseStaticEmbedding, SparseAutoEncoder)}
 MODEL_CLASSES = {cls.model_type: cls for cls in (SentenceEmbedder, SparseEmbedder)}
-FORMAT_VERSION = "5.1.2"
-"""The reference version whose layout is written, so that older loaders do not warn."""
 
 
 def resolve_model_path(name_or_path: str | Path, revision: str | None = None) -> Path:
@@ -66,9 +63,10 @@ def resolve_model_path(name_or_path: str | Path, revision: str | None = None) ->
 
 
 def load_model(name_or_path: str | Path, *, revision: str | None = None, trust_remote_code: bool = False,
-               attn_implementation: str | None = None, max_seq_length: int | None = None) -> SentenceEmbedder:
-    """Load a sentence-transformers model folder (either layout; dense or sparse) or a plain Hugging Face
-    checkpoint (as a dense model with mean pooling)."""
+               attn_implementation: str | None = None,
+               max_seq_length: int | None = None) -> SentenceEmbedder | CrossEncoder:
+    """Load a sentence-transformers model folder (either layout; dense, sparse or a cross-encoder) or a plain Hugging
+    Face checkpoint (as a dense model with mean pooling)."""
     path = resolve_model_path(name_or_path, revision)
     with reading_model(path):
         return _load_from_directory(path, trust_remote_code=trust_remote_code, attn_implementation=attn_implementation,
@@ -76,10 +74,13 @@ def load_model(name_or_path: str | Path, *, revision: str | None = None, trust_r
 
 
 def _load_from_directory(path: Path, *, trust_remote_code: bool, attn_implementation: str | None,
-                         max_seq_length: int | None) -> SentenceEmbedder:
+                         max_seq_length: int | None) -> SentenceEmbedder | CrossEncoder:
     options = {"trust_remote_code": trust_remote_code, "attn_implementation": attn_implementation,
                "max_seq_length": max_seq_length}
     check_is_model_folder(path)
+    if cross_encoder_settings(path) is not None:
+        return load_cross_encoder(path, max_length=max_seq_length, trust_remote_code=trust_remote_code,
+                                  attn_implementation=attn_implementation)
     if not (path / "modules.json").exists():
         check_transformer_config(path, trust_remote_code)
         transformer = Transformer.load(path, **options)
@@ -123,8 +124,11 @@ def _module_class_name(type_string: str, path: Path) -> str:
     return class_name
 
 
-def save_model(model: SentenceEmbedder, directory: Path) -> None:
+def save_model(model: SentenceEmbedder | CrossEncoder, directory: Path) -> None:
     """Write `model` into `directory` (created) in the legacy sentence-transformers layout."""
+    if isinstance(model, CrossEncoder):
+        save_cross_encoder(model, directory)
+        return
     directory.mkdir(parents=True, exist_ok=True)
     entries = []
     for index, module in enumerate(model):
@@ -134,8 +138,7 @@ def save_model(model: SentenceEmbedder, directory: Path) -> None:
     write_json(directory / "modules.json", entries)
     settings = {
         "model_type": model.model_type,
-        "__version__": {"sentence_transformers": FORMAT_VERSION, "transformers": transformers.__version__,
-                        "pytorch": torch.__version__, "embedtrain": __version__},
+        "__version__": saved_versions(),
         "prompts": model.prompts,
         "default_prompt_name": model.default_prompt_name,
         "similarity_fn_name": model.similarity_fn_name,

@@ -28,12 +28,12 @@ def check_is_model_folder(folder: Path) -> None:
                              f"checkpoint (config.json)")
 
 
-def check_transformer_config(folder: Path, trust_remote_code: bool) -> None:
-    """Raise ModelLoadError when `folder/config.json` exists but cannot describe a model transformers can build
-    without running code it was not allowed to run. A missing config.json is left to the loader."""
+def read_transformer_config(folder: Path) -> dict:
+    """`folder/config.json` as a dict ({} when there is none); ModelLoadError naming the line when it is not a JSON
+    object."""
     config_file = folder / "config.json"
     if not config_file.is_file():
-        return
+        return {}
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except UnicodeDecodeError as error:
@@ -43,6 +43,16 @@ def check_transformer_config(folder: Path, trust_remote_code: bool) -> None:
                              f"repair or replace the file") from error
     if not isinstance(config, dict):
         raise ModelLoadError(f"{config_file}: a model config is a JSON object, not a {type(config).__name__}")
+    return config
+
+
+def check_transformer_config(folder: Path, trust_remote_code: bool) -> None:
+    """Raise ModelLoadError when `folder/config.json` exists but cannot describe a model transformers can build
+    without running code it was not allowed to run. A missing config.json is left to the loader."""
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        return
+    config = read_transformer_config(folder)
     if "auto_map" in config:
         if not trust_remote_code:
             raise ModelLoadError(f"{config_file}: this model needs its own Python code to load (auto_map: "

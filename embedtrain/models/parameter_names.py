@@ -8,7 +8,8 @@ Every parameter of a model has two names, and a pattern selects a parameter when
 - its typed name: the class of the embedtrain module that owns it, then the name inside that module, e.g.
   `SparseStaticEmbedding.weight`, `MLMTransformer.auto_model.cls.predictions.bias`,
   `SparseAutoEncoder.latent_bias`. So `SparseStaticEmbedding\\.weight` (the reference's documented example,
-  which matches nothing there) selects the query weights of inference-free SPLADE here.
+  which matches nothing there) selects the query weights of inference-free SPLADE here. A model that is one
+  module (CrossEncoder) owns its parameters itself: `CrossEncoder.model.classifier.weight`.
 """
 
 from dataclasses import dataclass
@@ -28,7 +29,9 @@ def named_parameters(model: nn.Module) -> list[NamedParameter]:
     owners = {name: type(module).__name__ for name, module in model.named_modules() if hasattr(module, "st_type")}
     named = []
     for path, parameter in model.named_parameters():
-        # The innermost embedtrain module (one with a sentence-transformers type) whose path prefixes this one.
-        owner = max((name for name in owners if path.startswith(f"{name}.")), key=len)
-        named.append(NamedParameter(path, f"{owners[owner]}.{path[len(owner) + 1:]}", parameter))
+        # The innermost embedtrain module (one with a sentence-transformers type) whose path prefixes this one;
+        # the model itself when none does.
+        owner = max((name for name in owners if path.startswith(f"{name}.")), key=len, default=None)
+        typed_name = f"{type(model).__name__}.{path}" if owner is None else f"{owners[owner]}.{path[len(owner) + 1:]}"
+        named.append(NamedParameter(path, typed_name, parameter))
     return named

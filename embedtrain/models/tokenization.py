@@ -23,7 +23,10 @@ def transformer_folder(path: Path) -> Path:
 
 
 def load_tokenization(name_or_path: str, *, revision: str | None = None, max_seq_length: int | None = None,
-                      trust_remote_code: bool = False) -> Tokenization:
+                      trust_remote_code: bool = False, cross_encoder: bool = False) -> Tokenization:
+    """The tokenizer and the maximum length the model built from `name_or_path` will have: `max_seq_length`, else
+    the saved one (sentence_bert_config.json), else the tokenizer's capped by the position embeddings. A
+    `cross_encoder` reads no sentence_bert_config.json (an embedder's setting), as the reference's CrossEncoder."""
     root = resolve_model_path(name_or_path, revision)
     # Runs before the model is built, so a broken model is first seen here: a ModelLoadError, not transformers' own.
     check_is_model_folder(root)
@@ -31,7 +34,7 @@ def load_tokenization(name_or_path: str, *, revision: str | None = None, max_seq
         path = transformer_folder(root)
         check_transformer_config(path, trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        max_seq_length = max_seq_length or saved_settings(path).get("max_seq_length")
+        max_seq_length = max_seq_length or (None if cross_encoder else saved_settings(path).get("max_seq_length"))
         if max_seq_length is None:
             config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
             max_seq_length = default_max_seq_length(tokenizer, config)

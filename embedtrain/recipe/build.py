@@ -5,6 +5,7 @@ import logging
 from embedtrain.errors import ModelLoadError, RecipeError
 from embedtrain.losses import EmbeddingLoss, build_loss, saved_similarity
 from embedtrain.models.build import build_model
+from embedtrain.models.cross_encoder import CrossEncoder
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.modules import Transformer
 from embedtrain.recipe.checks import built_model_problems, model_problems
@@ -14,7 +15,7 @@ from embedtrain.recipe.schema import Recipe
 logger = logging.getLogger(__name__)
 
 
-def build_training_model(recipe: Recipe, plan: DataPlan) -> SentenceEmbedder:
+def build_training_model(recipe: Recipe, plan: DataPlan) -> SentenceEmbedder | CrossEncoder:
     """The recipe's model, checked against the data plan, set up for training and for saving."""
     model = build_model(recipe.model)
     router = getattr(model, "router", None)
@@ -22,6 +23,10 @@ def build_training_model(recipe: Recipe, plan: DataPlan) -> SentenceEmbedder:
     problems += built_model_problems(recipe, model)
     if problems:
         raise RecipeError("\n".join(problems))
+    if isinstance(model, CrossEncoder):  # scores pairs: no embedding similarity to save
+        if not recipe.training.length_chunking:
+            model.length_chunking = None
+        return model
     if not recipe.training.length_chunking and isinstance(model.input_module, Transformer):
         model.input_module.length_chunking = None
     _set_saved_similarity(recipe, model)
@@ -48,7 +53,7 @@ def _set_saved_similarity(recipe: Recipe, model: SentenceEmbedder) -> None:
             model.similarity_fn_name = similarity
 
 
-def build_losses(recipe: Recipe, model: SentenceEmbedder) -> dict[str, EmbeddingLoss]:
+def build_losses(recipe: Recipe, model: SentenceEmbedder | CrossEncoder) -> dict[str, EmbeddingLoss]:
     """Every loss of the recipe, for `model`; an error (a teacher that cannot be used, ...) names its recipe key."""
     losses = {}
     for name, params in recipe.losses.items():

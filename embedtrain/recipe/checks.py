@@ -1,8 +1,8 @@
 """Every check of a recipe across its sections, in one place, by the stage at which it can run.
 
 1. `recipe_problems`: as soon as the recipe is parsed (names that refer to other sections, prompts per input and
-   samplers that need a label against the loss's contract, streaming, loss vs model kind, metric names), reported
-   with YAML line numbers;
+   samplers that need a label against the loss's contract, streaming, loss and evaluator vs model kind, metric
+   names), reported with YAML line numbers;
 2. `dataset_problems`: once a dataset is loaded and its columns matched to its loss (routes per input or column),
    reported with the data checks;
 3. `model_problems` and `built_model_problems`: once the model is built (routes the base model brings, which the
@@ -15,6 +15,7 @@ the model's routes and again at stage 3 against the built model.
 from embedtrain.data.contract import ColumnContract, ColumnMapping
 from embedtrain.data.training_data import PreparedDataset
 from embedtrain.errors import did_you_mean
+from embedtrain.evaluation.registry import model_kind_problems as evaluator_kind_problems
 from embedtrain.losses import loss_contract
 from embedtrain.losses.sparse.model_kind import model_kind_problems
 from embedtrain.models.config import ModelConfig
@@ -37,6 +38,7 @@ def recipe_problems(recipe: Recipe) -> list[Problem]:
             problems += _input_problems(recipe, split, name, dataset)
     problems += _streaming_problems(recipe)
     problems += model_kind_problems(recipe.losses, recipe.model.kind)
+    problems += evaluator_kind_problems(recipe.evaluators, recipe.model.kind)
     names = [evaluator.name for evaluator in recipe.evaluators]
     for index, name in enumerate(names):
         if names.index(name) != index:
@@ -78,7 +80,11 @@ def _input_problems(recipe: Recipe, split: str, name: str, dataset: DatasetConfi
         return []  # reported by _loss_reference_problems
     contract = loss_contract(recipe.losses[loss_name])
     problems = []
-    if isinstance(dataset.prompts, dict):
+    if isinstance(dataset.prompts, dict) and recipe.model.kind == "cross_encoder":
+        problems.append((("datasets", split, name, "prompts"),
+                         "a cross-encoder takes one prompt per dataset, prepended to the first text of each pair it "
+                         "scores, not one per input; name one prompt of model.prompts, e.g. `prompts: query`"))
+    elif isinstance(dataset.prompts, dict):
         roles = [*contract.inputs, *([contract.repeated_input] if contract.repeated_input else [])]
         problems += [(("datasets", split, name, "prompts", role),
                       f"{role!r} is not an input of the loss{did_you_mean(role, roles)}; its inputs are {', '.join(roles)}")
@@ -120,7 +126,7 @@ def dataset_problems(recipe: Recipe, split: str, name: str, mapping: ColumnMappi
 def declared_routes(model: ModelConfig) -> tuple[str, ...] | None:
     """The routes of the model the recipe describes, when the recipe alone says: () for a model without a router;
     None for a sparse model without `architecture`, which takes the base model's."""
-    if model.kind == "dense":
+    if model.kind in ("dense", "cross_encoder"):
         return ()
     return {"inference_free_splade": ("query", "document"), "splade": (), "csr": (), None: None}[model.architecture]
 
@@ -173,14 +179,19 @@ def model_problems(recipe: Recipe, datasets: dict[str, dict[str, PreparedDataset
 def built_model_problems(recipe: Recipe, model) -> list[str]:
     """What the built model shows that would otherwise fail hours into a run, or train silently wrong: a
     max_seq_length past the position embeddings, a prompt that leaves no room for the text, CLS pooling on a
-    tokenizer that adds no CLS token. `model`: the SentenceEmbedder; a model without a transformer input
-    (static embeddings) has none of these limits."""
-    transformer = model.input_module
+    tokenizer that adds no CLS token. `model`: the SentenceEmbedder or CrossEncoder; a model without a transformer
+    input (static embeddings) has none of these limits."""
     # Duck-typed (a Hugging Face model and its tokenizer) so that this module, which every recipe load imports,
     # does not import torch.
+    if recipe.model.kind == "cross_encoder":  # one transformer over both texts of a pair
+        encoder, max_length = model.model.base_model, model.max_length
+        return (_sequence_length_problems(recipe, encoder, max_length)
+                + _prompt_room_problems(model.prompts, model.tokenizer, max_length))
+    transformer = model.input_module
     if getattr(transformer, "auto_model", None) is None or getattr(transformer, "tokenizer", None) is None:
         return []
-    return (_sequence_length_problems(recipe, transformer) + _prompt_room_problems(model, transformer)
+    return (_sequence_length_problems(recipe, transformer.auto_model, transformer.max_seq_length)
+            + _prompt_room_problems(model.prompts, transformer.tokenizer, transformer.max_seq_length)
             + _cls_pooling_problems(recipe, model, transformer))
 
 
@@ -196,24 +207,24 @@ def position_limit(auto_model) -> int | None:
     return positions - (padding_idx + 1) if padding_idx is not None else positions
 
 
-def _sequence_length_problems(recipe: Recipe, transformer) -> list[str]:
-    limit = position_limit(transformer.auto_model)
-    if limit is None or transformer.max_seq_length <= limit:
+def _sequence_length_problems(recipe: Recipe, encoder, max_seq_length: int) -> list[str]:
+    limit = position_limit(encoder)
+    if limit is None or max_seq_length <= limit:
         return []
-    return [f"model.max_seq_length: {transformer.max_seq_length} exceeds the {limit} positions that "
+    return [f"model.max_seq_length: {max_seq_length} exceeds the {limit} positions that "
             f"{recipe.model.base}'s position embeddings cover (max_position_embeddings "
-            f"{transformer.auto_model.config.max_position_embeddings}); longer batches would fail with an index "
+            f"{encoder.config.max_position_embeddings}); longer batches would fail with an index "
             f"error during training: set model.max_seq_length to at most {limit}"]
 
 
-def _prompt_room_problems(model, transformer) -> list[str]:
-    """A prompt as long as max_seq_length truncates every text away: the model would embed the prompt alone."""
+def _prompt_room_problems(prompts: dict[str, str], tokenizer, max_seq_length: int) -> list[str]:
+    """A prompt as long as max_seq_length truncates every text away: the model would see the prompt alone."""
     problems = []
-    for name, prompt in model.prompts.items():
-        tokens = len(transformer.tokenizer(prompt, truncation=False)["input_ids"])  # special tokens included
-        if prompt and tokens >= transformer.max_seq_length:
+    for name, prompt in prompts.items():
+        tokens = len(tokenizer(prompt, truncation=False)["input_ids"])  # special tokens included
+        if prompt and tokens >= max_seq_length:
             problems.append(f"model.prompts.{name}: the prompt takes {tokens} tokens (special tokens included) of "
-                            f"model.max_seq_length {transformer.max_seq_length}, leaving no room for the text; "
+                            f"model.max_seq_length {max_seq_length}, leaving no room for the text; "
                             f"shorten the prompt or raise model.max_seq_length")
     return problems
 

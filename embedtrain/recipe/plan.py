@@ -12,6 +12,7 @@ from embedtrain.data.training_data import PreparedDataset
 from embedtrain.errors import DataError
 from embedtrain.evaluation import Evaluator, build_evaluator
 from embedtrain.losses import loss_contract
+from embedtrain.models.cross_encoder_build import cross_encoder_num_labels
 from embedtrain.recipe.checks import SPLITS, dataset_problems, declared_routes, route_of
 from embedtrain.recipe.schema import DatasetConfig, Recipe
 from embedtrain.recipe.training import eval_loss_metric
@@ -50,11 +51,13 @@ def plan_data(recipe: Recipe, tokenization: Tokenization | None = None) -> DataP
     `tokenization` (the model's tokenizer) adds the token-length statistics; no model weights are needed.
     """
     routes = declared_routes(recipe.model)
+    # A cross-encoder's class labels must be below its number of labels (one logit per class).
+    num_labels = cross_encoder_num_labels(recipe.model) if recipe.model.kind == "cross_encoder" else None
     reports, prepared = [], {split: {} for split in SPLITS}
     for split in SPLITS:
         for name, config in getattr(recipe.datasets, split).items():
             loss_name = recipe.loss_name_for(config)
-            contract = loss_contract(recipe.losses[loss_name])
+            contract = loss_contract(recipe.losses[loss_name], num_labels)
             report, data = inspect_source(config, contract, f"datasets.{split}.{name}", tokenization, config.streaming)
             reports.append(report)
             if data is None:

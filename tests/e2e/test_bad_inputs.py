@@ -230,7 +230,7 @@ CASES = {
                                                          "'sentence_transformers.models.Frobnicator' is not supported"], {},
                                 lambda r, f: damage_model(r, f, "odd-model", {"modules.json": modules_json(
                                     ST_TRANSFORMER, "sentence_transformers.models.Frobnicator")}), commands=MODEL),
-    "not an embedding model": Case(ExitCode.INVALID_INPUT, ["ce-model: a CrossEncoder model, not a dense or sparse"], {},
+    "a cross-encoder for an embedding model": Case(ExitCode.INVALID_INPUT, ["ce-model", "is a cross-encoder"], {},
                                    lambda r, f: damage_model(r, f, "ce-model", {
                                        "modules.json": modules_json(ST_TRANSFORMER),
                                        "config_sentence_transformers.json": '{"model_type": "CrossEncoder"}'}),
@@ -676,10 +676,6 @@ MINING_CASES = {
         ExitCode.INVALID_INPUT, ["a cross-encoder (a reranker) scores pairs but cannot embed texts", "--rescore"],
         ["mine", "--data", "{folder}/pairs.csv", "--model", "{folder}/reranker", "--output", "{folder}/out.parquet"],
         {"reranker/config.json": CROSS_ENCODER_CONFIG}),
-    "mine: a cross-encoder to re-score": MiningCase(
-        ExitCode.INVALID_INPUT, ["--rescore", "is a cross-encoder (a reranker); this embedtrain has no cross-encoder "
-                                 "support yet"], mine("--rescore", "{folder}/reranker"),
-        {"reranker/config.json": CROSS_ENCODER_CONFIG}),
     "mine: a folder that is not a model": MiningCase(
         ExitCode.INVALID_INPUT, ["neither a sentence-transformers model (modules.json) nor a Hugging Face checkpoint"],
         ["mine", "--data", "{folder}/pairs.csv", "--model", "{folder}/empty", "--output", "{folder}/out.parquet"],
@@ -705,10 +701,6 @@ MINING_CASES = {
     "score: margins of a single candidate": MiningCase(
         ExitCode.INVALID_INPUT, ["--margins: margins are positive - negative", "one candidate column (positive)"],
         score("--margins"), {"rows.csv": "query,positive\nwho,a man\n"}),
-    "score: a cross-encoder teacher": MiningCase(
-        ExitCode.INVALID_INPUT, ["is a cross-encoder (a reranker); this embedtrain has no cross-encoder support yet"],
-        ["score", "--data", "{folder}/rows.csv", "--model", "{folder}/reranker", "--output", "{folder}/out.jsonl"],
-        {"rows.csv": "query,positive\nwho,a man\n", "reranker/config.json": CROSS_ENCODER_CONFIG}),
     "score: a list of texts in a column": MiningCase(
         ExitCode.DATA_ERROR, ["column 'texts' (positive) must hold text"],
         ["score", "--data", "{folder}/rows.jsonl", "--model", "{model}", "--output", "{folder}/out.jsonl"],

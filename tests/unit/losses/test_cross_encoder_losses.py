@@ -38,15 +38,16 @@ def test_the_family_is_twelve_losses_that_train_cross_encoders_only():
 
 @pytest.mark.parametrize("name", [name for name in CROSS_ENCODER_LOSSES if name != "CrossEntropyLoss"])
 def test_a_score_loss_refuses_a_model_with_several_outputs(name):
-    with pytest.raises(RecipeError, match=f"{name} trains a cross-encoder with one output .* but model.num_labels is "
-                                          f"3; set model.num_labels: 1, or use CrossEntropyLoss for 3 classes"):
+    with pytest.raises(RecipeError, match=f"{name} trains a cross-encoder with one output .* but the model has 3 "
+                                          f"labels; set model.cross_encoder.num_labels: 1, or use CrossEntropyLoss for "
+                                          f"3 classes"):
         build_loss(params({"type": name}), LengthScorer(num_labels=3))
     build_loss(params({"type": name}), LengthScorer(num_labels=1))
 
 
 def test_cross_entropy_refuses_a_model_with_one_output():
-    with pytest.raises(RecipeError, match="CrossEntropyLoss classifies pairs into model.num_labels classes, but "
-                                          "model.num_labels is 1; set it to the number of classes"):
+    with pytest.raises(RecipeError, match="CrossEntropyLoss classifies pairs into the model's labels, but the model "
+                                          "has 1; set model.cross_encoder.num_labels to the number of classes"):
         build_loss(params({"type": "CrossEntropyLoss"}), LengthScorer(num_labels=1))
 
 
