@@ -3,9 +3,11 @@ sections, and the data plan, which checks the pairs and the loss against the col
 anything is mined (no model is loaded here)."""
 
 import csv
+from pathlib import Path
 
 import pytest
 import yaml
+from helpers.data import SHARED_DATA
 from helpers.mining import extra_corpus, tiny_pairs
 from helpers.recipes import recipe_error
 
@@ -39,6 +41,7 @@ def write_recipe(tmp_path, pairs, loss: dict, mine: dict | None = None, **datase
 
 
 MNRL = {"type": "MultipleNegativesRankingLoss"}
+README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 # -- the schema and the checks across sections: exit 2, at the YAML line --------------------------------------------
@@ -203,3 +206,18 @@ def test_a_pairs_column_named_like_a_mined_column_fails_the_plan(tmp_path):
 ])
 def test_which_mined_rows_fit_which_contract(contract, options, fits):
     assert (mapping_for(contract, MiningOptions(**options), "q", "a") is not None) == fits
+
+
+def test_the_readme_example_passes_the_plan_on_the_trecqa_pairs(tmp_path):
+    example = yaml.safe_load(README.read_text(encoding="utf-8").split("# mine-step-example")[1].split("```")[0])
+    trecqa = example["datasets"]["train"]["trecqa"]
+    trecqa["source"] = str(SHARED_DATA / "trecqa" / "train_pairs.csv")
+    recipe = example | {"model": {"base": "sentence-transformers/all-MiniLM-L6-v2"}}
+    recipe["training"]["output_dir"] = str(tmp_path / "run")
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    plan, report = planned(tmp_path / "recipe.yaml")
+    assert report.errors == []
+    [step] = plan.mining
+    assert step.mapping.describe() == ("anchor=question, positive=answer, negative_1=negative_1, negative_2=negative_2, "
+                                       "negative_3=negative_3")
+    assert step.pairs.label_column == "label" and len(step.data.queries) < report.row_count
