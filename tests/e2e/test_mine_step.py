@@ -142,3 +142,28 @@ def test_rescored_triplets_with_scores_train_margin_mse(tmp_path, tiny_checkpoin
     rows = pq.read_table(cache).to_pylist()
     assert list(rows[0]) == ["question", "answer", "negative", "scores"] and all(len(r["scores"]) == 2 for r in rows)
     assert json.loads(sidecar_path(cache).read_text())["rescore_model"] == tiny_checkpoint.name
+
+
+def test_in_two_processes_the_main_one_mines_and_both_stop_on_its_error(tmp_path, tiny_checkpoint, pairs_csv):
+    """`torchrun` with two CPU processes: the main process mines once and the other trains on the rows it wrote; when
+    mining finds nothing, both processes exit with the data error rather than one waiting for the other."""
+    import os
+    import subprocess
+    import sys
+
+    def train(folder, **mine):
+        folder.mkdir()
+        recipe = write_recipe(folder, tiny_checkpoint, pairs_csv, **mine)
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "embedtrain", "train",
+                   recipe]
+        environment = os.environ | {"ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+        return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+
+    completed = train(tmp_path / "good")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert (completed.stdout + completed.stderr).count("mined negatives") == 1
+    assert len(mined_files(tmp_path / "good")) == 1 and (tmp_path / "good" / "run" / "final").exists()
+
+    completed = train(tmp_path / "bad", max_score=-1.0)
+    assert completed.returncode != 0
+    assert (completed.stdout + completed.stderr).count("datasets.train.qa.mine: no query got a negative") == 2
