@@ -15,11 +15,11 @@ from embedtrain import __version__
 from embedtrain.commands.columns import parse_columns
 from embedtrain.commands.mining_console import counts_table, scores_table
 from embedtrain.commands.scorers import Kind, load_embedder, load_scorer
-from embedtrain.data.source import DataSource
+from embedtrain.data.source import DataSource, public_name
 from embedtrain.errors import RecipeError
 from embedtrain.evaluation.mining.mine import MiningResult, mine_negatives
 from embedtrain.evaluation.mining.options import MiningOptions
-from embedtrain.evaluation.mining.output import check_output, fingerprint, public_name, sidecar_path, write_rows
+from embedtrain.evaluation.mining.output import check_output, fingerprint, sidecar_path, write_rows
 from embedtrain.evaluation.mining.pairs import MiningInput, PairRows, load_corpus, load_pairs, prepare_input
 from embedtrain.evaluation.mining.progress import Progress
 

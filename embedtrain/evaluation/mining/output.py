@@ -14,7 +14,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from embedtrain.data.source import is_local
 from embedtrain.errors import RecipeError
 
 OUTPUT_SUFFIXES = (".parquet", ".jsonl")
@@ -66,11 +65,6 @@ class _replacing:
         else:
             self.staging.unlink(missing_ok=True)
         return False
-
-
-def public_name(source: str) -> str:
-    """A hub id as it is; a local file or folder by its name alone."""
-    return Path(source).expanduser().resolve().name if is_local(source) else source
 
 
 def fingerprint(*columns: Iterable) -> str:
