@@ -5,22 +5,21 @@ from pathlib import Path
 
 from embedtrain.card.sections import DatasetSummary, KindSections
 from embedtrain.models.cross_encoder import CrossEncoder
-from embedtrain.recipe.schema import Recipe
 
 QUERY = "How many people live in Berlin?"
 DOCUMENTS = ("Berlin had a population of 3,520,031 registered inhabitants in 2019.",
              "Berlin is well known for its museums.")
 
 
-def cross_encoder_sections(model: CrossEncoder, recipe: Recipe, train_sets: list[DatasetSummary]) -> KindSections:
+def cross_encoder_sections(model: CrossEncoder, base: str, train_sets: list[DatasetSummary]) -> KindSections:
     ranker = model.num_labels == 1
     task = ("a relevance score for each (query, document) pair, to rerank a retriever's candidates" if ranker else
             f"{model.num_labels} class logits for each pair of texts, to classify text pairs")
     return KindSections(
         tags=["sentence-transformers", "cross-encoder", "reranker"],
         pipeline_tag="text-ranking" if ranker else "text-classification",
-        title=f"Cross-encoder fine-tuned from {Path(recipe.model.base).name}",
-        description=f"A cross-encoder fine-tuned from `{recipe.model.base}` with "
+        title=f"Cross-encoder fine-tuned from {Path(base).name}",
+        description=f"A cross-encoder fine-tuned from `{base}` with "
                     f"[embedtrain](https://pypi.org/project/embedtrain/) on {', '.join(s.name for s in train_sets)}. "
                     f"It reads both texts of a pair together and computes {task}.",
         details=[["Maximum sequence length", f"{model.max_length} tokens (both texts of a pair)"],

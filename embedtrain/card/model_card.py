@@ -17,7 +17,8 @@ import yaml
 from embedtrain import __version__
 from embedtrain.card.cross_encoder_card import cross_encoder_sections
 from embedtrain.card.sections import DatasetSummary, KindSections, table
-from embedtrain.data.source import is_local
+from embedtrain.data.mirror import hub_id_of
+from embedtrain.data.source import is_local, public_name
 from embedtrain.data.training_data import PreparedDataset
 from embedtrain.models.cross_encoder import CrossEncoder
 from embedtrain.models.embedder import SentenceEmbedder
@@ -30,7 +31,7 @@ class ModelCardWriter:
     def __init__(self, model: SentenceEmbedder | CrossEncoder, recipe: Recipe, train_sets: dict[str, PreparedDataset],
                  primary_metrics: list[str]) -> None:
         self.model, self.recipe, self.primary_metrics = model, recipe, primary_metrics
-        self.summaries = [DatasetSummary(name, recipe.datasets.train[name].source, len(dataset.rows),
+        self.summaries = [DatasetSummary(name, public_name(recipe.datasets.train[name].source), len(dataset.rows),
                                          dataset.mapping.describe(), dataset.loss_name)
                           for name, dataset in train_sets.items()]
 
@@ -39,12 +40,12 @@ class ModelCardWriter:
         (directory / "README.md").write_text(card, encoding="utf-8")
 
 
-def embedder_sections(model: SentenceEmbedder, recipe: Recipe, train_sets: list[DatasetSummary]) -> KindSections:
+def embedder_sections(model: SentenceEmbedder, base: str, train_sets: list[DatasetSummary]) -> KindSections:
     return KindSections(
         tags=["sentence-transformers", "sentence-similarity", "feature-extraction", "dense"],
         pipeline_tag="sentence-similarity",
-        title=f"Sentence embedding model fine-tuned from {Path(recipe.model.base).name}",
-        description=f"A dense sentence-embedding model fine-tuned from `{recipe.model.base}` with "
+        title=f"Sentence embedding model fine-tuned from {Path(base).name}",
+        description=f"A dense sentence-embedding model fine-tuned from `{base}` with "
                     f"[embedtrain](https://pypi.org/project/embedtrain/) on {', '.join(s.name for s in train_sets)}. "
                     f"It maps text to a {model.embedding_dimension}-dimensional vector for semantic similarity, "
                     f"search, clustering and classification.",
@@ -61,7 +62,8 @@ def embedder_sections(model: SentenceEmbedder, recipe: Recipe, train_sets: list[
 def render_model_card(model: SentenceEmbedder | CrossEncoder, recipe: Recipe, train_sets: list[DatasetSummary],
                       metrics: dict[str, float], history: list[dict], primary_metrics: list[str]) -> str:
     card = recipe.model.card
-    kind = (cross_encoder_sections if isinstance(model, CrossEncoder) else embedder_sections)(model, recipe, train_sets)
+    base = public_name(recipe.model.base)
+    kind = (cross_encoder_sections if isinstance(model, CrossEncoder) else embedder_sections)(model, base, train_sets)
     losses = sorted({recipe.losses[summary.loss].type for summary in train_sets})
     tags = kind.tags + ["generated_from_trainer", "embedtrain",
                         f"dataset_size:{sum(summary.rows for summary in train_sets)}"]
@@ -72,8 +74,9 @@ def render_model_card(model: SentenceEmbedder | CrossEncoder, recipe: Recipe, tr
         "library_name": "sentence-transformers",
         "pipeline_tag": kind.pipeline_tag,
         "tags": tags,
-        "base_model": recipe.model.base if not is_local(recipe.model.base) else None,
-        "datasets": [s.source for s in train_sets if not is_local(s.source)] or None,
+        "base_model": _hub_id(recipe.model.base),
+        "datasets": [hub_id for summary in train_sets
+                     if (hub_id := _hub_id(recipe.datasets.train[summary.name].source))] or None,
         "metrics": sorted(metrics) or None,
     }
     front_matter = {key: value for key, value in front_matter.items() if value is not None}
@@ -82,7 +85,7 @@ def render_model_card(model: SentenceEmbedder | CrossEncoder, recipe: Recipe, tr
         f"# {card.model_name or kind.title}",
         kind.description,
         "## Model Details\n\n" + table(["Property", "Value"], [
-            ["Base model", f"`{recipe.model.base}`"], *kind.details,
+            ["Base model", f"`{base}`"], *kind.details,
             ["Training datasets", ", ".join(s.name for s in train_sets)],
         ]),
         "### Full Model Architecture\n\n```\n" + repr(model) + "\n```",
@@ -97,8 +100,25 @@ def render_model_card(model: SentenceEmbedder | CrossEncoder, recipe: Recipe, tr
     sections.append("### Framework Versions\n\n" + "\n".join(f"- {name}: {version}" for name, version in [
         ("Python", platform.python_version()), ("embedtrain", __version__), ("Transformers", transformers.__version__),
         ("PyTorch", torch.__version__), ("Accelerate", accelerate.__version__), ("Datasets", datasets.__version__)]))
-    sections.append("### Recipe\n\n```yaml\n" + yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False) + "```")
+    sections.append("### Recipe\n\n```yaml\n" + yaml.safe_dump(_without_local_paths(recipe.model_dump(mode="json")),
+                                                              sort_keys=False) + "```")
     return "\n\n".join(sections) + "\n"
+
+
+def _hub_id(source: str) -> str | None:
+    """The hub id of a model or dataset source: itself, or the hub id whose local copy (through the mirror) it is."""
+    return source if not is_local(source) else hub_id_of(Path(source))
+
+
+def _without_local_paths(value):
+    """The recipe as a card may show it: every absolute path (a model, data, a teacher...) by its public name."""
+    if isinstance(value, dict):
+        return {key: _without_local_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_local_paths(item) for item in value]
+    if isinstance(value, str) and value.startswith(("/", "~")):
+        return public_name(value)
+    return value
 
 
 def _training_details(recipe: Recipe, train_sets: list[DatasetSummary]) -> str:

@@ -13,12 +13,12 @@ from rich.console import Group
 
 from embedtrain.commands.columns import parse_columns
 from embedtrain.console import mining_summary
-from embedtrain.data.source import DataSource
+from embedtrain.data.source import DataSource, public_name
 from embedtrain.errors import RecipeError
 from embedtrain.evaluation.mining.mine import MiningResult, mine_negatives
 from embedtrain.evaluation.mining.models import Kind, load_embedder, load_scorer
 from embedtrain.evaluation.mining.options import MiningOptions
-from embedtrain.evaluation.mining.output import check_output, mining_provenance, public_name, sidecar_path, write_rows
+from embedtrain.evaluation.mining.output import check_output, mining_provenance, sidecar_path, write_rows
 from embedtrain.evaluation.mining.pairs import load_corpus, load_pairs, prepare_input
 from embedtrain.evaluation.mining.progress import Progress
 

@@ -18,10 +18,10 @@ from embedtrain.config import StrictModel
 from embedtrain.console import counts_table, scores_table
 from embedtrain.data.checks import DatasetReport, LoadedData, inspect_rows, raise_on_errors
 from embedtrain.data.contract import LABEL_COLUMN_NAMES, ColumnContract, resolve_columns
-from embedtrain.data.source import DataSource, load_source
+from embedtrain.data.source import DataSource, load_source, public_name
 from embedtrain.errors import RecipeError
 from embedtrain.evaluation.mining.models import Kind, load_scorer
-from embedtrain.evaluation.mining.output import check_output, fingerprint, public_name, sidecar_path, write_rows
+from embedtrain.evaluation.mining.output import check_output, fingerprint, sidecar_path, write_rows
 from embedtrain.evaluation.mining.progress import Progress
 from embedtrain.evaluation.mining.scoring import BiEncoderScorer, score_columns
 from embedtrain.evaluation.mining.summary import ScoreStats, score_stats

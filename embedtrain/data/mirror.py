@@ -109,6 +109,19 @@ def model_copy(hub_id: str) -> Path | None:
     return mirror.models[hub_id]
 
 
+def hub_id_of(path: Path) -> str | None:
+    """The hub id whose copy the mirror says `path` is (a model, or a dataset copied whole or split by split), or None."""
+    mirror = active_mirror()
+    if mirror is None:
+        return None
+    path = path.expanduser().resolve()
+    for hub_id, copy in [*mirror.models.items(), *mirror.datasets.items()]:
+        copies = copy.values() if isinstance(copy, dict) else [copy]
+        if any(path == candidate.resolve() for candidate in copies):
+            return hub_id
+    return None
+
+
 def _report(label: str, path: Path) -> None:
     """Log each copy once per process: a dataset is read more than once (checked, then trained on)."""
     if (label, path) not in _reported:

@@ -6,7 +6,7 @@ import datasets
 from pydantic import Field
 
 from embedtrain.config import StrictModel
-from embedtrain.data.mirror import ENV_VAR, MirrorError, dataset_copy
+from embedtrain.data.mirror import ENV_VAR, MirrorError, dataset_copy, hub_id_of
 from embedtrain.errors import DataError, did_you_mean
 
 LOCAL_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".arrow": "arrow"}
@@ -59,6 +59,23 @@ def is_local(source: str) -> bool:
     """A source is local if it exists on disk or looks like a path; otherwise it is a hub id."""
     path = Path(source).expanduser()
     return path.exists() or path.suffix in LOCAL_BUILDERS or source.startswith((".", "/", "~")) or source.count("/") > 1
+
+
+def public_name(source: str) -> str:
+    """`source` as it may appear in what a run writes for others (model cards, provenance files): a hub id as it is;
+    a local path without this machine's layout: the hub id the mirror copies there, else the path relative to the
+    current directory when below it, else its last component."""
+    if not is_local(source):
+        return source
+    path = Path(source).expanduser()
+    if (hub_id := hub_id_of(path)) is not None:
+        return hub_id
+    if not path.is_absolute():
+        return source
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path.name
 
 
 def load_stream(config: DataSource, where: str) -> datasets.IterableDataset:

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
+from embedtrain.data.source import public_name
 from embedtrain.engine.mined_data import mining_caches, stand_in_rows
 from embedtrain.engine.output_dir import check_output_dir
 from embedtrain.engine.run import checked_data, prepare_trainer
 from embedtrain.engine.trainer import Trainer, TrainingRun, build_accelerator, checkpoints_after, evaluates_after
-from embedtrain.evaluation.mining.output import public_name
 from embedtrain.recipe.schema import Recipe
 from embedtrain.recipe.training import TrainingConfig
 

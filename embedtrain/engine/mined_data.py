@@ -24,12 +24,13 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 from datasets import Dataset
 
+from embedtrain.data.source import public_name
 from embedtrain.engine.observer import TrainingObserver
 from embedtrain.errors import DataError, ModelLoadError, RecipeError, TrainingError
 from embedtrain.evaluation.mining.formats import output_columns
 from embedtrain.evaluation.mining.mine import mine_negatives
 from embedtrain.evaluation.mining.models import load_embedder, load_scorer
-from embedtrain.evaluation.mining.output import fingerprint, mining_provenance, public_name, sidecar_path, write_rows
+from embedtrain.evaluation.mining.output import fingerprint, mining_provenance, sidecar_path, write_rows
 from embedtrain.models.io import resolve_model_path
 from embedtrain.recipe.plan import MiningStep
 

@@ -21,12 +21,12 @@ from embedtrain.data.checks import (
     raise_on_errors,
 )
 from embedtrain.data.contract import ColumnContract, ColumnMapping, resolve_columns
+from embedtrain.data.source import public_name
 from embedtrain.data.training_data import PreparedDataset
 from embedtrain.errors import DataError, RecipeError
 from embedtrain.evaluation import Evaluator, build_evaluator
 from embedtrain.evaluation.mining.formats import LABELS_WRITTEN, mapping_for, mined_columns
 from embedtrain.evaluation.mining.options import MiningOptions
-from embedtrain.evaluation.mining.output import public_name
 from embedtrain.evaluation.mining.pairs import MiningInput, PairRows, inspect_pairs, load_corpus, prepare_input
 from embedtrain.losses import loss_contract
 from embedtrain.models.cross_encoder_build import cross_encoder_num_labels

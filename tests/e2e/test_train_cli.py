@@ -72,7 +72,28 @@ def test_train_writes_every_artifact_and_the_loss_falls(tmp_path, tiny_checkpoin
         assert (run / "final" / name).exists(), name
     card = (run / "final" / "README.md").read_text()
     assert card.startswith("---\n") and "loss:CosineSimilarityLoss" in card and "sts-dev_spearman_cosine" in card
+    # The recipe named the model and data by absolute paths: the card, written for others, shows none of them.
+    assert str(tmp_path) not in card and str(tiny_checkpoint.parent) not in card
+    assert f"Base model | `{tiny_checkpoint.name}`" in card and "base_model:" not in card
     assert "before vs after training" in result.output
+
+
+def test_a_card_names_the_hub_ids_the_mirror_copies(tmp_path, tiny_checkpoint, sts_csv, monkeypatch):
+    mirror = tmp_path / "mirror.yaml"
+    mirror.write_text(yaml.safe_dump({"models": {"org/tiny-bert": str(tiny_checkpoint)},
+                                      "datasets": {"org/sts": {"train": str(sts_csv)}}}), encoding="utf-8")
+    monkeypatch.setenv("EMBEDTRAIN_MIRROR", str(mirror))
+    recipe = write_recipe(tmp_path, tiny_checkpoint, sts_csv, sts_csv, epochs=1)
+    content = yaml.safe_load(recipe.read_text())
+    content["model"]["base"] = "org/tiny-bert"
+    recipe.write_text(yaml.safe_dump(content), encoding="utf-8")
+    result = runner.invoke(app, ["train", str(recipe)])
+    assert result.exit_code == 0, result.output
+    card = (tmp_path / "run" / "final" / "README.md").read_text()
+    front_matter = yaml.safe_load(card.split("---\n")[1])
+    assert front_matter["base_model"] == "org/tiny-bert"
+    assert front_matter["datasets"] == ["org/sts"]  # the training file is the mirror's copy of org/sts
+    assert str(tmp_path) not in card
 
 
 def test_without_an_evaluation_before_training_there_is_no_before_column(tmp_path, tiny_checkpoint, sts_csv):

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from embedtrain import __version__
-from embedtrain.data.source import is_local
+from embedtrain.data.source import public_name
 from embedtrain.errors import RecipeError
 from embedtrain.evaluation.mining.mine import MiningResult
 from embedtrain.evaluation.mining.options import MiningOptions
@@ -70,11 +70,6 @@ class _replacing:
         else:
             self.staging.unlink(missing_ok=True)
         return False
-
-
-def public_name(source: str) -> str:
-    """A hub id as it is; a local file or folder by its name alone."""
-    return Path(source).expanduser().resolve().name if is_local(source) else source
 
 
 def fingerprint(*columns: Iterable) -> str:
