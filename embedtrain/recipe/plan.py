@@ -185,8 +185,8 @@ def _misfit(recipe: Recipe, config: DatasetConfig, contract: ColumnContract, opt
 def with_mined(recipe: Recipe, plan: DataPlan, mined: dict[str, Dataset], tokenization: Tokenization | None
                ) -> DataPlan:
     """The plan with the rows of each mining step (`mined`: its `where` -> rows) checked against its loss (a report
-    each, `<where> (mined)`) and prepared for training, the datasets in the recipe's order. Raise on the reports'
-    errors as for any plan."""
+    each, `<where> (mined)`) and prepared for training, the datasets in the recipe's order; the caller raises on the
+    reports' errors, as for any plan."""
     reports, prepared = list(plan.reports), {"train": dict(plan.train), "eval": dict(plan.eval)}
     for step in plan.mining:
         rows = mined[step.where]
