@@ -444,7 +444,7 @@ def mine(
     """Mine hard negatives for (query, positive) pairs with an embedding model, by the rules of the reference's
     mine_hard_negatives; write them as training rows with a provenance sidecar, and show what was kept and why."""
     from embedtrain.commands.mine import MineRequest, mining_report, run_mine
-    from embedtrain.commands.mining_console import RichProgress
+    from embedtrain.console import RichProgress
 
     given = {"num_negatives": num_negatives, "range_min": range_min, "range_max": range_max,
              "absolute_margin": absolute_margin, "relative_margin": relative_margin, "max_score": max_score,
@@ -505,8 +505,8 @@ def score(
 ) -> None:
     """Add a teacher's scores to (query, positive, negatives...) rows: the labels of MarginMSE, DistillKLDiv and
     their sparse and cross-encoder namesakes."""
-    from embedtrain.commands.mining_console import RichProgress
     from embedtrain.commands.score import ScoreRequest, run_score, scoring_report
+    from embedtrain.console import RichProgress
 
     given = {"margins": margins or None, "similarity": similarity, "query_prompt": query_prompt,
              "query_prompt_name": query_prompt_name, "document_prompt": document_prompt,

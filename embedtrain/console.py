@@ -1,4 +1,4 @@
-"""Rich console output for the CLI: training progress, logs and evaluation tables."""
+"""Rich console output for the CLI: training progress, logs and evaluation tables, and mining's progress and summary."""
 
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,8 +12,10 @@ from rich.table import Table
 from embedtrain.data.checks import DatasetReport
 from embedtrain.engine.observer import TrainingObserver
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the CLI imports this module for every command: nothing here may import torch
     from embedtrain.engine.dry_run import DryRunPlan
+    from embedtrain.evaluation.mining.options import MiningOptions
+    from embedtrain.evaluation.mining.summary import MiningSummary, ScoreStats
 
 console = Console(stderr=True)
 
@@ -40,6 +42,8 @@ def data_report(report: DatasetReport) -> Panel:
     if report.mapping is not None:
         how = "inferred: label by name, inputs by position" if report.mapping.inferred else "from `columns:`"
         parts.append(f"columns: {escape(report.mapping.describe())} ({how})")
+    if report.mined is not None:
+        parts.append(f"mined before training: {escape(report.mined)}")
     parts += [f"[red]error[/red]: {escape(message)}" for message in report.errors]
     parts += [f"[yellow]warning[/yellow]: {escape(message)}" for message in report.warnings]
     if report.duplicates:
@@ -67,6 +71,15 @@ class RichObserver(TrainingObserver):
                                  transient=True)
         self.task = None
         self.first_metrics: dict[str, float] | None = None
+
+    def mining(self, where: str) -> "RichProgress":
+        return RichProgress()
+
+    def on_mined(self, where: str, summary: "MiningSummary", options: "MiningOptions", range_max: int, scored_by: str,
+                 path: Path) -> None:
+        console.print(f"[bold]{escape(where)}[/bold]: mined negatives")
+        console.print(mining_summary(summary, options, range_max, scored_by))
+        console.print(f"wrote {escape(str(path))}")
 
     def on_train_start(self, total_steps: int, start_step: int) -> None:
         if start_step:
@@ -102,18 +115,99 @@ class RichObserver(TrainingObserver):
         console.print(f"[green]model saved to[/green] {escape(str(final_dir))}")
 
 
+STATISTICS = (("count", "count"), ("mean", "mean"), ("std", "std"), ("min", "min"), ("25%", "p25"),
+              ("median", "median"), ("75%", "p75"), ("max", "max"))
+
+
+class RichProgress:
+    """One progress bar per stage of mining or scoring (embedding, searching, scoring), each with its count, elapsed
+    time and ETA."""
+
+    def __init__(self) -> None:
+        self.bars = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console)
+        self.task = None
+
+    def __enter__(self) -> "RichProgress":
+        self.bars.start()
+        return self
+
+    def __exit__(self, *exception) -> bool:
+        self.bars.stop()
+        return False
+
+    def stage(self, name: str, total: int) -> None:
+        self.task = self.bars.add_task(name, total=total)
+
+    def advance(self, units: int) -> None:
+        self.bars.advance(self.task, units)
+
+
+def scores_table(title: str, columns: "dict[str, ScoreStats | None]") -> Table:
+    """Distributions side by side, e.g. {positive: ..., negative: ..., margin: ...}."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("score")
+    for name in columns:
+        table.add_column(name, justify="right")
+    for label, field in STATISTICS:
+        cells = []
+        for stats in columns.values():
+            value = None if stats is None else getattr(stats, field)
+            cells.append("-" if value is None else f"{value:,}" if field == "count" else f"{value:.4f}")
+        table.add_row(label, *cells)
+    return table
+
+
+def counts_table(title: str, rows: list[tuple[str, str]]) -> Table:
+    table = Table(title=title, title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def mining_summary(summary: "MiningSummary", options: "MiningOptions", range_max: int, scored_by: str) -> Group:
+    """What a mining run kept and why: counts, skipped queries per reason, removed candidates per rule, score
+    distributions (`scored_by`: the model that scored them)."""
+    counts = [
+        ("queries", f"{summary.queries:,} ({summary.queries_mined:,} with a positive)"),
+        ("positive pairs", f"{summary.positive_pairs:,}"),
+        ("corpus texts", f"{summary.corpus:,}"),
+        ("negatives per query", f"{summary.negatives / summary.queries_mined:.2f} of {options.num_negatives} "
+                                f"({summary.queries_short:,} queries short)"),
+        ("candidates ranked", f"{options.range_min} to {range_max}"),
+        ("queries skipped", f"{summary.queries_skipped:,} ({summary.skipped_share:.1%})"),
+        *((f"  {reason}", f"{count:,}") for reason, count in summary.skipped.items()),
+        ("candidates removed", f"{sum(summary.removed.values()):,} of {summary.candidates:,}"),
+        *((f"  {rule.replace('_', ' ')}", f"{count:,} ({count / max(summary.candidates, 1):.1%})")
+          for rule, count in summary.removed.items()),
+        ("rows written", f"{summary.rows:,} ({options.output_format})"),
+    ]
+    return Group(counts_table("mined", counts),
+                 scores_table(f"scores ({escape(scored_by)})", {"positive": summary.positive_scores,
+                                                               "negative": summary.negative_scores,
+                                                               "positive - negative": summary.margins}))
+
+
 def dry_run_report(plan: "DryRunPlan") -> Group:
     """The plan of a run (`embedtrain train --dry-run`): data, steps, parameters, tokens and an estimate."""
     datasets = Table(title="datasets", title_justify="left")
     for header in ("dataset", "split", "loss", "rows", "batches/epoch"):
         datasets.add_column(header, justify="left" if header in ("dataset", "split", "loss") else "right")
     for line in plan.datasets:
-        datasets.add_row(escape(line.name), line.split, escape(line.loss), _or_dash(line.rows, "stream"),
-                         _or_dash(line.batches_per_epoch))
+        bound = "≤ " if line.to_be_mined else ""  # rows still to be mined: the most mining can write
+        datasets.add_row(escape(line.name), line.split, escape(line.loss), bound + _or_dash(line.rows, "stream"),
+                         bound + _or_dash(line.batches_per_epoch))
 
     per_process = f" per process, {plan.num_processes} processes" if plan.num_processes > 1 else ""
     length = f"{plan.epochs} epochs x {plan.steps_per_epoch} steps" if plan.epochs else "training.max_steps"
-    lines = [
+    mining = [f"[bold]mining[/bold] {escape(line.where)}: " + (
+        f"mined negatives cached in {escape(str(line.path))}; the run reuses them" if line.cached else
+        f"negatives to be mined by {escape(line.model)} when the run starts, cached in {escape(str(line.path))} (not "
+        f"there yet); until then its rows and batches (≤) are the most mining can write, and the estimate is timed on "
+        f"stand-in negatives") for line in plan.mining]
+    lines = [*mining,
         f"[bold]batches per epoch[/bold] {_or_dash(plan.batches_per_epoch, 'unknown (stream)')}{per_process} "
         f"(batch size {plan.batch_size}, gradient accumulation {plan.gradient_accumulation_steps})",
         f"[bold]steps per epoch[/bold] {_or_dash(plan.steps_per_epoch, 'unknown (stream)')}",

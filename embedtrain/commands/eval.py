@@ -27,10 +27,8 @@ from embedtrain.evaluation.registry import evaluator_for
 from embedtrain.models import load_model
 from embedtrain.models.build_sparse import build_sparse_model, is_masked_lm
 from embedtrain.models.config import ModelConfig
-from embedtrain.models.cross_encoder_io import cross_encoder_settings, has_trained_classifier, load_cross_encoder
-from embedtrain.models.io import resolve_model_path
-from embedtrain.models.load_errors import reading_model
-from embedtrain.modules.files import read_json
+from embedtrain.models.cross_encoder_io import load_cross_encoder
+from embedtrain.models.form import ModelForm, model_form
 from embedtrain.recipe.overrides import parse_overrides, split_key_value
 
 ALIASES = {"beir": "ir"}
@@ -193,28 +191,6 @@ def fitting_evaluators(kind: Kind, leaves: list[EvaluatorParams]) -> str:
     every = [name for name, spec in EVALUATORS.items() if kind in spec.evaluator_class.model_kinds
              and name != "sequential"]
     return ", ".join(every) or "none is installed"
-
-
-@dataclass(frozen=True)
-class ModelForm:
-    """What a model folder holds, read before its weights: a saved model's kind (None for a plain checkpoint), and
-    whether it has a trained sequence-classification head (a cross-encoder, or a plain sequence classifier)."""
-
-    path: Path
-    saved_kind: Kind | None
-    classifier: bool = False
-
-
-def model_form(model_path: str) -> ModelForm:
-    path = resolve_model_path(model_path)
-    with reading_model(path):
-        if cross_encoder_settings(path) is not None:
-            return ModelForm(path, "cross_encoder", classifier=True)
-        if not (path / "modules.json").exists():
-            return ModelForm(path, None, classifier=has_trained_classifier(path))
-        settings_file = path / "config_sentence_transformers.json"
-        settings = read_json(settings_file) if settings_file.exists() else {}
-    return ModelForm(path, "sparse" if settings.get("model_type") == "SparseEncoder" else "dense")
 
 
 def choose_kind(model_path: str, form: ModelForm, params: list[EvaluatorParams], kind: Kind | None) -> Kind:

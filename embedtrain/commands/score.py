@@ -14,13 +14,13 @@ from rich.console import Group
 from embedtrain import __version__
 from embedtrain.commands.columns import parse_columns
 from embedtrain.commands.mine import validated_options
-from embedtrain.commands.mining_console import counts_table, scores_table
-from embedtrain.commands.scorers import Kind, load_scorer
 from embedtrain.config import StrictModel
+from embedtrain.console import counts_table, scores_table
 from embedtrain.data.checks import DatasetReport, LoadedData, inspect_rows, raise_on_errors
 from embedtrain.data.contract import LABEL_COLUMN_NAMES, ColumnContract, resolve_columns
 from embedtrain.data.source import DataSource, load_source, public_name
 from embedtrain.errors import RecipeError
+from embedtrain.evaluation.mining.models import Kind, load_scorer
 from embedtrain.evaluation.mining.output import check_output, fingerprint, sidecar_path, write_rows
 from embedtrain.evaluation.mining.progress import Progress
 from embedtrain.evaluation.mining.scoring import BiEncoderScorer, score_columns

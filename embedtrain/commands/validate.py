@@ -93,6 +93,7 @@ def report_as_json(report: DatasetReport) -> dict:
         "source": report.source,
         "rows": report.row_count,
         "columns": None if report.mapping is None else report.mapping.describe(),
+        "mined": report.mined,
         "errors": report.errors,
         "warnings": report.warnings,
         "duplicates": report.duplicates,

@@ -67,6 +67,7 @@ class DatasetReport:
     findings: list[Finding] = field(default_factory=list)
     duplicates: dict[str, float] = field(default_factory=dict)
     token_stats: dict[str, TokenStats] = field(default_factory=dict)
+    mined: str | None = None  # data that negatives are mined for before training: what mining writes for the loss
 
     @property
     def errors(self) -> list[str]:

@@ -3,6 +3,9 @@ the plan of the run instead of the run. Nothing is written: the output directory
 
 The step counts and warm-up come from the trainer's own set-up (`Trainer.set_up`); the time per step and the peak
 memory are an estimate from a few forward/backward passes on real batches, whose updates are thrown away.
+
+Nothing is mined either: a dataset with `mine:` uses its cached mined rows when the output directory has them, else
+stand-in rows of the shape mining writes, as many as it can write (`stand_in_rows`), and the plan says which.
 """
 
 import itertools
@@ -13,8 +16,10 @@ from pathlib import Path
 
 import torch
 
+from embedtrain.data.source import public_name
+from embedtrain.engine.mined_data import mining_caches, stand_in_rows
 from embedtrain.engine.output_dir import check_output_dir
-from embedtrain.engine.run import prepare_trainer
+from embedtrain.engine.run import checked_data, prepare_trainer
 from embedtrain.engine.trainer import Trainer, TrainingRun, build_accelerator, checkpoints_after, evaluates_after
 from embedtrain.recipe.schema import Recipe
 from embedtrain.recipe.training import TrainingConfig
@@ -29,6 +34,15 @@ class DatasetLine:
     loss: str
     rows: int | None  # None for a stream
     batches_per_epoch: int | None  # training datasets in memory only
+    to_be_mined: bool = False  # rows and batches are the most mining can write (stand-in rows)
+
+
+@dataclass(frozen=True)
+class MiningLine:
+    where: str  # datasets.train.<name>
+    model: str  # the mining model, by its public name
+    path: Path  # the cache file
+    cached: bool  # the output directory holds the mined rows: a run reuses them
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,7 @@ class DryRunPlan:
     parameters: list[ModuleParameters]
     tokens: TokenSample | None
     estimate: StepEstimate | None
+    mining: list[MiningLine]
 
 
 def dry_run(recipe: Recipe, *, resume: bool = False) -> DryRunPlan:
@@ -85,12 +100,20 @@ def dry_run(recipe: Recipe, *, resume: bool = False) -> DryRunPlan:
     accelerator = build_accelerator(recipe.training)
     output_dir = Path(recipe.training.output_dir)
     check_output_dir(output_dir, resume)  # reports a finished run there, but never creates the directory
-    trainer = prepare_trainer(recipe, accelerator)
+    plan, tokenization = checked_data(recipe)
+    mined, mining = {}, []
+    for cache in mining_caches(plan.mining, output_dir):
+        rows = cache.rows()
+        mining.append(MiningLine(cache.step.where, public_name(cache.step.config.mine.model), cache.path,
+                                 rows is not None))
+        mined[cache.step.where] = rows if rows is not None else stand_in_rows(cache.step)
+    trainer = prepare_trainer(recipe, plan, mined, tokenization, accelerator)
     run = trainer.set_up()
     config = recipe.training
     batches = _first_batches(trainer, run)
+    stand_ins = {line.where for line in mining if not line.cached}
     return DryRunPlan(
-        output_dir=output_dir, datasets=_datasets(trainer, run), batch_size=config.batch_size,
+        output_dir=output_dir, datasets=_datasets(trainer, run, stand_ins), batch_size=config.batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps, num_processes=accelerator.num_processes,
         batches_per_epoch=run.loader.batches_per_epoch, steps_per_epoch=run.steps_per_epoch,
         epochs=None if config.max_steps else config.epochs, total_steps=run.total_steps,
@@ -99,6 +122,7 @@ def dry_run(recipe: Recipe, *, resume: bool = False) -> DryRunPlan:
                           if trainer.evaluators or trainer.eval_sets else []),
         checkpoint_steps=_steps_where(checkpoints_after, config, run.total_steps), parameters=parameter_counts(trainer),
         tokens=_token_sample(batches, config.length_chunking), estimate=_measure(trainer, run, batches),
+        mining=mining,
     )
 
 
@@ -130,11 +154,13 @@ def parameter_counts(trainer: Trainer) -> list[ModuleParameters]:
     return counts
 
 
-def _datasets(trainer: Trainer, run: TrainingRun) -> list[DatasetLine]:
+def _datasets(trainer: Trainer, run: TrainingRun, stand_ins: set[str]) -> list[DatasetLine]:
+    """`stand_ins`: the datasets (`datasets.<split>.<name>`) whose rows are stand-ins for rows still to be mined."""
     per_dataset = run.loader.batches_per_dataset()
     lines = [DatasetLine(name, "train", dataset.loss_name, None if dataset.stream is not None else len(dataset.rows),
-                         per_dataset.get(name)) for name, dataset in trainer.train_sets.items()]
-    lines += [DatasetLine(name, "eval", dataset.loss_name, len(dataset.rows), None)
+                         per_dataset.get(name), f"datasets.train.{name}" in stand_ins)
+             for name, dataset in trainer.train_sets.items()]
+    lines += [DatasetLine(name, "eval", dataset.loss_name, len(dataset.rows), None, f"datasets.eval.{name}" in stand_ins)
               for name, dataset in trainer.eval_sets.items()]
     return lines
 

@@ -1,17 +1,21 @@
-"""From a validated recipe to a trained model: data and contracts first, then the model, then the loop."""
+"""From a validated recipe to a trained model: data and contracts first, then mining (when a dataset asks for it),
+then the model, then the loop."""
 
 from pathlib import Path
 
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from datasets import Dataset
 
 from embedtrain.card.model_card import ModelCardWriter
+from embedtrain.data.checks import Tokenization
+from embedtrain.engine.mined_data import mine_or_reuse, mining_caches
 from embedtrain.engine.observer import TrainingObserver
 from embedtrain.engine.output_dir import check_output_dir, locked_output_dir, record_resolved_recipe
 from embedtrain.engine.trainer import Trainer, TrainingResult, build_accelerator
 from embedtrain.models.tokenization import load_tokenization
 from embedtrain.recipe.build import build_losses, build_training_model
-from embedtrain.recipe.plan import plan_data
+from embedtrain.recipe.plan import DataPlan, plan_data, with_mined
 from embedtrain.recipe.schema import Recipe
 
 
@@ -19,16 +23,18 @@ def run_training(recipe: Recipe, *, resume: bool = False, observer: TrainingObse
     accelerator = build_accelerator(recipe.training)
     output_dir = Path(recipe.training.output_dir)
     check_output_dir(output_dir, resume)
+    observer = observer or TrainingObserver()
     with locked_output_dir(output_dir, accelerator):
-        trainer = prepare_trainer(recipe, accelerator, observer)
+        plan, tokenization = checked_data(recipe)
+        mined = mine_or_reuse(mining_caches(plan.mining, output_dir), accelerator, observer)
+        trainer = prepare_trainer(recipe, plan, mined, tokenization, accelerator, observer)
         record_resolved_recipe(output_dir, recipe, resume, accelerator)
         return trainer.train(resume=resume)
 
 
-def prepare_trainer(recipe: Recipe, accelerator: Accelerator, observer: TrainingObserver | None = None) -> Trainer:
-    """Every check of a run and everything it builds before training (data, model, losses), writing nothing: the
-    path a real run and a dry run (`embedtrain train --dry-run`) share."""
-    # Every dataset is loaded and checked against its loss or evaluator before any model weights are loaded.
+def checked_data(recipe: Recipe) -> tuple[DataPlan, Tokenization]:
+    """Every dataset loaded and checked against its loss or evaluator (a dataset to be mined: its pairs, and its loss
+    against the rows mining will write), before any model weights are loaded; DataError listing every problem."""
     model_config = recipe.model
     tokenization = load_tokenization(model_config.base, revision=model_config.revision,
                                      max_seq_length=model_config.max_seq_length,
@@ -37,7 +43,18 @@ def prepare_trainer(recipe: Recipe, accelerator: Accelerator, observer: Training
     plan = plan_data(recipe, tokenization)
     plan.raise_on_errors()
     plan.log_warnings()
+    return plan, tokenization
 
+
+def prepare_trainer(recipe: Recipe, plan: DataPlan, mined: dict[str, Dataset], tokenization: Tokenization,
+                    accelerator: Accelerator, observer: TrainingObserver | None = None) -> Trainer:
+    """Everything a run builds before training, from the checked data and the mined rows (`mined`: each mining step's
+    `where` -> rows), writing nothing: the path a real run and a dry run (`embedtrain train --dry-run`) share."""
+    if plan.mining:
+        checked = len(plan.reports)
+        plan = with_mined(recipe, plan, mined, tokenization)
+        plan.raise_on_errors()
+        plan.log_warnings(plan.reports[checked:])  # the mined rows' (the others were logged by checked_data)
     set_seed(recipe.training.seed)
     model = build_training_model(recipe, plan)
     losses = build_losses(recipe, model)

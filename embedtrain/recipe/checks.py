@@ -36,6 +36,7 @@ def recipe_problems(recipe: Recipe) -> list[Problem]:
             problems += _loss_reference_problems(recipe, split, name, dataset)
             problems += _prompt_name_problems(recipe, split, name, dataset)
             problems += _input_problems(recipe, split, name, dataset)
+            problems += _mining_problems(split, name, dataset)
     problems += _streaming_problems(recipe)
     problems += model_kind_problems(recipe.losses, recipe.model.kind)
     problems += evaluator_kind_problems(recipe.evaluators, recipe.model.kind)
@@ -92,6 +93,24 @@ def _input_problems(recipe: Recipe, split: str, name: str, dataset: DatasetConfi
     if split == "train" and recipe.training.batch_sampler == "group_by_label" and not contract.label:
         problems.append((("training", "batch_sampler"), f"group_by_label groups rows by their label, but loss "
                          f"{loss_name!r} (datasets.{split}.{name}) takes no label"))
+    return problems
+
+
+MINED_PAIR_ROLES = ("anchor", "positive", "label")
+"""What `columns:` maps for a dataset with `mine:`: the pairs mining reads (the loss reads the mined rows)."""
+
+
+def _mining_problems(split: str, name: str, dataset: DatasetConfig) -> list[Problem]:
+    if dataset.mine is None:
+        return []
+    where = ("datasets", split, name)
+    problems = [(where + ("columns", role), f"{role!r}: with `mine:`, `columns:` maps the pairs that are mined "
+                 f"({', '.join(MINED_PAIR_ROLES)}), and the loss reads the columns mining writes"
+                 f"{did_you_mean(role, list(MINED_PAIR_ROLES))}")
+                for role in dataset.columns or {} if role not in MINED_PAIR_ROLES]
+    if dataset.streaming:
+        problems.append((where + ("streaming",), "mining reads the whole dataset (every query against the whole "
+                                                  "corpus); remove `streaming` or `mine`"))
     return problems
 
 

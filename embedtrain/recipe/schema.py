@@ -4,13 +4,14 @@ Loss and evaluator entries are discriminated unions built from their registries,
 or an evaluator adds it to the schema (and to its JSON schema) with no change here.
 """
 
-from typing import Annotated, Union
+from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
 from embedtrain.config import StrictModel
 from embedtrain.data.source import DataSource
 from embedtrain.evaluation import EVALUATORS, metric_names
+from embedtrain.evaluation.mining.options import MiningOptions
 from embedtrain.losses import loss_config_union
 from embedtrain.models.config import ModelConfig
 from embedtrain.recipe.training import TrainingConfig, eval_loss_metric
@@ -18,6 +19,38 @@ from embedtrain.recipe.training import TrainingConfig, eval_loss_metric
 LossConfig = loss_config_union()
 # Union[...] of a tuple built at import time: the `X | Y` syntax cannot express a registry-sized union.
 EvaluatorConfig = Annotated[Union[tuple(s.params_model for s in EVALUATORS.values())], Field(discriminator="type")]  # noqa: UP007
+
+
+class MiningCorpus(StrictModel):
+    """Texts the negatives may also come from, besides the positives (`embedtrain mine --corpus`)."""
+
+    source: str = Field(description="hub dataset id or a local file or folder, as a dataset's source")
+    subset: str | None = Field(None, description="hub configuration name")
+    split: str = Field("train", description="split, with optional slicing such as train[:100000]")
+    revision: str | None = Field(None, description="hub revision (branch, tag or commit)")
+    column: str | None = Field(None, description="the column holding the texts (needed when the data has several)")
+
+    def data_source(self) -> DataSource:
+        return DataSource(source=self.source, subset=self.subset, split=self.split, revision=self.revision)
+
+
+class MineStep(MiningOptions):
+    """A dataset's hard negatives, mined from its (anchor, positive) pairs by the first `train` and cached in the
+    output directory (`embedtrain mine` as a recipe step). The options are those of `embedtrain mine` (`range_min`
+    for --range-min, ...)."""
+
+    model: str = Field(description="the embedding model that mines (dense or sparse): a hub id or a local folder")
+    kind: Literal["dense", "sparse"] | None = Field(
+        None, description="build a plain checkpoint as this kind of model (default: a saved model's own kind, else "
+        "dense; sparse builds SPLADE from a masked-LM checkpoint)")
+    rescore: str | None = Field(None, description="a cross-encoder (or an embedding model) that re-scores the "
+                                "candidates; the margins, filters and ranking then use its scores")
+    corpus: MiningCorpus | None = Field(None, description="more texts to mine negatives from (default: the "
+                                        "positives of the data only)")
+
+    def options(self) -> MiningOptions:
+        """The mining rules alone (what `embedtrain mine` takes as options)."""
+        return MiningOptions(**self.model_dump(include=set(MiningOptions.model_fields)))
 
 
 class DatasetConfig(DataSource):
@@ -31,6 +64,10 @@ class DatasetConfig(DataSource):
     router_mapping: dict[str, str] | None = Field(
         None, description="route of each input of a model with a router (inference-free SPLADE): input or column -> "
         "route, e.g. {anchor: query, positive: document, negative: document}")
+    mine: MineStep | None = Field(
+        None, description="mine hard negatives for this data's (anchor, positive) pairs, or labelled pairs whose "
+        "label-1 rows are the positives, before training (cached in output_dir/mined/); `columns:` then maps the "
+        "pairs (anchor, positive, label), and the loss reads the mined rows")
 
 
 class DatasetsConfig(StrictModel):

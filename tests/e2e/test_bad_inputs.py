@@ -102,6 +102,18 @@ def modules_json(*types: str) -> str:
 
 ST_TRANSFORMER = "sentence_transformers.models.Transformer"
 
+MINE_PAIRS = ("question,answer\nwho plays the guitar,a man plays guitar\nwho reads,a child reads a book\n"
+              "where is the cat,a cat sits\nwhat is the weather,it is raining today\n")
+
+
+def mine_pairs(recipe: dict, folder: Path, loss: str = "MultipleNegativesRankingLoss", pairs: str = "pairs.csv",
+               **mine) -> None:
+    """Train `loss` on negatives mined by the recipe's model from `pairs` (MINE_PAIRS unless the case writes it)."""
+    if not (folder / pairs).exists():
+        (folder / pairs).write_text(MINE_PAIRS)
+    set_loss(recipe, {"type": loss})
+    train_source(recipe, str(folder / pairs), mine={"model": recipe["model"]["base"]} | mine)
+
 
 CASES = {
     # -- YAML syntax (exit 2): file and line --
@@ -194,6 +206,52 @@ CASES = {
                                                lambda r, f: r["training"].update(load_best_model_at_end=True)),
     "two evaluators with one name": Case(ExitCode.INVALID_INPUT, ["evaluators[1].name: 'dev' is already the name of evaluators[0]"], {},
                                          lambda r, f: r["evaluators"].append(dict(r["evaluators"][0]))),
+    # -- a dataset's mine: step: its options at their line (exit 2), its pairs and its loss against the rows mining
+    # writes before anything is mined (exit 3), its models and what mining finds when training starts --
+    "mine: unknown option": Case(ExitCode.INVALID_INPUT, ["datasets.train.pairs.mine.rang_max: unknown key (did you "
+                                                          "mean 'range_max'?)"], {},
+                                 lambda r, f: mine_pairs(r, f, rang_max=10)),
+    "mine: more negatives than the range holds": Case(
+        ExitCode.INVALID_INPUT, ["datasets.train.pairs.mine: num_negatives (5) is larger than the 2 candidates "
+                                 "between range_min (2) and range_max (4)"], {},
+        lambda r, f: mine_pairs(r, f, num_negatives=5, range_min=2, range_max=4)),
+    "mine: columns that map a negative": Case(
+        ExitCode.INVALID_INPUT, ["datasets.train.pairs.columns.negative: 'negative': with `mine:`, `columns:` maps "
+                                 "the pairs that are mined"], {},
+        lambda r, f: (mine_pairs(r, f), r["datasets"]["train"]["pairs"].update(
+            columns={"anchor": "question", "positive": "answer", "negative": "answer"}))),
+    "mine: a streamed dataset": Case(ExitCode.INVALID_INPUT, ["datasets.train.pairs.streaming: mining reads the "
+                                                              "whole dataset"], {},
+                                     lambda r, f: (mine_pairs(r, f), r["datasets"]["train"]["pairs"].update(
+                                         streaming=True))),
+    "mine: rows that do not fit the loss": Case(
+        ExitCode.DATA_ERROR, ["datasets.train.pairs.mine: loss 'main' (CoSENTLoss) takes sentence1, sentence2 + "
+                              "score label, but mining writes triplet rows (question, answer, negative)",
+                              "the formats that fit it: output_format: labeled-pair"], {},
+        lambda r, f: mine_pairs(r, f, loss="CoSENTLoss")),
+    "mine: labelled pairs without a positive": Case(
+        ExitCode.DATA_ERROR, ["datasets.train.pairs: no query has a positive: none of the 2 rows has label 1"],
+        {"negatives.csv": "question,answer,label\nwho,a man,0\nwhere,a dog,0\n"},
+        lambda r, f: mine_pairs(r, f, pairs="negatives.csv")),
+    "mine: a corpus of several columns": Case(
+        ExitCode.DATA_ERROR, ["datasets.train.pairs.mine.corpus: the corpus has columns ['id', 'text']; name the one "
+                              "holding the texts with datasets.train.pairs.mine.corpus.column"],
+        {"corpus.csv": "id,text\n1,a text\n"},
+        lambda r, f: mine_pairs(r, f, corpus={"source": str(f / "corpus.csv")})),
+    "mine: a mining model that does not exist": Case(
+        ExitCode.INVALID_INPUT, ["datasets.train.pairs.mine.model: model directory", "no-model' does not exist"], {},
+        lambda r, f: (mine_pairs(r, f), r["datasets"]["train"]["pairs"]["mine"].update(model=str(f / "no-model"))),
+        commands=RUN),
+    "mine: a cross-encoder as the mining model": Case(
+        ExitCode.INVALID_INPUT, ["datasets.train.pairs.mine.model", "a cross-encoder (a reranker) scores pairs but "
+                                 "cannot embed texts", "the cross-encoder to datasets.train.pairs.mine.rescore"],
+        {"reranker/config.json": json.dumps({"architectures": ["BertForSequenceClassification"],
+                                             "model_type": "bert"})},
+        lambda r, f: (mine_pairs(r, f), r["datasets"]["train"]["pairs"]["mine"].update(model=str(f / "reranker"))),
+        commands=RUN),
+    "mine: filters that remove every candidate": Case(
+        ExitCode.DATA_ERROR, ["datasets.train.pairs.mine: no query got a negative", "loosen --max-score"], {},
+        lambda r, f: mine_pairs(r, f, max_score=-1.0), commands=RUN),
     "router_mapping on a model without router": Case(ExitCode.DATA_ERROR, ["datasets.train.pairs.router_mapping: the model has no router"], {},
                                                      lambda r, f: r["datasets"]["train"]["pairs"].update(
                                                          router_mapping={"sentence1": "query", "sentence2": "document"})),

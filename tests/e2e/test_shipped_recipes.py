@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
 FAMILIES = {"quickstart", "stsb", "nli-mnrl", "nli-softmax", "quora-duplicates", "nli-matryoshka", "nli-adaptive-layer",
             "static-nli", "distill-mse", "distill-multilingual", "tsdae", "simcse", "contrastive-tension", "splade-nq",
-            "inference-free-splade-nq", "csr-nq"}
+            "inference-free-splade-nq", "csr-nq", "nq-mined-mnrl"}
 
 
 def _content(path: Path) -> dict:
@@ -38,7 +38,8 @@ def _masked_lm(content: dict) -> bool:
 
 
 def model_ids() -> dict[str, bool]:
-    """Every model the recipes name (base, teacher of a loss or an evaluator) -> whether it must be a masked LM."""
+    """Every model the recipes name (base, teacher of a loss or an evaluator, the models of a dataset's `mine:` step)
+    -> whether it must be a masked LM."""
     ids = {}
     for path in RECIPES:
         content = _content(path)
@@ -46,6 +47,11 @@ def model_ids() -> dict[str, bool]:
         for spec in [*content["losses"].values(), *(content.get("evaluators") or [])]:
             if spec.get("teacher"):
                 ids.setdefault(spec["teacher"], False)
+        for split in content["datasets"].values():
+            for mine in (dataset["mine"] for dataset in split.values() if "mine" in dataset):
+                for model in (mine["model"], mine.get("rescore")):
+                    if model:
+                        ids.setdefault(model, mine.get("kind") == "sparse")
     return ids
 
 
@@ -74,6 +80,11 @@ def tiny_overrides(path: Path) -> list[str]:
         overrides.append(f"model.dense.out_features={TINY_HIDDEN}")  # as wide as the (tiny) teacher
     if content["model"].get("architecture") == "csr":  # 4 x 32 latents on the tiny model
         overrides += ["model.sparse.autoencoder.k=16", "model.sparse.autoencoder.k_aux=32"]
+    for split, datasets in content["datasets"].items():  # margins suit a real model's scores, not the tiny model's
+        for name, dataset in datasets.items():  # near-equal ones (every candidate would be dropped)
+            overrides += [f"datasets.{split}.{name}.mine.{margin}=null" for margin in ("absolute_margin",
+                                                                                        "relative_margin")
+                          if margin in dataset.get("mine", {})]
     return overrides
 
 

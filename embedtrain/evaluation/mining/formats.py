@@ -11,23 +11,57 @@ Queries come in the order they first appear, each query's positives in theirs, n
   least one negative; with scores, `scores` in place of `labels`.
 """
 
+from embedtrain.data.contract import ColumnContract, ColumnMapping, LabelKind, resolve_columns
 from embedtrain.errors import DataError
-from embedtrain.evaluation.mining.options import MiningOptions
+from embedtrain.evaluation.mining.options import MiningOptions, OutputFormat
 from embedtrain.evaluation.mining.pairs import MiningInput
+
+LABELS_WRITTEN: dict[tuple[OutputFormat, bool], tuple[LabelKind | None, ...]] = {
+    ("triplet", False): (None,), ("n-tuple", False): (None,),
+    ("triplet", True): ("scores",), ("n-tuple", True): ("scores",),
+    ("labeled-pair", False): ("binary", "class", "score", "scores"),
+    ("labeled-pair", True): ("score", "scores"),
+    ("labeled-list", False): ("list_scores",), ("labeled-list", True): ("list_scores",),
+}
+"""(output_format, output_scores) -> the label kinds a loss may read from those rows (None: rows without a label):
+a `scores` list per row; 0/1 labels, which are also classes and scores; one score per pair; a label per document."""
 
 
 def output_columns(data: MiningInput, negatives: list[list[int]], negative_scores: list[list[float]],
                    positive_scores: list[float], options: MiningOptions) -> dict[str, list]:
     """Columns of the mined data. negatives / negative_scores: per query, best first; positive_scores: per
     (query, positive) pair, in query order."""
-    added = added_columns(options)
-    taken = [name for name in (data.anchor_column, data.positive_column) if name in added]
-    if taken:
-        raise DataError(f"the data's column {taken[0]!r} has the name of a column the {options.output_format} format "
-                        f"adds ({', '.join(added)}); rename it, or map another name with --columns")
+    mined_columns(data.anchor_column, data.positive_column, options)
     build = {"triplet": _triplets, "n-tuple": _tuples, "labeled-pair": _labeled_pairs,
              "labeled-list": _labeled_lists}[options.output_format]
     return build(data, negatives, negative_scores, _per_query(positive_scores, data.positives), options)
+
+
+def mined_columns(anchor_column: str, positive_column: str, options: MiningOptions) -> list[str]:
+    """The columns mining writes for data whose pairs are in these columns, in order: known before anything is
+    mined. DataError when a data column has the name of a column the format adds."""
+    added = added_columns(options)
+    taken = [name for name in (anchor_column, positive_column) if name in added]
+    if taken:
+        raise DataError(f"the data's column {taken[0]!r} has the name of a column the {options.output_format} format "
+                        f"adds ({', '.join(added)}); rename it, or map another name with --columns")
+    return [anchor_column, positive_column, *added]
+
+
+def mapping_for(contract: ColumnContract, options: MiningOptions, anchor_column: str, positive_column: str
+                ) -> ColumnMapping | None:
+    """How a loss (`contract`) reads the rows mining writes with `options`, by position as for any data without
+    `columns:`; None when they do not fit it: other inputs, a label it does not take or lacks, a list of texts where
+    it takes one text (or the reverse). What only the values show (a score out of a loss's range) is checked on the
+    mined rows."""
+    if (options.output_format == "labeled-list") != (contract.list_input is not None):
+        return None
+    if contract.label not in LABELS_WRITTEN[(options.output_format, options.output_scores)]:
+        return None
+    try:
+        return resolve_columns(mined_columns(anchor_column, positive_column, options), contract, None, [], "")
+    except DataError:
+        return None
 
 
 def added_columns(options: MiningOptions) -> list[str]:

@@ -14,7 +14,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from embedtrain import __version__
+from embedtrain.data.source import public_name
 from embedtrain.errors import RecipeError
+from embedtrain.evaluation.mining.mine import MiningResult
+from embedtrain.evaluation.mining.options import MiningOptions
+from embedtrain.evaluation.mining.pairs import PairRows
 
 OUTPUT_SUFFIXES = (".parquet", ".jsonl")
 SIDECAR_SUFFIX = ".provenance.json"
@@ -77,3 +82,25 @@ def fingerprint(*columns: Iterable) -> str:
             digest.update(len(encoded).to_bytes(8, "little") + encoded)
     return f"sha256:{digest.hexdigest()}"
 
+
+
+def mining_provenance(command: str, model: str, kind: str, rescore: str | None, data: tuple[str, str], pairs: PairRows,
+                      corpus: tuple[str, list[str]] | None, options: MiningOptions, result: MiningResult,
+                      output: Path) -> dict:
+    """The sidecar of mined rows: the models, the data (`data`: source and split) and corpus (source and texts) by
+    name and fingerprint, the options as used (the derived range_max included), the output and the counts."""
+    columns = {"anchor": pairs.anchor_column, "positive": pairs.positive_column, "label": pairs.label_column}
+    return {
+        "embedtrain": __version__,
+        "command": command,
+        "model": {"name": public_name(model), "kind": kind, "similarity": result.similarity},
+        "rescore_model": public_name(rescore) if rescore else None,
+        "data": {"source": public_name(data[0]), "split": data[1],
+                 "columns": {role: column for role, column in columns.items() if column is not None},
+                 "fingerprint": fingerprint(pairs.anchors, pairs.positives, pairs.labels or [])},
+        "corpus": ({"source": public_name(corpus[0]), "texts": len(corpus[1]), "fingerprint": fingerprint(corpus[1])}
+                   if corpus is not None else None),
+        "options": options.model_dump() | {"range_max": result.range_max},
+        "output": {"file": output.name, "format": options.output_format, "columns": list(result.columns)},
+        "summary": result.summary.as_json(),
+    }

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from datasets import Dataset
 
-from embedtrain.data.checks import DatasetReport, LoadedData, inspect_rows, raise_on_errors
+from embedtrain.data.checks import DatasetReport, LoadedData, Tokenization, inspect_rows, raise_on_errors
 from embedtrain.data.contract import LABEL_COLUMN_NAMES, ColumnContract, ColumnMapping, resolve_columns
 from embedtrain.data.source import DataSource, load_source
 from embedtrain.errors import DataError, RecipeError
@@ -54,26 +54,49 @@ class MiningInput:
         return max(self.positive_rows)
 
 
+def inspect_pairs(config: DataSource, where: str, tokenization: Tokenization | None = None
+                  ) -> tuple[DatasetReport, PairRows | None]:
+    """Read and check the pairs `config` names: two text columns (anchor, positive) by position or by `columns`,
+    plus a 0/1 label column when the data has one (by name, or `columns: {label: ...}`). Never raises DataError: the
+    report holds every problem (naming `where`), and the pairs are None when there is one. `tokenization` adds the
+    token-length statistics."""
+    report = DatasetReport(where=where, source=config.source, contract=PAIRS)
+    try:
+        rows = load_source(config, where)
+        label_named = any(name in rows.column_names and name not in config.ignored_columns()
+                          for name in LABEL_COLUMN_NAMES)
+        report.contract = LABELLED_PAIRS if ("label" in config.columns if config.columns is not None
+                                             else label_named) else PAIRS
+        report.row_count = len(rows)
+        report.mapping = resolve_columns(rows.column_names, report.contract, config.columns, config.ignored_columns(),
+                                         where)
+    except DataError as error:
+        report.error(str(error))
+        return report, None
+    inspect_rows(report, LoadedData(rows, report.mapping), tokenization)
+    if report.errors:
+        return report, None
+    columns, label = dict(report.mapping.inputs), report.mapping.label
+    return report, PairRows(list(rows[columns["anchor"]]), list(rows[columns["positive"]]),
+                            [int(value) for value in rows[label]] if label else None, columns["anchor"],
+                            columns["positive"], label)
+
+
 def load_pairs(config: DataSource, where: str) -> PairRows:
-    """Read the pairs `config` names: two text columns (anchor, positive) by position or by `columns`, plus a 0/1
-    label column when the data has one (by name, or `columns: {label: ...}`). DataError naming `where` otherwise."""
-    rows = load_source(config, where)
-    label_named = any(name in rows.column_names and name not in config.ignored_columns() for name in LABEL_COLUMN_NAMES)
-    labelled = "label" in config.columns if config.columns is not None else label_named
-    mapping = _checked_mapping(rows, config, LABELLED_PAIRS if labelled else PAIRS, where)
-    columns = dict(mapping.inputs)
-    labels = [int(label) for label in rows[mapping.label]] if mapping.label else None
-    return PairRows(list(rows[columns["anchor"]]), list(rows[columns["positive"]]), labels, columns["anchor"],
-                    columns["positive"], mapping.label)
+    """The pairs `config` names (see `inspect_pairs`); DataError listing every problem."""
+    report, pairs = inspect_pairs(config, where)
+    raise_on_errors([report])
+    return pairs
 
 
-def load_corpus(config: DataSource, column: str | None, where: str) -> list[str]:
-    """The texts of one column of `config` (`column`, or the only column). DataError naming `where` otherwise."""
+def load_corpus(config: DataSource, column: str | None, where: str, column_option: str = "--corpus-column") -> list[str]:
+    """The texts of one column of `config` (`column`, or the only column; `column_option` names where to set it).
+    DataError naming `where` otherwise."""
     rows = load_source(config, where)
     if column is None:
         if len(rows.column_names) != 1:
             raise RecipeError(f"{where}: the corpus has columns {rows.column_names}; name the one holding the texts "
-                              f"with --corpus-column")
+                              f"with {column_option}")
         column = rows.column_names[0]
     others = [name for name in rows.column_names if name != column]
     config = config.model_copy(update={"columns": {"text": column}, "ignore_columns": others})
