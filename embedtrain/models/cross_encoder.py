@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from embedtrain.models.cross_encoder_execution import classify, enable_packed_classification
+from embedtrain.models.embedder import resolve_prompt
 from embedtrain.modules.dense import ACTIVATIONS, Activation
 from embedtrain.modules.length_chunks import LengthChunking
 
@@ -71,15 +72,7 @@ class CrossEncoder(nn.Module):
                 f"max_length={self.max_length}, activation={self.activation_name})")
 
     def resolve_prompt(self, prompt_name: str | None = None, prompt: str | None = None) -> str | None:
-        """An explicit prompt wins; else the named one; else the default prompt, if any."""
-        if prompt is not None:
-            return prompt
-        name = prompt_name if prompt_name is not None else self.default_prompt_name
-        if name is None:
-            return None
-        if name not in self.prompts:
-            raise ValueError(f"prompt {name!r} is not defined; the model has prompts {sorted(self.prompts)}")
-        return self.prompts[name] or None
+        return resolve_prompt(self.prompts, self.default_prompt_name, prompt_name, prompt)
 
     def tokenize(self, pairs: Sequence[Sequence[str]]) -> dict[str, Tensor]:
         """Pairs -> padded input tensors, as the reference tokenizes them: both texts in one sequence

@@ -11,6 +11,19 @@ from embedtrain.modules import Dense, Pooling, StaticEmbedding, Transformer
 from embedtrain.similarity import MATRIX, PAIRWISE, SimilarityName
 
 
+def resolve_prompt(prompts: dict[str, str], default_prompt_name: str | None, prompt_name: str | None = None,
+                   prompt: str | None = None) -> str | None:
+    """A model's prompt for a call: an explicit prompt wins; else the named one; else the default prompt, if any."""
+    if prompt is not None:
+        return prompt
+    name = prompt_name if prompt_name is not None else default_prompt_name
+    if name is None:
+        return None
+    if name not in prompts:
+        raise ValueError(f"prompt {name!r} is not defined; the model has prompts {sorted(prompts)}")
+    return prompts[name] or None
+
+
 class SentenceEmbedder(nn.Sequential):
     """An ordered stack of modules whose last output is `sentence_embedding`.
 
@@ -68,15 +81,7 @@ class SentenceEmbedder(nn.Sequential):
         return self.input_module_for(task).tokenize(texts, prompt)
 
     def resolve_prompt(self, prompt_name: str | None = None, prompt: str | None = None) -> str | None:
-        """An explicit prompt wins; else the named one; else the default prompt, if any."""
-        if prompt is not None:
-            return prompt
-        name = prompt_name if prompt_name is not None else self.default_prompt_name
-        if name is None:
-            return None
-        if name not in self.prompts:
-            raise ValueError(f"prompt {name!r} is not defined; the model has prompts {sorted(self.prompts)}")
-        return self.prompts[name] or None
+        return resolve_prompt(self.prompts, self.default_prompt_name, prompt_name, prompt)
 
     @torch.inference_mode()
     def encode(self, texts: list[str], *, batch_size: int = 32, prompt_name: str | None = None,
