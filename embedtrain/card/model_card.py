@@ -5,17 +5,12 @@ What differs by kind of model (tags, pipeline tag, description, details, usage s
 training details and logs, versions, recipe) is shared."""
 
 import json
-import platform
 from pathlib import Path
 
-import accelerate
-import datasets
-import torch
-import transformers
 import yaml
 
-from embedtrain import __version__
 from embedtrain.card.cross_encoder_card import cross_encoder_sections
+from embedtrain.card.environment import framework_versions
 from embedtrain.card.sections import DatasetSummary, KindSections, table
 from embedtrain.data.mirror import hub_id_of
 from embedtrain.data.source import is_local, public_name
@@ -97,9 +92,8 @@ def render_model_card(model: SentenceEmbedder | CrossEncoder, recipe: Recipe, tr
     sections.append(_training_details(recipe, train_sets))
     if history:
         sections.append(_training_logs(history, primary_metrics))
-    sections.append("### Framework Versions\n\n" + "\n".join(f"- {name}: {version}" for name, version in [
-        ("Python", platform.python_version()), ("embedtrain", __version__), ("Transformers", transformers.__version__),
-        ("PyTorch", torch.__version__), ("Accelerate", accelerate.__version__), ("Datasets", datasets.__version__)]))
+    sections.append("### Framework Versions\n\n" + "\n".join(f"- {name}: {version}"
+                                                             for name, version in framework_versions().items()))
     sections.append("### Recipe\n\n```yaml\n" + yaml.safe_dump(_without_local_paths(recipe.model_dump(mode="json")),
                                                               sort_keys=False) + "```")
     return "\n\n".join(sections) + "\n"
