@@ -7,8 +7,6 @@ import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
-import torch
-
 # The distributions whose versions decide how a run behaves; sentence-transformers is optional (the models
 # embedtrain reads and writes are its format).
 PACKAGES = ("embedtrain", "torch", "transformers", "datasets", "accelerate", "sentence-transformers")
@@ -29,6 +27,8 @@ def framework_versions() -> dict[str, str]:
 
 def hardware() -> str:
     """The machine in words, without its name: the GPUs torch sees (model and count), else the CPU cores."""
+    import torch  # here, not at the top: `embedtrain --version` reads the versions without importing torch
+
     if torch.cuda.is_available():
         names = [torch.cuda.get_device_name(index) for index in range(torch.cuda.device_count())]
         return ", ".join(f"{names.count(name)} x {name}" for name in dict.fromkeys(names))

@@ -9,8 +9,8 @@ from importlib.metadata import version
 from typer.testing import CliRunner
 
 from embedtrain import __version__
+from embedtrain.card import environment
 from embedtrain.cli import app
-from embedtrain.commands import version as version_module
 
 runner = CliRunner()
 
@@ -32,14 +32,14 @@ def test_version_prints_one_line_per_package_with_its_installed_version():
 
 
 def test_a_missing_package_is_reported_not_installed(monkeypatch):
-    real = version_module.version
+    real = environment.version
 
     def without_sentence_transformers(name):
         if name == "sentence-transformers":
-            raise version_module.PackageNotFoundError(name)
+            raise environment.PackageNotFoundError(name)
         return real(name)
 
-    monkeypatch.setattr(version_module, "version", without_sentence_transformers)
+    monkeypatch.setattr(environment, "version", without_sentence_transformers)
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0, result.output
     assert _lines(result.stdout)["sentence-transformers"] == "not installed"
