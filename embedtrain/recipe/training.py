@@ -16,6 +16,23 @@ def eval_loss_metric(dataset_name: str) -> str:
     return f"eval_{dataset_name}_loss"
 
 
+class PushToHubConfig(StrictModel):
+    """`training.push_to_hub`: publish the run to a Hugging Face Hub repo (as `embedtrain push`)."""
+
+    repo_id: str = Field(description="NAME or NAMESPACE/NAME; the repo is created if missing")
+    private: bool = Field(False, description="create the repo private (an existing repo keeps its visibility)")
+    revision: str | None = Field(None, description="the branch to push to, created if missing (default: main)")
+    every_save: bool = Field(False, description="also push each checkpoint (model, optimizer and trainer state) "
+                             "to checkpoints/<name>/ when it is saved; needs save_steps")
+
+    @model_validator(mode="after")
+    def _valid_repo_id(self) -> "PushToHubConfig":
+        from huggingface_hub.utils import validate_repo_id
+
+        validate_repo_id(self.repo_id)  # its HFValidationError is a ValueError: reported as a recipe error
+        return self
+
+
 class TrainingConfig(StrictModel):
     output_dir: str = Field(description="checkpoints, metrics.jsonl, the resolved recipe and final/ go here")
     epochs: int = Field(1, gt=0)
@@ -47,6 +64,9 @@ class TrainingConfig(StrictModel):
     batch_sampler: BatchSamplerName = Field(
         "random", description="random; no_duplicates (no text twice in a batch: no false in-batch negatives); "
         "group_by_label (pairs of rows with the same label, for batch-triplet losses)")
+    push_to_hub: PushToHubConfig | None = Field(
+        None, description="push final/ (with its card) to this Hub repo at the end of training, and with every_save "
+        "each checkpoint; a token from HF_TOKEN or `hf auth login`")
     multi_dataset_sampler: MultiDatasetSamplerName = Field(
         "proportional", description="how batches of several datasets interleave: proportional (every batch once), "
         "round_robin (one of each in turn), weighted (by each dataset's weight)")
@@ -73,6 +93,8 @@ class TrainingConfig(StrictModel):
             raise ValueError("set warmup_ratio or warmup_steps, not both")
         if self.batch_sampler == "group_by_label" and self.batch_size % 2:
             raise ValueError(f"batch_sampler group_by_label puts rows in pairs: batch_size must be even, not {self.batch_size}")
+        if self.push_to_hub and self.push_to_hub.every_save and not self.save_steps:
+            raise ValueError("push_to_hub.every_save pushes each checkpoint: set save_steps")
         if self.load_best_model_at_end and not self.metric_for_best_model:
             raise ValueError("load_best_model_at_end needs metric_for_best_model")
         if self.load_best_model_at_end and self.save_steps and (not self.eval_steps or self.save_steps % self.eval_steps):
