@@ -60,17 +60,25 @@ def check_model_folder(folder: Path) -> None:
                        f"train` saved (OUTPUT_DIR/final) or a checkpoint's model/ folder") from None
 
 
+def repo_id_problem(repo_id: str) -> str | None:
+    """Why `repo_id` cannot name a Hub repo, by huggingface_hub's rules; None when it can."""
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        return (f"{repo_id!r} is not a Hub repo id: use NAME or NAMESPACE/NAME, each of letters, digits, '-', '_' "
+                f"and '.' (not first or last), at most 96 characters, e.g. my-user/my-model")
+    return None
+
+
 class HubRepo:
     """A Hub repo to push to. Checks what needs no network when created (repo id, offline mode, a token); creates the
     repo and the branch on the first push."""
 
     def __init__(self, target: HubTarget) -> None:
         self.target = target
-        try:
-            validate_repo_id(target.repo_id)
-        except HFValidationError as error:
-            raise HubError(f"{target.repo_id!r} is not a Hub repo id ({error}); use NAME or NAMESPACE/NAME, e.g. "
-                           f"my-user/my-model") from None
+        problem = repo_id_problem(target.repo_id)
+        if problem is not None:
+            raise HubError(problem)
         if constants.is_offline_mode():
             raise HubError("HF_HUB_OFFLINE is set, so huggingface_hub sends no request: unset it (or set "
                            "HF_HUB_OFFLINE=0) to push")
@@ -130,8 +138,6 @@ class hub_errors:
             return (f"cannot reach the Hub at {endpoint} to push {repo} ({type(error).__name__}: {error}); check the "
                     f"network connection, HTTPS_PROXY if you use a proxy, and HF_ENDPOINT, then push again"), \
                 ExitCode.INVALID_INPUT
-        if isinstance(error, HFValidationError):
-            return f"{repo!r} is not a Hub repo id ({error}); use NAME or NAMESPACE/NAME", ExitCode.INVALID_INPUT
         return None
 
     def _refused(self, error: HfHubHTTPError, raised: Exception) -> str:

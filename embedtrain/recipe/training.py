@@ -7,6 +7,7 @@ from pydantic import Field, model_validator
 
 from embedtrain.config import StrictModel
 from embedtrain.data.samplers import BatchSamplerName, MultiDatasetSamplerName
+from embedtrain.models.publish import repo_id_problem
 
 
 def eval_loss_metric(dataset_name: str) -> str:
@@ -27,9 +28,9 @@ class PushToHubConfig(StrictModel):
 
     @model_validator(mode="after")
     def _valid_repo_id(self) -> "PushToHubConfig":
-        from huggingface_hub.utils import validate_repo_id
-
-        validate_repo_id(self.repo_id)  # its HFValidationError is a ValueError: reported as a recipe error
+        problem = repo_id_problem(self.repo_id)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 

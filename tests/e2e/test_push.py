@@ -120,7 +120,7 @@ def closed_port_url() -> str:
     ("no right to commit", ["does not let this token write to other/tiny", "HTTP 403", "push to your own namespace"]),
     ("hub down", ["cannot reach the Hub at http://127.0.0.1:", "network connection", "HF_ENDPOINT"]),
     ("offline", ["HF_HUB_OFFLINE is set", "unset it"]),
-    ("bad repo id", ["'other/tiny/x' is not a Hub repo id", "NAMESPACE/NAME"]),
+    ("bad repo id", ["'other/tiny/x' is not a Hub repo id: use NAME or NAMESPACE/NAME"]),
 ])
 def test_push_failures_name_the_cause_and_the_fix_and_exit_2(hub, saved_run, monkeypatch, tmp_path, case, expected):
     repo = "other/tiny"
