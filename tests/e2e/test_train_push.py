@@ -73,9 +73,10 @@ def test_training_pushes_each_checkpoint_when_saved_and_the_final_model_with_its
             if path.startswith(f"checkpoints/{kept.name}/")} == folder_files(kept)
     assert {path.split("/")[1] for path in files if path.startswith("checkpoints/")} == {
         "checkpoint-0000002", "checkpoint-0000004", "checkpoint-0000006"}
+    local_paths = [str(tmp_path), str(tiny_checkpoint), str(sts_csv.parent)]  # the run's, the base model's, the data's
     for commit in hub.commits:
-        for data in commit.files.values():
-            assert str(tmp_path).encode() not in data  # nothing uploaded names a path of this machine
+        for path, data in commit.files.items():
+            assert not [local for local in local_paths if local.encode() in data], path  # none leaves the machine
 
 
 def test_a_hub_refusing_pushes_warns_at_each_checkpoint_and_fails_train_with_exit_2_after_saving(
