@@ -580,8 +580,8 @@ def push(
                           checkpoints=checkpoints)
     with _user_errors():
         outcome = run_push(request)
-    console.print(f"pushed {escape(str(model_dir))} to {escape(outcome.model.url)}\ncommit {outcome.model.commit}",
-                  soft_wrap=True)
+    console.print(f"pushed {escape(str(model_dir))} to {escape(outcome.model.url)}\ncommit {outcome.model.commit} "
+                  f"({escape(outcome.model.commit_url)})", soft_wrap=True)
     if outcome.checkpoints is not None:
         console.print(f"pushed {len(outcome.checkpoint_names)} checkpoints to checkpoints/ in commit "
                       f"{outcome.checkpoints.commit}", soft_wrap=True)

@@ -30,10 +30,14 @@ class HubPushingObserver:
 
     def __init__(self, inner: TrainingObserver, config: PushToHubConfig) -> None:
         self.inner, self.every_save = inner, config.every_save
-        self.repo = HubRepo(HubTarget(config.repo_id, config.private, config.revision))
+        # No upload display of huggingface_hub's: it would write through the console's live progress bar.
+        self.repo = HubRepo(HubTarget(config.repo_id, config.private, config.revision), show_progress=False)
 
     def __getattr__(self, hook: str):
-        return getattr(self.inner, hook)  # the hooks this class does not handle
+        # Every hook this class does not handle, including any added to TrainingObserver later, goes to `inner`.
+        if "inner" not in self.__dict__:  # not built yet (copy, pickle): no recursion through self.inner
+            raise AttributeError(hook)
+        return getattr(self.inner, hook)
 
     def on_checkpoint(self, path: Path) -> None:
         self.inner.on_checkpoint(path)

@@ -6,12 +6,20 @@ the calls and errors least likely to change under a new huggingface_hub (the ref
 changes). Every failure becomes a HubError naming its cause and the fix; the token is never part of a message.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from huggingface_hub import HfApi, constants, get_token
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
-from huggingface_hub.utils import httpx, validate_repo_id
+from huggingface_hub.utils import (
+    are_progress_bars_disabled,
+    disable_progress_bars,
+    enable_progress_bars,
+    httpx,
+    validate_repo_id,
+)
 
 from embedtrain.errors import EmbedtrainError, ExitCode, ModelLoadError
 from embedtrain.models.load_errors import check_is_model_folder
@@ -74,8 +82,8 @@ class HubRepo:
     """A Hub repo to push to. Checks what needs no network when created (repo id, offline mode, a token); creates the
     repo and the branch on the first push."""
 
-    def __init__(self, target: HubTarget) -> None:
-        self.target = target
+    def __init__(self, target: HubTarget, show_progress: bool = True) -> None:
+        self.target, self.show_progress = target, show_progress
         problem = repo_id_problem(target.repo_id)
         if problem is not None:
             raise HubError(problem)
@@ -91,7 +99,7 @@ class HubRepo:
     def push(self, folder: Path, message: str, path_in_repo: str = "",
              allow_patterns: list[str] | None = None) -> Pushed:
         """Upload `folder` (the files matching `allow_patterns`, default all) to `path_in_repo` in one commit."""
-        with hub_errors(self.target, self.api.endpoint):
+        with hub_errors(self.target, self.api.endpoint), _progress_bars(self.show_progress):
             url = self._ensure_repo()
             info = self.api.upload_folder(repo_id=self.target.repo_id, folder_path=folder, path_in_repo=path_in_repo,
                                           commit_message=message, revision=self.target.revision,
@@ -158,6 +166,19 @@ class hub_errors:
         if status >= 500:
             return f"the Hub at {endpoint} failed on its side while pushing {repo} ({said}); push again later"
         return f"the Hub at {endpoint} refused the push to {repo} ({said}): {raised}"
+
+
+@contextmanager
+def _progress_bars(shown: bool) -> Iterator[None]:
+    """huggingface_hub's upload display on stderr, or none (e.g. under training's live progress bar)."""
+    if shown or are_progress_bars_disabled():
+        yield
+        return
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        enable_progress_bars()
 
 
 def _http_error_in(error: BaseException) -> HfHubHTTPError | None:

@@ -71,7 +71,7 @@ def test_push_uploads_the_model_folder_byte_for_byte_into_a_new_private_repo(hub
     (commit,) = hub.commits
     assert commit.summary == "Upload model with embedtrain" and commit.revision == "main"
     output = " ".join(result.output.split())
-    assert f"to {hub.url}/me/tiny" in output and f"commit {commit.oid}" in output
+    assert f"to {hub.url}/me/tiny" in output and f"commit {commit.oid} ({hub.url}/me/tiny/commit/{commit.oid})" in output
     for request in hub.requests:  # no path of this machine leaves it, the token only in its header
         assert str(saved_run) not in request.body.decode("utf-8", "replace")
         assert TOKEN not in request.path + request.query + request.body.decode("utf-8", "replace")
