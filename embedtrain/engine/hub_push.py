@@ -5,8 +5,8 @@ checkpoint is published (and rotated), `on_train_end` after final/ and its card 
 
 Checkpoint pushes are synchronous: training waits for the upload. The files pushed are then exactly the checkpoint
 as saved, never one that `save_total_limit` deletes, or the next save rewrites, while an upload reads it; the other
-processes wait at the checkpoint's barrier meanwhile (a push must fit in the process group's timeout, 30 minutes by
-default). A failed checkpoint push is a warning: the checkpoint is safe on disk, and training goes on. A failed
+processes wait at the checkpoint's barrier meanwhile, so a push must end within the process group's timeout (torch's
+default: 10 minutes with NCCL, 30 with gloo; an embedding model's checkpoint is a few GB at most). A failed checkpoint push is a warning: the checkpoint is safe on disk, and training goes on. A failed
 final push is an error (exit 2 for a missing or refused token, or no network) raised after final/ is saved, so that
 a job that trains to publish does not report success when nothing was published.
 """

@@ -65,9 +65,6 @@ class TrainingConfig(StrictModel):
     batch_sampler: BatchSamplerName = Field(
         "random", description="random; no_duplicates (no text twice in a batch: no false in-batch negatives); "
         "group_by_label (pairs of rows with the same label, for batch-triplet losses)")
-    push_to_hub: PushToHubConfig | None = Field(
-        None, description="push final/ (with its card) to this Hub repo at the end of training, and with every_save "
-        "each checkpoint; a token from HF_TOKEN or `hf auth login`")
     multi_dataset_sampler: MultiDatasetSamplerName = Field(
         "proportional", description="how batches of several datasets interleave: proportional (every batch once), "
         "round_robin (one of each in turn), weighted (by each dataset's weight)")
@@ -76,6 +73,9 @@ class TrainingConfig(StrictModel):
     length_chunking: bool = Field(
         True, description="run each batch through the encoder in length-homogeneous chunks: the same loss and "
         "gradients with far less padding (the batches themselves are unchanged)")
+    push_to_hub: PushToHubConfig | None = Field(
+        None, description="push final/ (with its card) to this Hub repo at the end of training, and with every_save "
+        "each checkpoint; a token from HF_TOKEN or `hf auth login`")
 
     @model_validator(mode="after")
     def _patterns_compile(self) -> "TrainingConfig":
