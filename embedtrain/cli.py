@@ -551,6 +551,42 @@ def schema(
         console.print(f"wrote the recipe schema to {escape(str(output))}", soft_wrap=True)
 
 
+PUSH_EXAMPLES = """
+[bold]Examples[/bold]
+
+  embedtrain push runs/stsb/final my-user/stsb-minilm --private
+
+  embedtrain push runs/stsb/final my-org/stsb-minilm --revision v2 --commit-message "lr 3e-5" --checkpoints
+"""
+
+
+@app.command(epilog=PUSH_EXAMPLES)
+def push(
+    model_dir: Annotated[Path, typer.Argument(help="A saved model, e.g. OUTPUT_DIR/final.", show_default=False)],
+    repo_id: Annotated[str, typer.Argument(help="NAME or NAMESPACE/NAME; created if missing.", show_default=False)],
+    private: Annotated[bool, typer.Option("--private", help="Create the repo private.")] = False,
+    revision: Annotated[str | None, typer.Option("--revision", help="Branch to push to, created if missing "
+                                                                    "(default: main).", show_default=False)] = None,
+    commit_message: Annotated[str | None, typer.Option("--commit-message", show_default=False,
+                                                       help="Default: Upload model with embedtrain.")] = None,
+    checkpoints: Annotated[bool, typer.Option("--checkpoints", help="Also push the run's checkpoints "
+                                                                    "(RUN/checkpoints for RUN/final) to checkpoints/.")] = False,
+) -> None:
+    """Upload a saved model with its card to a Hugging Face Hub repo. The token comes from HF_TOKEN or `hf auth
+    login`; HF_ENDPOINT selects another Hub."""
+    from embedtrain.commands.push import PushRequest, run_push
+
+    request = PushRequest(model_dir, repo_id, private=private, revision=revision, commit_message=commit_message,
+                          checkpoints=checkpoints)
+    with _user_errors():
+        outcome = run_push(request)
+    console.print(f"pushed {escape(str(model_dir))} to {escape(outcome.model.url)}\ncommit {outcome.model.commit} "
+                  f"({escape(outcome.model.commit_url)})", soft_wrap=True)
+    if outcome.checkpoints is not None:
+        console.print(f"pushed {len(outcome.checkpoint_names)} checkpoints to checkpoints/ in commit "
+                      f"{outcome.checkpoints.commit}", soft_wrap=True)
+
+
 @dataclass
 class _CliOptions:
     verbose: bool = False  # --verbose: tracebacks are printed too

@@ -9,6 +9,7 @@ from datasets import Dataset
 
 from embedtrain.card.model_card import ModelCardWriter
 from embedtrain.data.checks import Tokenization
+from embedtrain.engine.hub_push import with_hub_push
 from embedtrain.engine.mined_data import mine_or_reuse, mining_caches
 from embedtrain.engine.observer import TrainingObserver
 from embedtrain.engine.output_dir import check_output_dir, locked_output_dir, record_resolved_recipe
@@ -23,7 +24,7 @@ def run_training(recipe: Recipe, *, resume: bool = False, observer: TrainingObse
     accelerator = build_accelerator(recipe.training)
     output_dir = Path(recipe.training.output_dir)
     check_output_dir(output_dir, resume)
-    observer = observer or TrainingObserver()
+    observer = with_hub_push(observer or TrainingObserver(), recipe.training.push_to_hub)
     with locked_output_dir(output_dir, accelerator):
         plan, tokenization = checked_data(recipe)
         mined = mine_or_reuse(mining_caches(plan.mining, output_dir), accelerator, observer)

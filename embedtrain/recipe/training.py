@@ -7,6 +7,7 @@ from pydantic import Field, model_validator
 
 from embedtrain.config import StrictModel
 from embedtrain.data.samplers import BatchSamplerName, MultiDatasetSamplerName
+from embedtrain.models.publish import repo_id_problem
 
 
 def eval_loss_metric(dataset_name: str) -> str:
@@ -14,6 +15,23 @@ def eval_loss_metric(dataset_name: str) -> str:
     README. The `eval_` prefix is the reference trainer's, and it keeps the name apart from the training log's
     `<name>_loss` of a training dataset that has the same name."""
     return f"eval_{dataset_name}_loss"
+
+
+class PushToHubConfig(StrictModel):
+    """`training.push_to_hub`: publish the run to a Hugging Face Hub repo (as `embedtrain push`)."""
+
+    repo_id: str = Field(description="NAME or NAMESPACE/NAME; the repo is created if missing")
+    private: bool = Field(False, description="create the repo private (an existing repo keeps its visibility)")
+    revision: str | None = Field(None, description="the branch to push to, created if missing (default: main)")
+    every_save: bool = Field(False, description="also push each checkpoint (model, optimizer and trainer state) "
+                             "to checkpoints/<name>/ when it is saved; needs save_steps")
+
+    @model_validator(mode="after")
+    def _valid_repo_id(self) -> "PushToHubConfig":
+        problem = repo_id_problem(self.repo_id)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
 
 class TrainingConfig(StrictModel):
@@ -55,6 +73,9 @@ class TrainingConfig(StrictModel):
     length_chunking: bool = Field(
         True, description="run each batch through the encoder in length-homogeneous chunks: the same loss and "
         "gradients with far less padding (the batches themselves are unchanged)")
+    push_to_hub: PushToHubConfig | None = Field(
+        None, description="push final/ (with its card) to this Hub repo at the end of training, and with every_save "
+        "each checkpoint; a token from HF_TOKEN or `hf auth login`")
 
     @model_validator(mode="after")
     def _patterns_compile(self) -> "TrainingConfig":
@@ -73,6 +94,8 @@ class TrainingConfig(StrictModel):
             raise ValueError("set warmup_ratio or warmup_steps, not both")
         if self.batch_sampler == "group_by_label" and self.batch_size % 2:
             raise ValueError(f"batch_sampler group_by_label puts rows in pairs: batch_size must be even, not {self.batch_size}")
+        if self.push_to_hub and self.push_to_hub.every_save and not self.save_steps:
+            raise ValueError("push_to_hub.every_save pushes each checkpoint: set save_steps")
         if self.load_best_model_at_end and not self.metric_for_best_model:
             raise ValueError("load_best_model_at_end needs metric_for_best_model")
         if self.load_best_model_at_end and self.save_steps and (not self.eval_steps or self.save_steps % self.eval_steps):
