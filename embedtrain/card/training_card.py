@@ -39,7 +39,7 @@ def training_logs(history: list[dict], train_sets: list[str], primary_metrics: l
         rows.setdefault(record["step"], {}).update(record)
     body = []
     for step, row in sorted(rows.items()):
-        values = [_format(row.get(column)) for column in columns]
+        values = [_format(row.get(column), epoch=column == "epoch") for column in columns]
         body.append([f"**{value}**" for value in values] if step == best_step else values)
     headers = [{"epoch": "Epoch", "step": "Step", "loss": "Training Loss"}.get(column, column) for column in columns]
     logs = table(headers, body)
@@ -69,7 +69,9 @@ def format_duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min {secs:02d} s" if hours else f"{minutes} min {secs:02d} s"
 
 
-def _format(value) -> str:
+def _format(value, epoch: bool = False) -> str:
     if value is None:
         return "-"
+    if epoch:
+        return str(round(value, 4))
     return f"{value:.4f}" if isinstance(value, float) else str(value)
