@@ -35,7 +35,7 @@ def sparse_sections(model: SparseEmbedder, base: str, train_sets: list[str]) -> 
         tags=["sentence-transformers", "sparse-encoder", "sparse", *(kind.lower() for kind in kinds)],
         pipeline_tag="feature-extraction",
         title=f"{model_type} fine-tuned from {Path(base).name}",
-        description=f"A {model_type} model fine-tuned from `{base}` with "
+        description=f"{'An' if model_type[0] in 'AEIOU' else 'A'} {model_type} model fine-tuned from `{base}` with "
                     f"[embedtrain](https://pypi.org/project/embedtrain/) on {', '.join(train_sets)}. It maps text to "
                     f"{space}{active}, for semantic search and sparse retrieval.",
         details=details,
