@@ -25,6 +25,7 @@ class DatasetSummary:
     loss: str  # the name of its entry in the recipe's `losses:`
     token_stats: dict[str, TokenStats]  # column (a cross-encoder: 'first+second' pair) -> statistics
     samples: list[dict[str, str]]  # the first rows, column -> value as text
+    texts: list[str]  # the input texts of the first rows, in order (for the Hub's widget)
 
 
 def summarize_dataset(split: str, dataset: PreparedDataset, report: DatasetReport | None, source: str
@@ -36,7 +37,8 @@ def summarize_dataset(split: str, dataset: PreparedDataset, report: DatasetRepor
         name=dataset.name, split=split, source=source, rows=len(dataset.rows), streamed=dataset.stream is not None,
         columns=dataset.mapping.describe(), loss=dataset.loss_name,
         token_stats=dict(report.token_stats) if report is not None else {},
-        samples=[{column: _text(row[column]) for column in columns} for row in first])
+        samples=[{column: _text(row[column]) for column in columns} for row in first],
+        texts=[row[column] for row in first for column in dataset.mapping.input_columns if isinstance(row[column], str)])
 
 
 def _text(value) -> str:

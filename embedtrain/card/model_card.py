@@ -38,6 +38,9 @@ from embedtrain.recipe.plan import DataPlan
 from embedtrain.recipe.schema import Recipe
 from embedtrain.recipe.training import eval_loss_metric
 
+WIDGET_TEXTS = 4
+WIDGET_CHARACTERS = 500
+
 
 @dataclass(frozen=True)
 class CardSubject:
@@ -150,7 +153,7 @@ def _front_matter(subject: CardSubject, kind: KindSections, title: str, losses: 
     tags = [*kind.tags, "generated_from_trainer", "embedtrain",
             f"dataset_size:{sum(summary.rows for summary in subject.train_sets)}",
             *(f"loss:{loss}" for loss in losses), *card.tags]
-    extra = {}
+    extra = {"widget": _widget(kind.pipeline_tag, subject.train_sets[0].texts)}
     if run is not None and run.emissions_kg is not None:
         extra["co2_eq_emissions"] = {"emissions": run.emissions_kg * 1000, "source": "codecarbon",
                                      "training_type": "fine-tuning", "hardware_used": run.hardware}
@@ -160,6 +163,17 @@ def _front_matter(subject: CardSubject, kind: KindSections, title: str, losses: 
         metrics=list(dict.fromkeys(result.metric_type for result in results)) or None,
         model_name=title, eval_results=results or None, **extra)
     return "---\n" + data.to_yaml() + "\n---"
+
+
+def _widget(pipeline_tag: str, texts: list[str]) -> list[dict] | None:
+    """The Hub's inference widget examples, from the first training rows: a sentence and the ones to compare it with
+    (sentence similarity), or single texts (feature extraction); none for a cross-encoder's pairs, as the reference."""
+    texts = list(dict.fromkeys(text[:WIDGET_CHARACTERS] for text in texts))
+    if pipeline_tag == "sentence-similarity" and len(texts) > 1:
+        return [{"source_sentence": texts[0], "sentences": texts[1:WIDGET_TEXTS]}]
+    if pipeline_tag == "feature-extraction" and texts:
+        return [{"text": text} for text in texts[:WIDGET_TEXTS]]
+    return None
 
 
 def _model_details(subject: CardSubject, kind: KindSections, base: str, base_hub_id: str | None) -> str:

@@ -122,6 +122,9 @@ def test_a_card_per_kind_says_what_the_model_is(name, tmp_path, mirror, tiny_che
     other_kinds = {"dense", "sparse", "cross-encoder"} - {next(tag for tag in ("dense", "sparse", "cross-encoder")
                                                               if tag in kind["tags"])}
     assert not other_kinds & set(metadata["tags"])
+    widget = {"sentence-similarity": [{"source_sentence": PAIRS[0][0], "sentences": [PAIRS[0][1], *PAIRS[1][:2]]}],
+              "feature-extraction": [{"text": text} for text in (*PAIRS[0][:2], *PAIRS[1][:2])]}
+    assert metadata.get("widget") == widget.get(kind["pipeline_tag"])  # none for a cross-encoder, as the reference
 
     # the model-index holds every metric of the evaluator's final evaluation, with its value from metrics.jsonl
     evaluation = last_evaluation(tmp_path / "run")

@@ -11,7 +11,7 @@ PAIRS = DatasetSummary(
     name="pairs", split="train", source="data/pairs.csv", rows=12, streamed=False,
     columns="sentence1=q, sentence2=a, label=y", loss="main",
     token_stats={"q": TokenStats(sampled=12, minimum=3, mean=5.25, p95=8, maximum=9, truncated=0.0)},
-    samples=[{"q": "what is a | pipe", "a": "a character " * 40, "y": "1"}])
+    samples=[{"q": "what is a | pipe", "a": "a character " * 40, "y": "1"}], texts=["what is a | pipe", "a character " * 40])
 STS_DEV = EvaluatorSummary(name="dev", type="sts", source="data/dev.csv", split="train",
                            metrics=["dev_pearson_cosine", "dev_spearman_cosine"], primary="dev_spearman_cosine",
                            parameters={})
