@@ -4,11 +4,15 @@ statistics that the data checks measured before training (data/checks.py), a few
 import json
 from dataclasses import dataclass
 
+import numpy as np
+import pyarrow as pa
+
 from embedtrain.card.sections import cell, table
 from embedtrain.data.checks import DatasetReport, TokenStats
 from embedtrain.data.training_data import PreparedDataset
 from embedtrain.losses.registry import LossParams
 
+CLASS_COUNTS = 10
 SAMPLE_ROWS = 3
 SAMPLE_CHARACTERS = 120
 """A sample cell longer than this is cut: the card shows what the data looks like, not the data."""
@@ -26,6 +30,7 @@ class DatasetSummary:
     token_stats: dict[str, TokenStats]  # column (a cross-encoder: 'first+second' pair) -> statistics
     samples: list[dict[str, str]]  # the first rows, column -> value as text
     texts: list[str]  # the input texts of the first rows, in order (for the Hub's widget)
+    label: str | None = None  # the label column's values in words (numbers: range and mean; few classes: counts)
 
 
 def summarize_dataset(split: str, dataset: PreparedDataset, report: DatasetReport | None, source: str
@@ -38,7 +43,19 @@ def summarize_dataset(split: str, dataset: PreparedDataset, report: DatasetRepor
         columns=dataset.mapping.describe(), loss=dataset.loss_name,
         token_stats=dict(report.token_stats) if report is not None else {},
         samples=[{column: _text(row[column]) for column in columns} for row in first],
-        texts=[row[column] for row in first for column in dataset.mapping.input_columns if isinstance(row[column], str)])
+        texts=[row[column] for row in first for column in dataset.mapping.input_columns if isinstance(row[column], str)],
+        label=_label_summary(dataset.rows.data.column(dataset.mapping.label)) if dataset.mapping.label else None)
+
+
+def _label_summary(values: pa.ChunkedArray) -> str | None:
+    """Up to CLASS_COUNTS integer values by their counts, other numbers by min/mean/max; None for lists."""
+    if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or pa.types.is_boolean(values.type)):
+        return None
+    numbers = np.asarray(values, dtype=np.float64)
+    distinct, counts = np.unique(numbers, return_counts=True)
+    if not pa.types.is_floating(values.type) and len(distinct) <= CLASS_COUNTS:
+        return ", ".join(f"{value:g}: {count} ({count / len(numbers):.0%})" for value, count in zip(distinct, counts))
+    return f"min {numbers.min():.4g}, mean {numbers.mean():.4g}, max {numbers.max():.4g}"
 
 
 def _text(value) -> str:
@@ -51,7 +68,8 @@ def dataset_section(summary: DatasetSummary, loss: LossParams) -> str:
     size = (f"{summary.rows} rows checked before training (streamed)" if summary.streamed
             else f"{summary.rows} rows")
     parts = [f"#### {summary.name}",
-             f"- Source: `{summary.source}`\n- Size: {size}\n- Columns: {summary.columns}"]
+             f"- Source: `{summary.source}`\n- Size: {size}\n- Columns: {summary.columns}"
+             + (f"\n- Label: {summary.label}" if summary.label else "")]
     if summary.token_stats:
         parts.append(_token_table(summary.token_stats))
     if summary.samples:

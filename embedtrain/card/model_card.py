@@ -7,6 +7,7 @@ What differs by kind of model (tags, pipeline tag, description, details, usage s
 sparse_card or cross_encoder_card; each other part has its own module. Nothing a card shows carries a path of this
 machine: sources by their public names, the base model by its hub id when one is known."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,10 +109,10 @@ def loss_types(params: LossParams) -> list[str]:
 
 
 def render_model_card(subject: CardSubject, metrics: dict[str, float], history: list[dict],
-                      run: TrainingRun | None = None, plots: list[Plot] | None = None) -> str:
+                      run: TrainingRun | None = None, plots: Sequence[Plot] | None = ()) -> str:
     """The card's markdown. `metrics`: the evaluation of the saved model; `history`: the records of metrics.jsonl;
-    `run`: the finished run's time, hardware, best step and emissions; `plots`: those written (None: matplotlib
-    missing)."""
+    `run`: the finished run's time, hardware, best step and emissions; `plots`: those written beside the card (None:
+    matplotlib is missing, which the card says)."""
     recipe, model = subject.recipe, subject.model
     card = recipe.model.card
     base, base_hub_id = public_name(recipe.model.base), base_model_id(recipe.model.base)

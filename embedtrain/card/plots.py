@@ -8,6 +8,7 @@ directly (no pyplot, no display, no global figure state)."""
 import logging
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def write_plots(history: list[dict], train_sets: list[str], primary_metrics: lis
     return plots
 
 
-def plots_section(plots: list[Plot] | None) -> str | None:
+def plots_section(plots: Sequence[Plot] | None) -> str | None:
     """'### Training Plots' embedding each plot by its relative path; without matplotlib, the line that says why
     there are none; None when the history held nothing to draw."""
     if plots is None:

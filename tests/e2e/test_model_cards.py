@@ -151,6 +151,12 @@ def test_a_card_per_kind_says_what_the_model_is(name, tmp_path, mirror, tiny_che
         assert token_row(tokenizer, firsts, None, "sentence1") in text
         assert token_row(tokenizer, seconds, None, "sentence2") in text
     assert f"| {PAIRS[0][0]} | {PAIRS[0][1]} |" in text
+    scores = np.array([score for _, _, score in PAIRS])
+    labels = {"org/sts": f"min {scores.min():.4g}, mean {scores.mean():.4g}, max {scores.max():.4g}",
+              "org/binary": ", ".join(f"{label}: {2 * count} ({count / len(scores):.0%})"  # PAIRS * 2 rows
+                                      for label, count in enumerate(np.bincount(scores >= 0.5)))}
+    assert (f"- Label: {labels[kind['data']]}" in text) == ("ignore_columns" not in kind["dataset"])
+    assert ("- Label:" in text) == ("ignore_columns" not in kind["dataset"])
 
     # the plots it links are PNG files in the model folder, and in the run's output directory
     links = [line.split("](")[1].rstrip(")") for line in text.splitlines() if line.startswith("![")]

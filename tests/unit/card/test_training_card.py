@@ -71,6 +71,7 @@ def test_without_a_run_no_row_is_bold_and_no_time_is_claimed(card):
     text = card(None)
     assert "**" not in text.split("### Training Logs")[1].split("###")[0]
     assert "Training time" not in text and "co2_eq_emissions" not in text
+    assert "Training Plots" not in text  # none written, and none claimed missing
 
 
 def test_durations_read_as_hours_minutes_seconds():
