@@ -3,7 +3,7 @@ and a usage snippet with the reference's CrossEncoder (predict, and rank for a s
 
 from pathlib import Path
 
-from embedtrain.card.sections import DatasetSummary, KindSections
+from embedtrain.card.sections import KindSections
 from embedtrain.models.cross_encoder import CrossEncoder
 
 QUERY = "How many people live in Berlin?"
@@ -11,7 +11,7 @@ DOCUMENTS = ("Berlin had a population of 3,520,031 registered inhabitants in 201
              "Berlin is well known for its museums.")
 
 
-def cross_encoder_sections(model: CrossEncoder, base: str, train_sets: list[DatasetSummary]) -> KindSections:
+def cross_encoder_sections(model: CrossEncoder, base: str, train_sets: list[str]) -> KindSections:
     ranker = model.num_labels == 1
     task = ("a relevance score for each (query, document) pair, to rerank a retriever's candidates" if ranker else
             f"{model.num_labels} class logits for each pair of texts, to classify text pairs")
@@ -20,9 +20,9 @@ def cross_encoder_sections(model: CrossEncoder, base: str, train_sets: list[Data
         pipeline_tag="text-ranking" if ranker else "text-classification",
         title=f"Cross-encoder fine-tuned from {Path(base).name}",
         description=f"A cross-encoder fine-tuned from `{base}` with "
-                    f"[embedtrain](https://pypi.org/project/embedtrain/) on {', '.join(s.name for s in train_sets)}. "
+                    f"[embedtrain](https://pypi.org/project/embedtrain/) on {', '.join(train_sets)}. "
                     f"It reads both texts of a pair together and computes {task}.",
-        details=[["Maximum sequence length", f"{model.max_length} tokens (both texts of a pair)"],
+        details=[["Model type", "Cross Encoder"], ["Maximum sequence length", f"{model.max_length} tokens (both texts of a pair)"],
                  ["Number of labels", str(model.num_labels)],
                  ["Activation (predict)", model.activation_name]],
         usage=_usage(model, ranker),
@@ -44,4 +44,4 @@ def _usage(model: CrossEncoder, ranker: bool) -> str:
     else:
         lines += [f"logits = model.predict(pairs{option})  # shape ({len(DOCUMENTS)}, {model.num_labels})",
                   "labels = logits.argmax(axis=1)"]
-    return "```python\n" + "\n".join(lines) + "\n```"
+    return "```bash\npip install -U sentence-transformers\n```\n\n```python\n" + "\n".join(lines) + "\n```"

@@ -1,142 +1,200 @@
-"""The model card (README.md) written next to a trained model, following the reference's sections.
+"""The model card (README.md) written next to a trained model, following the reference's sections (§2.12 of the
+reference notes): front matter the Hub reads (with a model-index of the evaluators' results), then description,
+model details and architecture, usage, evaluation, training data, hyperparameters, logs, plots, time and hardware,
+framework versions, citations and the recipe as the user wrote it.
 
-What differs by kind of model (tags, pipeline tag, description, details, usage snippet) comes from
-`embedder_sections` or, for a cross-encoder, `cross_encoder_card.cross_encoder_sections`; the rest (evaluation,
-training details and logs, versions, recipe) is shared."""
+What differs by kind of model (tags, pipeline tag, description, details, usage snippet) comes from dense_card,
+sparse_card or cross_encoder_card; each other part has its own module. Nothing a card shows carries a path of this
+machine: sources by their public names, the base model by its hub id when one is known."""
 
-import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from huggingface_hub import ModelCardData
 
+from embedtrain.card.citations import citations_for
 from embedtrain.card.cross_encoder_card import cross_encoder_sections
-from embedtrain.card.environment import framework_versions
-from embedtrain.card.sections import DatasetSummary, KindSections, table
-from embedtrain.data.mirror import hub_id_of
-from embedtrain.data.source import is_local, public_name
-from embedtrain.data.training_data import PreparedDataset
+from embedtrain.card.dataset_card import DatasetSummary, dataset_section, summarize_dataset
+from embedtrain.card.dense_card import dense_sections
+from embedtrain.card.environment import TrainingRun, framework_versions
+from embedtrain.card.evaluation_card import (
+    EvaluatorSummary,
+    eval_results,
+    evaluation_sections,
+    summarize_evaluators,
+)
+from embedtrain.card.plots import Plot, plots_section, write_plots
+from embedtrain.card.public import base_model_id, hub_id, without_local_paths
+from embedtrain.card.sections import KindSections, table
+from embedtrain.card.sparse_card import sparse_sections
+from embedtrain.card.training_card import hyperparameters, run_facts, training_logs
+from embedtrain.data.source import public_name
+from embedtrain.losses.registry import LossParams
 from embedtrain.models.cross_encoder import CrossEncoder
 from embedtrain.models.embedder import SentenceEmbedder
+from embedtrain.models.sparse_embedder import SparseEmbedder
+from embedtrain.recipe.plan import DataPlan
 from embedtrain.recipe.schema import Recipe
+from embedtrain.recipe.training import eval_loss_metric
+
+WIDGET_TEXTS = 4
+WIDGET_CHARACTERS = 500
+
+
+@dataclass(frozen=True)
+class CardSubject:
+    """What a card describes that is known before training: the model, the recipe, its datasets and evaluators, and
+    the headline metric of each evaluation (`DataPlan.primary_metrics`)."""
+
+    model: SentenceEmbedder | CrossEncoder
+    recipe: Recipe
+    datasets: list[DatasetSummary]
+    evaluators: list[EvaluatorSummary]
+    primary_metrics: list[str]
+
+    @property
+    def train_sets(self) -> list[DatasetSummary]:
+        return [summary for summary in self.datasets if summary.split == "train"]
+
+    @property
+    def eval_losses(self) -> list[str]:
+        """The metric names of the eval datasets' losses."""
+        return [eval_loss_metric(summary.name) for summary in self.datasets if summary.split == "eval"]
+
+
+def card_subject(model: SentenceEmbedder | CrossEncoder, recipe: Recipe, plan: DataPlan) -> CardSubject:
+    """The subject of the card from the checked data plan: each dataset with the token statistics its data check
+    measured (a mined dataset: those of the mined rows)."""
+    reports = {report.where: report for report in plan.reports}
+    datasets = []
+    for split, prepared in (("train", plan.train), ("eval", plan.eval)):
+        for name, dataset in prepared.items():
+            where = f"datasets.{split}.{name}"
+            report = reports.get(f"{where} (mined)", reports.get(where))
+            source = public_name(getattr(recipe.datasets, split)[name].source)
+            datasets.append(summarize_dataset(split, dataset, report, source))
+    return CardSubject(model, recipe, datasets, summarize_evaluators(plan.evaluators), plan.primary_metrics())
 
 
 class ModelCardWriter:
-    """Writes the model card (README.md) into a saved model's folder; set up before training, called at its end."""
+    """Writes the model card (README.md) and the training plots into a saved model's folder (the plots also into the
+    run's output directory); set up before training, called at its end."""
 
-    def __init__(self, model: SentenceEmbedder | CrossEncoder, recipe: Recipe, train_sets: dict[str, PreparedDataset],
-                 primary_metrics: list[str]) -> None:
-        self.model, self.recipe, self.primary_metrics = model, recipe, primary_metrics
-        self.summaries = [DatasetSummary(name, public_name(recipe.datasets.train[name].source), len(dataset.rows),
-                                         dataset.mapping.describe(), dataset.loss_name)
-                          for name, dataset in train_sets.items()]
+    def __init__(self, model: SentenceEmbedder | CrossEncoder, recipe: Recipe, plan: DataPlan) -> None:
+        self.subject = card_subject(model, recipe, plan)
 
-    def __call__(self, directory: Path, metrics: dict[str, float], history: list[dict]) -> None:
-        card = render_model_card(self.model, self.recipe, self.summaries, metrics, history, self.primary_metrics)
+    def __call__(self, directory: Path, metrics: dict[str, float], history: list[dict],
+                 run: TrainingRun | None = None) -> None:
+        subject = self.subject
+        plots = write_plots(history, [summary.name for summary in subject.train_sets], subject.primary_metrics,
+                            subject.eval_losses, [directory, Path(subject.recipe.training.output_dir)])
+        card = render_model_card(subject, metrics, history, run, plots)
         (directory / "README.md").write_text(card, encoding="utf-8")
 
 
-def embedder_sections(model: SentenceEmbedder, base: str, train_sets: list[DatasetSummary]) -> KindSections:
-    return KindSections(
-        tags=["sentence-transformers", "sentence-similarity", "feature-extraction", "dense"],
-        pipeline_tag="sentence-similarity",
-        title=f"Sentence embedding model fine-tuned from {Path(base).name}",
-        description=f"A dense sentence-embedding model fine-tuned from `{base}` with "
-                    f"[embedtrain](https://pypi.org/project/embedtrain/) on {', '.join(s.name for s in train_sets)}. "
-                    f"It maps text to a {model.embedding_dimension}-dimensional vector for semantic similarity, "
-                    f"search, clustering and classification.",
-        details=[["Maximum sequence length", f"{model.max_seq_length} tokens"],
-                 ["Output dimensionality", str(model.embedding_dimension)],
-                 ["Similarity function", model.similarity_fn_name]],
-        usage="```python\nfrom sentence_transformers import SentenceTransformer\n\n"
-              "model = SentenceTransformer(\"path/to/this/model\")\n"
-              "embeddings = model.encode([\"The weather is lovely today.\", \"It's so sunny outside!\"])\n"
-              "similarities = model.similarity(embeddings, embeddings)\n```",
-    )
+def kind_sections(model: SentenceEmbedder | CrossEncoder, base: str, train_sets: list[str]) -> KindSections:
+    if isinstance(model, CrossEncoder):
+        return cross_encoder_sections(model, base, train_sets)
+    if isinstance(model, SparseEmbedder):
+        return sparse_sections(model, base, train_sets)
+    return dense_sections(model, base, train_sets)
 
 
-def render_model_card(model: SentenceEmbedder | CrossEncoder, recipe: Recipe, train_sets: list[DatasetSummary],
-                      metrics: dict[str, float], history: list[dict], primary_metrics: list[str]) -> str:
+def loss_types(params: LossParams) -> list[str]:
+    """The loss's type and those of the losses it wraps (SpladeLoss's, MatryoshkaLoss's ...), outermost first."""
+    inner = [value for name in type(params).model_fields if isinstance(value := getattr(params, name), LossParams)]
+    return [params.type, *(found for loss in inner for found in loss_types(loss))]
+
+
+def render_model_card(subject: CardSubject, metrics: dict[str, float], history: list[dict],
+                      run: TrainingRun | None = None, plots: Sequence[Plot] | None = ()) -> str:
+    """The card's markdown. `metrics`: the evaluation of the saved model; `history`: the records of metrics.jsonl;
+    `run`: the finished run's time, hardware, best step and emissions; `plots`: those written beside the card (None:
+    matplotlib is missing, which the card says)."""
+    recipe, model = subject.recipe, subject.model
     card = recipe.model.card
-    base = public_name(recipe.model.base)
-    kind = (cross_encoder_sections if isinstance(model, CrossEncoder) else embedder_sections)(model, base, train_sets)
-    losses = sorted({recipe.losses[summary.loss].type for summary in train_sets})
-    tags = kind.tags + ["generated_from_trainer", "embedtrain",
-                        f"dataset_size:{sum(summary.rows for summary in train_sets)}"]
-    tags += [f"loss:{loss}" for loss in losses] + list(card.tags)
-    front_matter = {
-        "language": card.language or None,
-        "license": card.license,
-        "library_name": "sentence-transformers",
-        "pipeline_tag": kind.pipeline_tag,
-        "tags": tags,
-        "base_model": _hub_id(recipe.model.base),
-        "datasets": [hub_id for summary in train_sets
-                     if (hub_id := _hub_id(recipe.datasets.train[summary.name].source))] or None,
-        "metrics": sorted(metrics) or None,
-    }
-    front_matter = {key: value for key, value in front_matter.items() if value is not None}
+    base, base_hub_id = public_name(recipe.model.base), base_model_id(recipe.model.base)
+    train_names = [summary.name for summary in subject.train_sets]
+    kind = kind_sections(model, base, train_names)
+    title = card.model_name or kind.title
+    losses = list(dict.fromkeys(loss for summary in subject.train_sets
+                                for loss in loss_types(recipe.losses[summary.loss])))
     sections = [
-        "---\n" + yaml.safe_dump(front_matter, sort_keys=False, allow_unicode=True) + "---",
-        f"# {card.model_name or kind.title}",
-        kind.description,
-        "## Model Details\n\n" + table(["Property", "Value"], [
-            ["Base model", f"`{base}`"], *kind.details,
-            ["Training datasets", ", ".join(s.name for s in train_sets)],
-        ]),
+        _front_matter(subject, kind, title, losses, base_hub_id, metrics, run),
+        f"# {title}", kind.description,
+        _model_details(subject, kind, base, base_hub_id),
         "### Full Model Architecture\n\n```\n" + repr(model) + "\n```",
-        "## Usage\n\n" + kind.usage,
+        "## Usage\n\n### Direct Usage (Sentence Transformers)\n\n" + kind.usage,
+        evaluation_sections(subject.evaluators, subject.eval_losses, metrics),
+        _training_details(subject),
+        hyperparameters(recipe.training),
+        training_logs(history, train_names, subject.primary_metrics, run.best_step if run else None)
+        if history else None,
+        plots_section(plots),
+        run_facts(run) if run is not None else None,
+        "### Framework Versions\n\n" + "\n".join(f"- {name}: {version}"
+                                                 for name, version in framework_versions().items()),
+        "## Citation\n\n### BibTeX\n\n" + "\n\n".join(f"```bibtex\n{entry}\n```" for entry in citations_for(losses)),
+        "## Recipe\n\nThe keys the recipe set (every other key has its default), as `embedtrain train` reads them:"
+        "\n\n```yaml\n" + yaml.safe_dump(without_local_paths(recipe.model_dump(mode="json", exclude_unset=True)),
+                                         sort_keys=False, allow_unicode=True) + "```",
     ]
-    if metrics:
-        rows = [[f"**{name}**" if name in primary_metrics else name, f"{value:.4f}"] for name, value in metrics.items()]
-        sections.append("## Evaluation\n\n" + table(["Metric", "Value"], rows))
-    sections.append(_training_details(recipe, train_sets))
-    if history:
-        sections.append(_training_logs(history, primary_metrics))
-    sections.append("### Framework Versions\n\n" + "\n".join(f"- {name}: {version}"
-                                                             for name, version in framework_versions().items()))
-    sections.append("### Recipe\n\n```yaml\n" + yaml.safe_dump(_without_local_paths(recipe.model_dump(mode="json")),
-                                                              sort_keys=False) + "```")
-    return "\n\n".join(sections) + "\n"
+    return "\n\n".join(section for section in sections if section) + "\n"
 
 
-def _hub_id(source: str) -> str | None:
-    """The hub id of a model or dataset source: itself, or the hub id whose local copy (through the mirror) it is."""
-    return source if not is_local(source) else hub_id_of(Path(source))
+def _front_matter(subject: CardSubject, kind: KindSections, title: str, losses: list[str], base_hub_id: str | None,
+                  metrics: dict[str, float], run: TrainingRun | None) -> str:
+    recipe = subject.recipe
+    card = recipe.model.card
+    sources = [getattr(recipe.datasets, summary.split)[summary.name].source for summary in subject.datasets]
+    datasets = list(dict.fromkeys(found for source in sources if (found := hub_id(source))))
+    results = eval_results(subject.evaluators, metrics)
+    tags = [*kind.tags, "generated_from_trainer", "embedtrain",
+            f"dataset_size:{sum(summary.rows for summary in subject.train_sets)}",
+            *(f"loss:{loss}" for loss in losses), *card.tags]
+    extra = {"widget": _widget(kind.pipeline_tag, subject.train_sets[0].texts)}
+    if run is not None and run.emissions_kg is not None:
+        extra["co2_eq_emissions"] = {"emissions": run.emissions_kg * 1000, "source": "codecarbon",
+                                     "training_type": "fine-tuning", "hardware_used": run.hardware}
+    data = ModelCardData(
+        language=card.language or None, license=card.license, library_name="sentence-transformers",
+        pipeline_tag=kind.pipeline_tag, tags=tags, base_model=base_hub_id, datasets=datasets or None,
+        metrics=list(dict.fromkeys(result.metric_type for result in results)) or None,
+        model_name=title, eval_results=results or None, **extra)
+    return "---\n" + data.to_yaml() + "\n---"
 
 
-def _without_local_paths(value):
-    """The recipe as a card may show it: every absolute path (a model, data, a teacher...) by its public name."""
-    if isinstance(value, dict):
-        return {key: _without_local_paths(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_without_local_paths(item) for item in value]
-    if isinstance(value, str) and value.startswith(("/", "~")):
-        return public_name(value)
-    return value
+def _widget(pipeline_tag: str, texts: list[str]) -> list[dict] | None:
+    """The Hub's inference widget examples, from the first training rows: a sentence and the ones to compare it with
+    (sentence similarity), or single texts (feature extraction); none for a cross-encoder's pairs, as the reference."""
+    texts = list(dict.fromkeys(text[:WIDGET_CHARACTERS] for text in texts))
+    if pipeline_tag == "sentence-similarity" and len(texts) > 1:
+        return [{"source_sentence": texts[0], "sentences": texts[1:WIDGET_TEXTS]}]
+    if pipeline_tag == "feature-extraction" and texts:
+        return [{"text": text} for text in texts[:WIDGET_TEXTS]]
+    return None
 
 
-def _training_details(recipe: Recipe, train_sets: list[DatasetSummary]) -> str:
-    parts = ["## Training Details", "### Training Datasets"]
-    for summary in train_sets:
-        loss = recipe.losses[summary.loss]
-        parts.append(f"#### {summary.name}\n\n- Source: `{summary.source}`\n- Size: {summary.rows} rows\n"
-                     f"- Columns: {summary.columns}\n- Loss: `{loss.type}` with parameters:\n\n```json\n"
-                     f"{json.dumps(loss.model_dump(exclude={'type'}), indent=2)}\n```")
-    training = recipe.training.model_dump(mode="json", exclude={"output_dir"})
-    parts.append("### Training Hyperparameters\n\n" + "\n".join(f"- `{key}`: {value}" for key, value in training.items()))
+def _model_details(subject: CardSubject, kind: KindSections, base: str, base_hub_id: str | None) -> str:
+    card = subject.recipe.model.card
+    base_cell = f"[{base_hub_id}](https://huggingface.co/{base_hub_id})" if base_hub_id else f"`{base}`"
+    rows = [["Base model", base_cell], *kind.details,
+            ["Training datasets", ", ".join(f"{summary.name} (`{summary.source}`)" for summary in subject.train_sets)]]
+    if card.language:
+        rows.append(["Language", ", ".join(card.language)])
+    if card.license:
+        rows.append(["License", card.license])
+    return "## Model Details\n\n### Model Description\n\n" + table(["Property", "Value"], rows)
+
+
+def _training_details(subject: CardSubject) -> str:
+    parts = ["## Training Details"]
+    for split, heading in (("train", "Training Datasets"), ("eval", "Evaluation Datasets")):
+        summaries = [summary for summary in subject.datasets if summary.split == split]
+        if summaries:
+            parts.append(f"### {heading}")
+            parts += [dataset_section(summary, subject.recipe.losses[summary.loss]) for summary in summaries]
     return "\n\n".join(parts)
 
-
-def _training_logs(history: list[dict], primary_metrics: list[str]) -> str:
-    columns = ["step", "epoch", "loss"] + primary_metrics
-    rows: dict[int, dict] = {}
-    for record in history:
-        rows.setdefault(record["step"], {}).update(record)
-    body = [[_format(row.get(column)) for column in columns] for _, row in sorted(rows.items())]
-    return "### Training Logs\n\n" + table([c.replace("_", " ") if c in ("step", "epoch", "loss") else c for c in columns], body)
-
-
-def _format(value) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.4f}" if isinstance(value, float) else str(value)

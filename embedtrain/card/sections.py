@@ -1,15 +1,6 @@
-"""What the model card's parts share: the summary of a training dataset, what differs by kind of model, tables."""
+"""What the model card's parts share: what differs by kind of model, and markdown tables."""
 
 from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class DatasetSummary:
-    name: str
-    source: str
-    rows: int
-    columns: str  # the resolved column mapping
-    loss: str
 
 
 @dataclass(frozen=True)
@@ -28,3 +19,16 @@ class KindSections:
 def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(":---" for _ in header) + "|"]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def cell(text: str, limit: int | None = None) -> str:
+    """`text` as one markdown table cell: on one line, `|` escaped, cut to `limit` characters (with an ellipsis)."""
+    text = " ".join(str(text).split())
+    if limit is not None and len(text) > limit:
+        text = text[:limit - 1].rstrip() + "…"
+    return text.replace("|", "\\|")
+
+
+def folded(summary: str, body: str) -> str:
+    """`body` in a collapsed <details> block (the Hub and GitHub render the markdown inside)."""
+    return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"

@@ -62,5 +62,5 @@ def prepare_trainer(recipe: Recipe, plan: DataPlan, mined: dict[str, Dataset], t
     return Trainer(
         accelerator=accelerator, config=recipe.training, model=model, losses=losses, train_sets=plan.train,
         eval_sets=plan.eval, evaluators=plan.evaluators, observer=observer,
-        on_final_save=ModelCardWriter(model, recipe, plan.train, plan.primary_metrics()),
+        on_final_save=ModelCardWriter(model, recipe, plan),
     )

@@ -13,6 +13,7 @@ import yaml
 from accelerate.state import AcceleratorState
 from helpers.mirror import write_test_mirror
 from helpers.tiny_models import TINY_HIDDEN
+from huggingface_hub import ModelCard
 
 from embedtrain.commands.validate import ValidationRequest, run_validation
 from embedtrain.data.mirror import ENV_VAR
@@ -122,6 +123,10 @@ def test_recipe_trains_a_few_steps(path, tmp_path):
                  "training.max_steps=2", "training.logging_steps=1", "training.save_steps=1"]
     result = run_training(load_recipe(path, overrides))
     assert result.steps == 2 and (result.final_dir / "modules.json").exists()
+    # Its card parses, names the recipe's hub model, holds the evaluators' results and none of this machine's paths.
+    card = ModelCard.load(result.final_dir / "README.md")
+    assert card.data.base_model == _content(path)["model"]["base"] and str(tmp_path) not in card.content
+    assert bool(card.data.eval_results) == bool(_content(path).get("evaluators"))
 
 
 @pytest.mark.slow

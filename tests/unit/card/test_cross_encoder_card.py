@@ -3,41 +3,32 @@ for several labels), and a usage snippet with sentence-transformers' CrossEncode
 a bi-encoder's card."""
 
 import pytest
-import yaml
 from helpers.tiny_cross_encoders import make_tiny_classifier
+from huggingface_hub import ModelCard
 
 from embedtrain.card.model_card import render_model_card
-from embedtrain.card.sections import DatasetSummary
 from embedtrain.models import save_model
 from embedtrain.models.cross_encoder_io import load_cross_encoder
-from embedtrain.recipe.schema import Recipe
 
-SUMMARY = DatasetSummary("pairs", "data/pairs.csv", 12, "sentence1=q, sentence2=a, label=y", "main")
+from .subjects import recipe_for, subject_for
 
 
 def card_of(model, tmp_path) -> str:
-    recipe = Recipe.model_validate({
-        "model": {"base": "org/encoder", "kind": "cross_encoder"}, "losses": {"main": {"type": "CoSENTLoss"}},
-        "datasets": {"train": {"pairs": {"source": "data/pairs.csv"}}}, "training": {"output_dir": str(tmp_path)}})
-    return render_model_card(model, recipe, [SUMMARY], {"dev_ndcg@10": 0.5}, [], ["dev_ndcg@10"])
-
-
-def front_matter(card: str) -> dict:
-    return yaml.safe_load(card.split("---\n")[1])
+    return render_model_card(subject_for(model, recipe_for("cross_encoder", tmp_path)), {"dev_spearman_cosine": 0.5}, [])
 
 
 def snippet(card: str) -> str:
-    return card.split("## Usage\n\n```python\n")[1].split("```")[0]
+    return card.split("```python\n")[1].split("```")[0]
 
 
 @pytest.mark.parametrize("num_labels, pipeline_tag", [(1, "text-ranking"), (3, "text-classification")])
 def test_a_cross_encoder_gets_a_cross_encoder_card(tmp_path, num_labels, pipeline_tag):
     model = load_cross_encoder(make_tiny_classifier(tmp_path / "classifier", num_labels))
     card = card_of(model, tmp_path)
-    meta = front_matter(card)
-    assert meta["pipeline_tag"] == pipeline_tag and meta["base_model"] == "org/encoder"
-    assert {"sentence-transformers", "cross-encoder", "reranker", "generated_from_trainer"} <= set(meta["tags"])
-    assert not {"sentence-similarity", "feature-extraction", "dense"} & set(meta["tags"])
+    meta = ModelCard(card).data
+    assert meta.pipeline_tag == pipeline_tag and meta.base_model == "org/encoder"
+    assert {"sentence-transformers", "cross-encoder", "reranker", "generated_from_trainer"} <= set(meta.tags)
+    assert not {"sentence-similarity", "feature-extraction", "dense"} & set(meta.tags)
     assert "SentenceTransformer" not in card and "embeddings" not in card
     assert f"| Number of labels | {num_labels} |" in card and "CrossEncoder(architecture=BertForSequenceClassification" in card
     code = snippet(card)
