@@ -8,6 +8,9 @@ from pydantic import Field, model_validator
 from embedtrain.config import StrictModel
 from embedtrain.data.samplers import BatchSamplerName, MultiDatasetSamplerName
 
+TrackerName = Literal["tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive", "swanlab", "trackio"]
+"""The experiment trackers accelerate's tracker API knows by name (`Accelerator(log_with=...)`)."""
+
 
 def eval_loss_metric(dataset_name: str) -> str:
     """The metric of an eval dataset's loss: the one spelling of the recipe's check, the trainer, the card and the
@@ -55,6 +58,19 @@ class TrainingConfig(StrictModel):
     length_chunking: bool = Field(
         True, description="run each batch through the encoder in length-homogeneous chunks: the same loss and "
         "gradients with far less padding (the batches themselves are unchanged)")
+    report_to: list[TrackerName] = Field(
+        default_factory=list, description="experiment trackers that receive the scalars of metrics.jsonl and the "
+        "resolved recipe as config, e.g. [tensorboard, wandb, mlflow] (pip install 'embedtrain[trackers]'); their "
+        "files go to output_dir/logs/<tracker>; W&B logs offline unless WANDB_MODE says otherwise, MLflow to a file "
+        "store there unless MLFLOW_TRACKING_URI names another; none by default")
+    project_name: str = Field("embedtrain", min_length=1, description="the project the trackers file the run under "
+                              "(W&B project, MLflow experiment)")
+    run_name: str | None = Field(None, min_length=1, description="the run's name in the trackers (default: the output "
+                                 "directory's name)")
+    track_emissions: bool = Field(
+        False, description="measure the energy used and its CO2-equivalent with codecarbon, offline (its country "
+        "from CODECARBON_COUNTRY_ISO_CODE, else the world average), for run.json and the model card; its log goes "
+        "to output_dir/logs/codecarbon (pip install 'embedtrain[trackers]')")
 
     @model_validator(mode="after")
     def _patterns_compile(self) -> "TrainingConfig":
@@ -69,6 +85,8 @@ class TrainingConfig(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "TrainingConfig":
+        if len(set(self.report_to)) < len(self.report_to):
+            raise ValueError(f"report_to names a tracker twice: {self.report_to}")
         if self.warmup_steps is not None and self.warmup_ratio:
             raise ValueError("set warmup_ratio or warmup_steps, not both")
         if self.batch_sampler == "group_by_label" and self.batch_size % 2:
