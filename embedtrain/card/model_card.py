@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from embedtrain.card.cross_encoder_card import cross_encoder_sections
-from embedtrain.card.environment import framework_versions
+from embedtrain.card.environment import TrainingRun, framework_versions
 from embedtrain.card.sections import DatasetSummary, KindSections, table
 from embedtrain.data.mirror import hub_id_of
 from embedtrain.data.source import is_local, public_name
@@ -30,7 +30,9 @@ class ModelCardWriter:
                                          dataset.mapping.describe(), dataset.loss_name)
                           for name, dataset in train_sets.items()]
 
-    def __call__(self, directory: Path, metrics: dict[str, float], history: list[dict]) -> None:
+    def __call__(self, directory: Path, metrics: dict[str, float], history: list[dict],
+                 run: TrainingRun | None = None) -> None:
+        # `run` (time, hardware, best step, emissions): the card shows it on the cards branch.
         card = render_model_card(self.model, self.recipe, self.summaries, metrics, history, self.primary_metrics)
         (directory / "README.md").write_text(card, encoding="utf-8")
 
