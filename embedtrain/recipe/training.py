@@ -3,7 +3,7 @@
 import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from embedtrain.config import StrictModel
 from embedtrain.data.samplers import BatchSamplerName, MultiDatasetSamplerName
@@ -72,6 +72,13 @@ class TrainingConfig(StrictModel):
         "from CODECARBON_COUNTRY_ISO_CODE, else the world average), for run.json and the model card; its log goes "
         "to output_dir/logs/codecarbon (pip install 'embedtrain[trackers]')")
 
+    @field_validator("report_to")
+    @classmethod
+    def _each_tracker_once(cls, trackers: list[str]) -> list[str]:
+        if len(set(trackers)) < len(trackers):
+            raise ValueError(f"names a tracker twice: {trackers}")
+        return trackers
+
     @model_validator(mode="after")
     def _patterns_compile(self) -> "TrainingConfig":
         for pattern, rate in self.learning_rate_mapping.items():
@@ -85,8 +92,6 @@ class TrainingConfig(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "TrainingConfig":
-        if len(set(self.report_to)) < len(self.report_to):
-            raise ValueError(f"report_to names a tracker twice: {self.report_to}")
         if self.warmup_steps is not None and self.warmup_ratio:
             raise ValueError("set warmup_ratio or warmup_steps, not both")
         if self.batch_sampler == "group_by_label" and self.batch_size % 2:
