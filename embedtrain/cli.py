@@ -34,11 +34,9 @@ TRAIN_EXAMPLES = """
 
   embedtrain train recipes/quickstart.yaml --dry-run
 
-  embedtrain train recipes/stsb.yaml --set training.learning_rate=3e-5 --set model.base=./my-model
+  embedtrain train recipes/stsb.yaml --set training.learning_rate=3e-5 --fail-under sts-dev_spearman_cosine=0.8
 
   embedtrain train recipes/stsb.yaml --output-dir runs/stsb-2 --resume
-
-  embedtrain train recipes/stsb.yaml --fail-under sts-dev_spearman_cosine=0.8
 
   accelerate launch --num_processes 2 -m embedtrain train recipes/stsb.yaml
 """
@@ -535,19 +533,28 @@ REPORT_EXAMPLES = """
 [bold]Examples[/bold]
 
   embedtrain report runs/stsb
+
+  embedtrain report runs/stsb --json > stsb-run.json
 """
 
 
 @app.command(epilog=REPORT_EXAMPLES)
-def report(run_dir: Annotated[Path, typer.Argument(help="The output directory of a run (training.output_dir).",
-                                                   show_default=False)]) -> None:
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="The output directory of a run (training.output_dir).",
+                                            show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print run.json with the progress metrics.jsonl shows "
+                                                         "(latest step, throughput, latest evaluation) as JSON.")] = False,
+) -> None:
     """Sum up a finished or running run: status, steps, time and throughput, losses, the final (or latest) metrics
     and the best checkpoint, and where its model, card, plots and tracker logs are."""
     from embedtrain.commands.report import read_run, report_view
 
     with _user_errors():
         summary = read_run(run_dir)
-    console.print(report_view(summary))
+    if as_json:
+        typer.echo(json.dumps(summary.as_json(), indent=2))
+    else:
+        console.print(report_view(summary))
 
 
 SCHEMA_EXAMPLES = """

@@ -37,6 +37,22 @@ class RunReport:
     evaluations: list[dict]  # the other records: evaluations
     locked: bool  # a process holds the directory (the run is alive)
 
+    def latest_step(self) -> int:
+        """The latest step logged (run.json counts steps at checkpoints only while a run goes on)."""
+        return max([(self.manifest.get("steps") or {}).get("done") or 0] + [r["step"] for r in self.training_logs])
+
+    def samples_per_second(self) -> float | None:
+        """The median of the logged windows' throughput: the first window holds the start-up, and windows with an
+        evaluation or a checkpoint their time."""
+        rates = [record["samples_per_second"] for record in self.training_logs if "samples_per_second" in record]
+        return statistics.median(rates) if rates else None
+
+    def as_json(self) -> dict:
+        """run.json, with what metrics.jsonl adds: the latest step, the throughput and the latest evaluation."""
+        return self.manifest | {"progress": {
+            "latest_step": self.latest_step(), "samples_per_second": self.samples_per_second(),
+            "latest_evaluation": self.evaluations[-1] if self.evaluations else None, "held_by_a_process": self.locked}}
+
 
 def read_run(run_dir: Path) -> RunReport:
     """The run in `run_dir`; RecipeError (exit 2) when it is not the output directory of a run."""
@@ -82,20 +98,16 @@ def _run_table(report: RunReport) -> Table:
     table.add_column(style="bold")
     table.add_column()
     table.add_row("status", f"[{STATUS_STYLE.get(status, 'white')}]{escape(status)}[/]")
-    steps = run.get("steps") or {}
-    done = max([steps.get("done") or 0] + [record["step"] for record in report.training_logs])
-    total = steps.get("total")
+    done, total = report.latest_step(), (run.get("steps") or {}).get("total")
     table.add_row("steps", f"{done} / {total}" if total else str(done))
     if report.training_logs and "epoch" in report.training_logs[-1]:
         table.add_row("epoch", str(report.training_logs[-1]["epoch"]))
     table.add_row("started", str(run.get("started")))
     table.add_row("ended" if run.get("ended") else "elapsed",
                   f"{run['ended']} ({_duration(run.get('seconds'))})" if run.get("ended") else _since(run.get("started")))
-    rates = [record["samples_per_second"] for record in report.training_logs if "samples_per_second" in record]
-    if rates:
-        # The median: the first window holds the start-up, and windows with an evaluation or a checkpoint its time.
-        table.add_row("throughput", f"{statistics.median(rates):.1f} samples/s (median of {len(rates)} logging "
-                                    f"windows; last {rates[-1]:.1f})")
+    if (rate := report.samples_per_second()) is not None:
+        last = next(r["samples_per_second"] for r in reversed(report.training_logs) if "samples_per_second" in r)
+        table.add_row("throughput", f"{rate:.1f} samples/s (median of the logged windows; last {last:.1f})")
     if report.training_logs:
         first, last = report.training_logs[0]["loss"], report.training_logs[-1]["loss"]
         table.add_row("training loss", f"{first:.4f} at step {report.training_logs[0]['step']} -> {last:.4f} at "

@@ -327,6 +327,12 @@ def test_report_sums_up_a_finished_run(tmp_path, tiny_checkpoint, sts_csv, offli
         assert path in output, path
     assert str(tmp_path) not in output.replace(str(run), "")
 
+    as_json = json.loads(runner.invoke(app, ["report", str(run), "--json"]).stdout)
+    rates = sorted(record["samples_per_second"] for record in read_log(run) if "samples_per_second" in record)
+    assert as_json["progress"] == {"latest_step": 4, "samples_per_second": (rates[1] + rates[2]) / 2,
+                                   "latest_evaluation": read_log(run)[-1], "held_by_a_process": False}
+    assert {key: value for key, value in as_json.items() if key != "progress"} == manifest
+
 
 def test_report_tells_how_to_continue_an_interrupted_run(tmp_path, tiny_checkpoint, sts_csv):
     recipe_file = write_recipe(tmp_path, tiny_checkpoint, sts_csv, save_steps=2)
