@@ -57,8 +57,9 @@ def run_name(config: TrainingConfig) -> str:
 
 def build_trackers(config: TrainingConfig) -> list[GeneralTracker]:
     """The recipe's trackers, constructed (nothing is written until `start_trackers`), each with its own folder
-    under `output_dir/logs`: accelerate's built-in trackers, given what they need to write there. For the main
-    process only: accelerate starts a W&B tracker on every process it is given to."""
+    under `output_dir/logs`: accelerate's built-in trackers, given what they need to write there. Every process
+    holds them; each starts, logs and finishes on the main process only (accelerate's W&B, swanlab and trackio
+    trackers would otherwise start a run on every process)."""
     logs, name = Path(config.output_dir) / LOGS, run_name(config)
     trackers: list[GeneralTracker] = []
     for tracker in config.report_to:
@@ -77,6 +78,8 @@ def build_trackers(config: TrainingConfig) -> list[GeneralTracker]:
             trackers.append(LOGGER_TYPE_TO_CLASS[tracker](config.project_name, str(folder)))
         else:
             trackers.append(LOGGER_TYPE_TO_CLASS[tracker](config.project_name))
+    for tracker in trackers:
+        tracker.main_process_only = True
     return trackers
 
 

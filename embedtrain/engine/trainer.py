@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator, DistributedDataParallelKwargs, PartialState
+from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import send_to_device, set_seed
 from torch import Tensor, nn
 
@@ -89,10 +89,10 @@ def resolve_precision(precision: str) -> str:
 
 
 def build_accelerator(config: TrainingConfig) -> Accelerator:
-    """The process's Accelerator, with the recipe's trackers on the main process (started later, by
-    `trackers.start_trackers`). Create it before anything else asks accelerate about the processes."""
+    """The process's Accelerator, with the recipe's trackers (started later, by `trackers.start_trackers`, on the main
+    process only). Create it before anything else asks accelerate about the processes."""
     return Accelerator(
-        log_with=build_trackers(config) if config.report_to and PartialState().is_main_process else None,
+        log_with=build_trackers(config) or None,
         mixed_precision=resolve_precision(config.precision),
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         step_scheduler_with_optimizer=False,

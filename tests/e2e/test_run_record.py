@@ -13,7 +13,7 @@ import yaml
 from accelerate.state import AcceleratorState
 from helpers import wandb_log
 from helpers.observers import StopAt
-from helpers.processes import forked_train, logged_steps, tiny_recipe
+from helpers.processes import child_env, forked_train, logged_steps, tiny_recipe
 from typer.testing import CliRunner
 
 from embedtrain.card.model_card import ModelCardWriter
@@ -355,3 +355,28 @@ def test_report_on_something_that_is_not_a_run_exits_2(tmp_path, case):
     assert result.exit_code == ExitCode.INVALID_INPUT, result.output
     assert {"missing": "not a directory", "no run.json": "no run.json, so not the output directory",
             "bad json": "cannot be read as JSON"}[case] in result.output
+
+
+def test_with_two_processes_the_main_one_alone_records_and_a_threshold_fails_the_launch(tmp_path, tiny_checkpoint,
+                                                                                      sts_csv, offline_trackers):
+    """`torchrun --nproc_per_node 2` on CPU: one W&B run, one TensorBoard log, run.json from the main process; the
+    main process's exit code 5 fails the launch."""
+    import sys
+
+    recipe = write_recipe(tmp_path, tiny_checkpoint, sts_csv, report_to=["tensorboard", "wandb"], max_steps=3,
+                          save_steps=3)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "embedtrain", "train",
+               str(recipe), "--fail-under", "sts-dev_spearman_cosine=1.01"]
+    environment = child_env() | {"ACCELERATE_USE_CPU": "true", "WANDB_SILENT": "true"}
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    assert completed.returncode != 0 and "below threshold: sts-dev_spearman_cosine" in completed.stderr, \
+        completed.stderr[-3000:]
+    run = tmp_path / "run"
+    assert (run / "final" / "model.safetensors").exists()
+    manifest = run_json(run)
+    assert manifest["status"] == "finished" and manifest["processes"] == 2
+    assert manifest["steps"] == {"done": 3, "total": 3}
+    assert len(list((run / "logs" / "wandb").glob("offline-run-*"))) == 1
+    (wandb_file,) = (run / "logs" / "wandb").glob("offline-run-*/run-*.wandb")
+    assert sorted(row["_step"] for row in wandb_log.history(wandb_file) if "loss" in row) == [1, 2, 3]
+    assert len(list((run / "logs" / "tensorboard" / "run").glob("events.out.tfevents.*"))) == 1
