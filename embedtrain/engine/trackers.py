@@ -20,7 +20,7 @@ from accelerate.tracking import LOGGER_TYPE_TO_CLASS, GeneralTracker, MLflowTrac
 
 from embedtrain.data.source import public_name
 from embedtrain.engine.run_files import LOGS
-from embedtrain.errors import RecipeError
+from embedtrain.errors import RecipeError, TrainingError
 from embedtrain.recipe.schema import Recipe
 from embedtrain.recipe.training import TrackerName, TrainingConfig
 
@@ -103,9 +103,16 @@ class LocalMLflowTracker(MLflowTracker):
 
 
 def start_trackers(accelerator: Accelerator, recipe: Recipe) -> None:
-    """Start the trackers and give each the resolved recipe as config (flat keys; local paths by public name)."""
+    """Start the trackers and give each the resolved recipe as config (flat keys; local paths by public name).
+    TrainingError when one cannot start (W&B online without a login, an unreachable MLflow server, ...)."""
     if accelerator.log_with:
-        accelerator.init_trackers(recipe.training.project_name, config=tracker_config(recipe))
+        try:
+            accelerator.init_trackers(recipe.training.project_name, config=tracker_config(recipe))
+        except Exception as error:
+            raise TrainingError(
+                f"training.report_to: a tracker of {recipe.training.report_to} could not start ({type(error).__name__}: "
+                f"{error}); check its settings (WANDB_MODE and `wandb login`, MLFLOW_TRACKING_URI, ...) or remove it "
+                f"from training.report_to") from error
         for tracker, folder in tracker_dirs(recipe.training).items():
             logger.info("logging to %s in %s", tracker, Path(recipe.training.output_dir) / folder)
 
@@ -136,7 +143,12 @@ def tracker_config(recipe: Recipe) -> dict[str, str | int | float | bool]:
 
 
 def finish_trackers(accelerator: Accelerator) -> None:
-    """Close every tracker (flushes TensorBoard, ends the W&B and MLflow runs); the process group stays up."""
+    """Close every tracker (flushes TensorBoard, ends the W&B and MLflow runs); the process group stays up
+    (accelerate's end_training would destroy it). Runs after a failure too: a tracker that never started (one failed
+    to start before it) cannot finish, and must not hide the error that ended the run."""
     for tracker in accelerator.trackers:
-        tracker.finish()
+        try:
+            tracker.finish()
+        except Exception as error:
+            logger.warning("the %s tracker did not close cleanly (%s: %s)", tracker.name, type(error).__name__, error)
     accelerator.trackers.clear()

@@ -380,3 +380,17 @@ def test_with_two_processes_the_main_one_alone_records_and_a_threshold_fails_the
     (wandb_file,) = (run / "logs" / "wandb").glob("offline-run-*/run-*.wandb")
     assert sorted(row["_step"] for row in wandb_log.history(wandb_file) if "loss" in row) == [1, 2, 3]
     assert len(list((run / "logs" / "tensorboard" / "run").glob("events.out.tfevents.*"))) == 1
+
+
+def test_a_tracker_that_cannot_start_fails_the_run_naming_it(tmp_path, tiny_checkpoint, sts_csv, offline_trackers,
+                                                            monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "online")  # no API key here: W&B refuses to start
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))  # no login of this machine either
+    recipe = write_recipe(tmp_path, tiny_checkpoint, sts_csv, report_to=["wandb"])
+    result = runner.invoke(app, ["train", str(recipe)])
+    assert result.exit_code == ExitCode.RUNTIME_FAILURE, result.output
+    assert "training.report_to: a tracker of ['wandb'] could not start (UsageError: No API key configured" \
+        in " ".join(result.output.split())
+    manifest = run_json(tmp_path / "run")
+    assert manifest["status"] == "failed" and "could not start" in manifest["error"]
