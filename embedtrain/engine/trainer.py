@@ -182,10 +182,10 @@ class Trainer:
             if checkpoints_after(self.config, self.state.step, run.total_steps):
                 self._save_checkpoint()
             final_metrics, evaluated_at = self._final_model_metrics(metrics)
-            facts = self._run_facts(time.perf_counter() - started, emissions.stop() if emissions else None)
+            seconds = time.perf_counter() - started
         finally:
-            if emissions is not None:
-                emissions.stop()  # a failed run stops measuring too
+            emissions_kg = emissions.stop() if emissions is not None else None  # a failed run stops measuring too
+        facts = self._run_facts(seconds, emissions_kg)
         final_dir = self._save_final(final_metrics, facts)
         if record is not None:
             record.finished(final_dir, self.state.step, final_metrics, evaluated_at, facts.emissions_kg)
@@ -422,7 +422,7 @@ class Trainer:
             self._save_checkpoint()
         received = self.signals.received.name if self.signals.received else "a stop signal (on another process)"
         raise RunInterrupted(f"stopped by {received} after step {self.state.step}, saved in "
-                            f"{self.checkpoints.path_for(self.state.step)}; continue with the same command and --resume")
+                             f"{self.checkpoints.path_for(self.state.step)}; continue with the same command and --resume")
 
     def _raise_if_non_finite(self) -> None:
         """Stop on the first non-finite training loss, naming its step and dataset (one host sync)."""
