@@ -343,6 +343,13 @@ def test_report_tells_how_to_continue_an_interrupted_run(tmp_path, tiny_checkpoi
     assert "interrupted" in result.output and "3 / 4" in result.output and "--resume" in result.output
     assert "checkpoints/checkpoint-0000002" in result.output
 
+    # A run killed with -9 never got to say so: `running`, but no process holds the directory.
+    manifest = run_json(tmp_path / "run") | {"status": "running", "error": None, "ended": None}
+    (tmp_path / "run" / "run.json").write_text(json.dumps(manifest))
+    output = " ".join(runner.invoke(app, ["report", str(tmp_path / "run")], env={"COLUMNS": "300"}).output.split())
+    assert "running" in output and "no process holds the directory: the run was killed" in output
+    assert "so far" in output  # the time since it started
+
 
 @pytest.mark.parametrize("case", ["missing", "no run.json", "bad json"])
 def test_report_on_something_that_is_not_a_run_exits_2(tmp_path, case):
