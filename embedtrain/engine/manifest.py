@@ -175,10 +175,13 @@ def _data(recipe: Recipe, datasets: dict[str, dict[str, PreparedDataset]]) -> di
             config = configs[name]
             columns = [*dataset.mapping.input_columns, *([dataset.mapping.label] if dataset.mapping.label else [])]
             streamed = dataset.stream is not None
+            # One batch read (iterating a datasets Column reads row by row: ten times slower); the hash itself costs
+            # about 2 s per 100,000 rows of 3 short columns (measured on a busy 2-core machine), once, at the start.
+            values = {} if streamed else dataset.rows.select_columns(columns)[:]
             described[split][name] = {
                 "source": public_name(config.source), "subset": config.subset, "split": config.split,
                 "revision": config.revision, "columns": columns, "rows": None if streamed else len(dataset.rows),
-                "fingerprint": None if streamed else fingerprint(*(dataset.rows[column] for column in columns))}
+                "fingerprint": None if streamed else fingerprint(*(values[column] for column in columns))}
     return described
 
 
