@@ -10,14 +10,15 @@ is one of wandb's own protobuf `Record`s.
 import json
 from pathlib import Path
 
-from wandb.proto import wandb_internal_pb2
-
 BLOCK = 32768
 HEADER = 7
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
 
-def records(path: Path) -> list[wandb_internal_pb2.Record]:
+def records(path: Path) -> list:
+    """wandb's `Record` protobufs, in order."""
+    from wandb.proto import wandb_internal_pb2  # the trackers extra
+
     data = path.read_bytes()
     assert data[:4] == b":W&B", f"{path} is not a W&B transaction log"
     position, pending, found = HEADER, b"", []
