@@ -34,7 +34,7 @@ TRAIN_EXAMPLES = """
 
   embedtrain train recipes/quickstart.yaml --dry-run
 
-  embedtrain train recipes/stsb.yaml --set training.learning_rate=3e-5 --set model.base=./my-model
+  embedtrain train recipes/stsb.yaml --set training.learning_rate=3e-5 --fail-under sts-dev_spearman_cosine=0.8
 
   embedtrain train recipes/stsb.yaml --output-dir runs/stsb-2 --resume
 
@@ -72,10 +72,16 @@ def train(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Run every check and print the plan (steps, warm-up, "
                                                             "parameters, tokens, an estimate of time and memory); "
                                                             "train nothing, write nothing.")] = False,
+    fail_under: Annotated[list[str] | None, typer.Option("--fail-under", metavar="METRIC=VALUE",
+                                                         help="After the final save, exit with code 5 if the final "
+                                                              "model's METRIC < VALUE (repeatable).")] = None,
 ) -> None:
-    """Train a model from a recipe: validate it and its data, train, evaluate, save to OUTPUT_DIR/final."""
+    """Train a model from a recipe: validate it and its data, train, evaluate, save to OUTPUT_DIR/final (with
+    run.json, metrics.jsonl and metrics.json beside it; `embedtrain report OUTPUT_DIR` sums them up)."""
     from accelerate import PartialState
 
+    from embedtrain.commands.eval import threshold_failures
+    from embedtrain.commands.train import training_thresholds
     from embedtrain.console import RichObserver
     from embedtrain.engine.run import run_training
     from embedtrain.recipe.loading import load_recipe
@@ -85,6 +91,7 @@ def train(
         overrides.append(f"training.output_dir={json.dumps(str(output_dir))}")
     with _user_errors() as boundary:
         loaded = load_recipe(recipe, overrides)
+        thresholds = training_thresholds(loaded, list(fail_under or []))
         boundary.run_dir = Path(loaded.training.output_dir)
         try:
             if dry_run:
@@ -92,12 +99,15 @@ def train(
                 from embedtrain.engine.dry_run import dry_run as plan_run
 
                 console.print(dry_run_report(plan_run(loaded, resume=resume)))
-            else:
-                run_training(loaded, resume=resume, observer=RichObserver())
+                return
+            result = run_training(loaded, resume=resume, observer=RichObserver(), recipe_file=recipe)
         finally:
             # Several processes: tear the process group down before the interpreter exits, or gloo's threads can
             # abort a finished process ("terminate called without an active exception").
             PartialState().destroy_process_group()
+    # Only the main process evaluates; the others have no metrics to check (a launcher fails with the main one).
+    if thresholds and PartialState().is_main_process and (failures := threshold_failures(result.metrics, thresholds)):
+        _fail("below threshold: " + "; ".join(failures), ExitCode.BELOW_THRESHOLD)
 
 
 VALIDATE_EXAMPLES = """
@@ -517,6 +527,34 @@ def score(
     with _user_errors(), RichProgress() as progress:
         outcome = run_score(request, progress)
     console.print(scoring_report(outcome))
+
+
+REPORT_EXAMPLES = """
+[bold]Examples[/bold]
+
+  embedtrain report runs/stsb
+
+  embedtrain report runs/stsb --json > stsb-run.json
+"""
+
+
+@app.command(epilog=REPORT_EXAMPLES)
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="The output directory of a run (training.output_dir).",
+                                            show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print run.json with the progress metrics.jsonl shows "
+                                                         "(latest step, throughput, latest evaluation) as JSON.")] = False,
+) -> None:
+    """Sum up a finished or running run: status, steps, time and throughput, losses, the final (or latest) metrics
+    and the best checkpoint, and where its model, card, plots and tracker logs are."""
+    from embedtrain.commands.report import read_run, report_view
+
+    with _user_errors():
+        summary = read_run(run_dir)
+    if as_json:
+        typer.echo(json.dumps(summary.as_json(), indent=2))
+    else:
+        console.print(report_view(summary))
 
 
 SCHEMA_EXAMPLES = """

@@ -70,7 +70,7 @@ def run_eval(model_path: str, request: EvalRequest) -> EvalOutcome:
     """Check every argument (evaluators, options, thresholds) before loading anything, evaluate, write `output`."""
     params = evaluator_params(request)
     thresholds = parse_thresholds(list(request.fail_under))
-    check_threshold_names(thresholds, params)
+    check_threshold_names(thresholds, [name for p in params for name in metric_names(p)])
     evaluators_kind(params)
     metrics = evaluate_model(model_path, params, request.kind)
     if request.output is not None:
@@ -262,9 +262,9 @@ def load_eval_model(form: ModelForm, chosen: Kind):
     return load_model(form.path)
 
 
-def check_threshold_names(thresholds: dict[str, float], params: list[EvaluatorParams]) -> None:
-    """RecipeError, before anything runs, for a `--fail-under` metric that no evaluator produces."""
-    produced = [name for p in params for name in metric_names(p)]
+def check_threshold_names(thresholds: dict[str, float], produced: list[str]) -> None:
+    """RecipeError, before anything runs, for a `--fail-under` metric that the evaluation (`produced`) lacks (also
+    `embedtrain train --fail-under`'s check)."""
     missing = [name for name in thresholds if name not in produced]
     if missing:
         raise RecipeError(f"--fail-under names {missing}, which the evaluators do not produce"

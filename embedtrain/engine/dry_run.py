@@ -20,6 +20,7 @@ from embedtrain.data.source import public_name
 from embedtrain.engine.mined_data import mining_caches, stand_in_rows
 from embedtrain.engine.output_dir import check_output_dir
 from embedtrain.engine.run import checked_data, prepare_trainer
+from embedtrain.engine.trackers import check_trackers
 from embedtrain.engine.trainer import Trainer, TrainingRun, build_accelerator, checkpoints_after, evaluates_after
 from embedtrain.recipe.schema import Recipe
 from embedtrain.recipe.training import TrainingConfig
@@ -97,6 +98,7 @@ class DryRunPlan:
 
 def dry_run(recipe: Recipe, *, resume: bool = False) -> DryRunPlan:
     """Check and build everything a run of `recipe` would, and describe the run; train nothing and write nothing."""
+    check_trackers(recipe.training)
     accelerator = build_accelerator(recipe.training)
     output_dir = Path(recipe.training.output_dir)
     check_output_dir(output_dir, resume)  # reports a finished run there, but never creates the directory

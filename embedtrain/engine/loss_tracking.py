@@ -1,5 +1,7 @@
 """What the loop keeps on the device between host syncs: loss sums per dataset, and the first non-finite loss."""
 
+import time
+
 import torch
 from accelerate import Accelerator
 from torch import Tensor
@@ -34,7 +36,8 @@ class FirstNonFinite:
 
 
 class LossWindow:
-    """Loss sums per dataset since the last log, kept on the device (no host sync per step).
+    """Loss sums per dataset since the last log, kept on the device (no host sync per step), and the rows and wall
+    time of the window, for the throughput.
 
     Every process holds the same dataset order, so the sums can be reduced across processes even
     when a process saw no batch of some dataset.
@@ -45,9 +48,12 @@ class LossWindow:
         self.sums = torch.zeros(len(datasets), device=device)
         self.counts = torch.zeros(len(datasets), device=device)
         self.diagnostics: dict[str, list[float]] = {}  # host-side numbers from the collator, this process only
+        self.rows = 0  # training rows this process saw (host-side: batch shapes are known without a device sync)
+        self.started = time.perf_counter()
 
-    def add(self, dataset: str, loss: Tensor, diagnostics: dict[str, float]) -> None:
+    def add(self, dataset: str, loss: Tensor, diagnostics: dict[str, float], rows: int) -> None:
         index = self.datasets.index(dataset)
+        self.rows += rows
         self.sums[index] += loss.float()
         self.counts[index] += 1
         for name, value in diagnostics.items():
@@ -55,6 +61,14 @@ class LossWindow:
 
     def diagnostic_means(self) -> dict[str, float]:
         return {name: sum(values) / len(values) for name, values in self.diagnostics.items()}
+
+    def samples_per_second(self, accelerator: Accelerator) -> float:
+        """Training rows of every process per second of wall time since the window opened (evaluations and
+        checkpoints in it included)."""
+        rows = self.rows
+        if accelerator.num_processes > 1:
+            rows = int(accelerator.reduce(torch.tensor(float(rows), device=accelerator.device), "sum").item())
+        return rows / max(time.perf_counter() - self.started, 1e-9)
 
     def means(self, accelerator: Accelerator) -> dict[str, float]:
         """Mean loss per dataset that had batches, and over all batches ('all'), across processes."""

@@ -11,13 +11,12 @@ from accelerate.utils import broadcast_object_list
 
 from embedtrain.engine.checkpoint import CheckpointManager
 from embedtrain.engine.lock import OutputDirLock
+from embedtrain.engine.run_files import FINAL, RESOLVED_RECIPE
 from embedtrain.errors import RecipeError
 from embedtrain.recipe.loading import dump_recipe
 from embedtrain.recipe.schema import Recipe
 
 logger = logging.getLogger(__name__)
-
-RESOLVED_RECIPE = "recipe.yaml"
 
 
 def check_output_dir(output_dir: Path, resume: bool) -> None:
@@ -25,7 +24,7 @@ def check_output_dir(output_dir: Path, resume: bool) -> None:
     if output_dir.exists() and not output_dir.is_dir():
         raise RecipeError(f"training.output_dir: {output_dir} is a file, not a directory; choose another output "
                           f"directory (--output-dir) or move the file away")
-    finished = (output_dir / "final").exists()
+    finished = (output_dir / FINAL).exists()
     has_checkpoint = CheckpointManager(output_dir, None).latest() is not None
     if (finished or has_checkpoint) and not resume:
         raise RecipeError(f"training.output_dir: {output_dir} already holds a training run; pass --resume to continue "

@@ -10,9 +10,16 @@ import logging
 import signal
 import threading
 
+from embedtrain.errors import TrainingError
+
 logger = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class RunInterrupted(TrainingError):
+    """The run stopped at a stop signal, after checkpointing its last step: it can be resumed (exit code 4, as any
+    runtime failure; run.json says `interrupted`)."""
 
 
 class PreemptionSignals:

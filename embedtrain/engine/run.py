@@ -10,9 +10,12 @@ from datasets import Dataset
 from embedtrain.card.model_card import ModelCardWriter
 from embedtrain.data.checks import Tokenization
 from embedtrain.engine.hub_push import with_hub_push
+from embedtrain.engine.manifest import RunRecord
 from embedtrain.engine.mined_data import mine_or_reuse, mining_caches
 from embedtrain.engine.observer import TrainingObserver
 from embedtrain.engine.output_dir import check_output_dir, locked_output_dir, record_resolved_recipe
+from embedtrain.engine.preemption import RunInterrupted
+from embedtrain.engine.trackers import check_trackers, finish_trackers, start_trackers
 from embedtrain.engine.trainer import Trainer, TrainingResult, build_accelerator
 from embedtrain.models.tokenization import load_tokenization
 from embedtrain.recipe.build import build_losses, build_training_model
@@ -20,7 +23,10 @@ from embedtrain.recipe.plan import DataPlan, plan_data, with_mined
 from embedtrain.recipe.schema import Recipe
 
 
-def run_training(recipe: Recipe, *, resume: bool = False, observer: TrainingObserver | None = None) -> TrainingResult:
+def run_training(recipe: Recipe, *, resume: bool = False, observer: TrainingObserver | None = None,
+                 recipe_file: Path | None = None) -> TrainingResult:
+    """Train `recipe` (read from `recipe_file`, whose git repository run.json names when it is in one)."""
+    check_trackers(recipe.training)
     accelerator = build_accelerator(recipe.training)
     output_dir = Path(recipe.training.output_dir)
     check_output_dir(output_dir, resume)
@@ -30,7 +36,18 @@ def run_training(recipe: Recipe, *, resume: bool = False, observer: TrainingObse
         mined = mine_or_reuse(mining_caches(plan.mining, output_dir), accelerator, observer)
         trainer = prepare_trainer(recipe, plan, mined, tokenization, accelerator, observer)
         record_resolved_recipe(output_dir, recipe, resume, accelerator)
-        return trainer.train(resume=resume)
+        record = RunRecord.begin(recipe, {"train": trainer.train_sets, "eval": trainer.eval_sets},
+                                 processes=accelerator.num_processes, active=accelerator.is_main_process,
+                                 resume=resume, recipe_file=recipe_file)
+        try:
+            start_trackers(accelerator, recipe)
+            return trainer.train(resume=resume, record=record)
+        except BaseException as error:
+            record.stopped(error, interrupted=isinstance(error, KeyboardInterrupt | RunInterrupted),
+                           step=trainer.state.step)
+            raise
+        finally:
+            finish_trackers(accelerator)
 
 
 def checked_data(recipe: Recipe) -> tuple[DataPlan, Tokenization]:

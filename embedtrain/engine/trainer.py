@@ -13,6 +13,7 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import send_to_device, set_seed
 from torch import Tensor, nn
 
+from embedtrain.card import environment
 from embedtrain.data.training_data import Batch, Collator, PreparedDataset, TextCollator, eval_batches
 from embedtrain.engine.checkpoint import (
     STATE_FILE,
@@ -23,12 +24,16 @@ from embedtrain.engine.checkpoint import (
     name_or_none,
     write_failure,
 )
+from embedtrain.engine.emissions import EmissionsMeter
 from embedtrain.engine.loaders import TrainingLoader, build_training_loader
 from embedtrain.engine.loss_tracking import FirstNonFinite, LossWindow
+from embedtrain.engine.manifest import RunRecord, checkpoint_step
 from embedtrain.engine.metrics_log import MetricsLog
 from embedtrain.engine.observer import TrainingObserver
 from embedtrain.engine.optim import build_optimizer, build_scheduler, warmup_steps
-from embedtrain.engine.preemption import PreemptionSignals
+from embedtrain.engine.preemption import PreemptionSignals, RunInterrupted
+from embedtrain.engine.run_files import FINAL, METRICS_LOG
+from embedtrain.engine.trackers import build_trackers
 from embedtrain.errors import TrainingError
 from embedtrain.evaluation import Evaluator, shared_embeddings
 from embedtrain.losses import EmbeddingLoss, total_loss
@@ -63,7 +68,7 @@ class TrainingModule(nn.Module):
 @dataclass
 class TrainingResult:
     final_dir: Path
-    metrics: dict[str, float]
+    metrics: dict[str, float]  # the evaluation of the model in final_dir (the best checkpoint's, when it is that one)
     steps: int
     train_seconds: float
 
@@ -84,8 +89,10 @@ def resolve_precision(precision: str) -> str:
 
 
 def build_accelerator(config: TrainingConfig) -> Accelerator:
-    """The process's Accelerator. Create it before anything else asks accelerate about the processes."""
+    """The process's Accelerator, with the recipe's trackers (started later, by `trackers.start_trackers`, on the main
+    process only). Create it before anything else asks accelerate about the processes."""
     return Accelerator(
+        log_with=build_trackers(config) or None,
         mixed_precision=resolve_precision(config.precision),
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         step_scheduler_with_optimizer=False,
@@ -132,42 +139,74 @@ class Trainer:
                  losses: dict[str, EmbeddingLoss], train_sets: dict[str, PreparedDataset],
                  eval_sets: dict[str, PreparedDataset], evaluators: list[Evaluator],
                  observer: TrainingObserver | None = None,
-                 on_final_save: Callable[[Path, dict[str, float], list[dict]], None] | None = None) -> None:
+                 on_final_save: Callable[..., None] | None = None) -> None:
         self.config = config
         self.output_dir = Path(config.output_dir)
         self.train_sets, self.eval_sets, self.evaluators = train_sets, eval_sets, evaluators
         self.observer = observer or TrainingObserver()
-        self.on_final_save = on_final_save  # (final_dir, metrics, history): writes the model card
+        # (final_dir, metrics, history, run=environment.TrainingRun): writes the model card
+        self.on_final_save = on_final_save
         self.accelerator = accelerator
         self.module = TrainingModule(model, losses, {name: d.loss_name for name, d in train_sets.items() | eval_sets.items()})
         self.collator = collator_for(model)
         self.checkpoints = CheckpointManager(self.output_dir, config.save_total_limit)
-        self.metrics_log = MetricsLog(self.output_dir / "metrics.jsonl")
+        self.metrics_log = MetricsLog(self.output_dir / METRICS_LOG)
         self.state = TrainerState()
         self.latest_evaluation: tuple[int, dict[str, float]] = (-1, {})
         self.non_finite = FirstNonFinite(list(train_sets), accelerator.device)
         self.signals = PreemptionSignals()
+        self.record: RunRecord | None = None
 
     @property
     def model(self) -> Model:
         return self.accelerator.unwrap_model(self.module).model
 
-    def train(self, resume: bool = False) -> TrainingResult:
+    def train(self, resume: bool = False, record: RunRecord | None = None) -> TrainingResult:
+        """Train, evaluate and save final/. `record` (run.json) learns the steps, each checkpoint and the end."""
+        self.record = record
         run = self.set_up()
         if resume:
             self._resume()
-        self._before_training(run)
-        started = time.perf_counter()
-        with self.signals:
-            self._loop(run)
-        train_seconds = time.perf_counter() - started
+        emissions = EmissionsMeter(self.output_dir, self.config.project_name) if (
+            self.config.track_emissions and self.accelerator.is_main_process) else None
+        if emissions is not None:
+            emissions.start()
+        try:
+            self._before_training(run)
+            started = time.perf_counter()
+            with self.signals:
+                self._loop(run)
+            train_seconds = time.perf_counter() - started
 
-        metrics = self._evaluate()
-        if checkpoints_after(self.config, self.state.step, run.total_steps):
-            self._save_checkpoint()
-        final_dir = self._save_final(metrics)
+            metrics = self._evaluate()
+            if checkpoints_after(self.config, self.state.step, run.total_steps):
+                self._save_checkpoint()
+            final_metrics, evaluated_at = self._final_model_metrics(metrics)
+            seconds = time.perf_counter() - started
+        finally:
+            emissions_kg = emissions.stop() if emissions is not None else None  # a failed run stops measuring too
+        facts = self._run_facts(seconds, emissions_kg)
+        final_dir = self._save_final(final_metrics, facts)
+        if record is not None:
+            record.finished(final_dir, self.state.step, final_metrics, evaluated_at, facts.emissions_kg)
         self._notify("on_train_end", final_dir, metrics)
-        return TrainingResult(final_dir, metrics, self.state.step, train_seconds)
+        return TrainingResult(final_dir, final_metrics, self.state.step, train_seconds)
+
+    def _final_model_metrics(self, last: dict[str, float]) -> tuple[dict[str, float], int]:
+        """The evaluation of the model final/ holds, and its step: the best checkpoint's when
+        training.load_best_model_at_end picks it, else the last evaluation."""
+        best = self.state.best_checkpoint
+        if self.config.load_best_model_at_end and best:
+            return self.state.best_metrics, checkpoint_step(best)
+        return last, self.state.step
+
+    def _run_facts(self, seconds: float, emissions_kg: float | None) -> environment.TrainingRun:
+        """What the model card reports of the run (run.json records the same)."""
+        processes = self.accelerator.num_processes
+        machine = environment.hardware() + (f", {processes} processes" if processes > 1 else "")
+        best = self.state.best_checkpoint
+        return environment.TrainingRun(seconds=seconds, hardware=machine,
+                                       best_step=checkpoint_step(best) if best else None, emissions_kg=emissions_kg)
 
     # -- set-up ----------------------------------------------------------------------------------------------
 
@@ -194,6 +233,8 @@ class Trainer:
             # base seed from the global RNG. The same state at the first batch gives the same dropout masks.
             set_seed(self.config.seed)
         self._notify("on_train_start", run.total_steps, self.state.step)
+        if self.record is not None:
+            self.record.training_started(self.state.step, run.total_steps)
         self.module.train()  # from_pretrained leaves models in eval mode (dropout off)
 
     # -- the loop --------------------------------------------------------------------------------------------
@@ -216,7 +257,7 @@ class Trainer:
                         grad_norm = accelerator.clip_grad_norm_(self.module.parameters(), config.max_grad_norm)
                     run.optimizer.step()
                     run.optimizer.zero_grad(set_to_none=True)
-                window.add(batch["dataset"], loss.detach(), batch["diagnostics"])
+                window.add(batch["dataset"], loss.detach(), batch["diagnostics"], _rows(batch))
                 self.non_finite.add(loss.detach(), state.step + 1, batch["dataset"])
                 state.batches_in_epoch += 1
                 if not accelerator.sync_gradients:
@@ -268,9 +309,15 @@ class Trainer:
         if grad_norm is not None:
             record["grad_norm"] = float(grad_norm)
         record |= window.diagnostic_means()
+        record["samples_per_second"] = round(window.samples_per_second(self.accelerator), 3)
         if self.accelerator.is_main_process:
             self.metrics_log.write(record)
+        self._report(record)
         self._notify("on_log", record)
+
+    def _report(self, record: dict) -> None:
+        """A metrics.jsonl record to the trackers (accelerate logs on the main process only; none: nothing)."""
+        self.accelerator.log({name: value for name, value in record.items() if name != "step"}, step=record["step"])
 
     # -- evaluation ------------------------------------------------------------------------------------------
 
@@ -290,6 +337,7 @@ class Trainer:
             finally:
                 module.train()
             self.metrics_log.write({"step": self.state.step, **metrics})
+            self._report({"step": self.state.step, **metrics})
             self._notify("on_evaluate", self.state.step, metrics)
         self.latest_evaluation = (self.state.step, metrics)
         self.accelerator.wait_for_everyone()
@@ -342,6 +390,8 @@ class Trainer:
             path = self.checkpoints.publish(step)
             best = self.checkpoints.root / self.state.best_checkpoint if self.state.best_checkpoint else None
             self.checkpoints.rotate(keep=best)
+            if self.record is not None:
+                self.record.checkpoint_written(path, self.state)
             self._notify("on_checkpoint", path)
         accelerator.wait_for_everyone()
 
@@ -371,8 +421,8 @@ class Trainer:
         if not already_saved:
             self._save_checkpoint()
         received = self.signals.received.name if self.signals.received else "a stop signal (on another process)"
-        raise TrainingError(f"stopped by {received} after step {self.state.step}, saved in "
-                            f"{self.checkpoints.path_for(self.state.step)}; continue with the same command and --resume")
+        raise RunInterrupted(f"stopped by {received} after step {self.state.step}, saved in "
+                             f"{self.checkpoints.path_for(self.state.step)}; continue with the same command and --resume")
 
     def _raise_if_non_finite(self) -> None:
         """Stop on the first non-finite training loss, naming its step and dataset (one host sync)."""
@@ -411,15 +461,15 @@ class Trainer:
         self.accelerator.load_state(str(checkpoint / "state"))
         self.state = state
 
-    def _save_final(self, metrics: dict[str, float]) -> Path:
+    def _save_final(self, metrics: dict[str, float], facts: environment.TrainingRun) -> Path:
         """Write output_dir/final atomically: the best checkpoint's model, or the model as trained."""
-        final = self.output_dir / "final"
+        final = self.output_dir / FINAL
         error = None
         if self.accelerator.is_main_process:
             staging = self.output_dir / ".final.partial"
             shutil.rmtree(staging, ignore_errors=True)
             try:
-                self._write_final(staging, metrics)
+                self._write_final(staging, metrics, facts)
             except Exception as raised:
                 error = as_write_error(raised)
                 shutil.rmtree(staging, ignore_errors=True)
@@ -433,15 +483,15 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         return final
 
-    def _write_final(self, staging: Path, metrics: dict[str, float]) -> None:
+    def _write_final(self, staging: Path, metrics: dict[str, float], facts: environment.TrainingRun) -> None:
+        """`metrics`: the evaluation of the model written (see _final_model_metrics)."""
         best = self.state.best_checkpoint
         if self.config.load_best_model_at_end and best:
             shutil.copytree(self.checkpoints.root / best / "model", staging)
-            metrics = self.state.best_metrics
         else:
             save_model(self.model, staging)
         if self.on_final_save is not None:
-            self.on_final_save(staging, metrics, self.metrics_log.read())
+            self.on_final_save(staging, metrics, self.metrics_log.read(), run=facts)
 
 
 def _rows(batch: Batch) -> int:

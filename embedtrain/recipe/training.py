@@ -3,11 +3,14 @@
 import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from embedtrain.config import StrictModel
 from embedtrain.data.samplers import BatchSamplerName, MultiDatasetSamplerName
 from embedtrain.models.publish import repo_id_problem
+
+TrackerName = Literal["tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive", "swanlab", "trackio"]
+"""The experiment trackers accelerate's tracker API knows by name (`Accelerator(log_with=...)`)."""
 
 
 def eval_loss_metric(dataset_name: str) -> str:
@@ -76,6 +79,26 @@ class TrainingConfig(StrictModel):
     push_to_hub: PushToHubConfig | None = Field(
         None, description="push final/ (with its card) to this Hub repo at the end of training, and with every_save "
         "each checkpoint; a token from HF_TOKEN or `hf auth login`")
+    report_to: list[TrackerName] = Field(
+        default_factory=list, description="experiment trackers that receive the scalars of metrics.jsonl and the "
+        "resolved recipe as config, e.g. [tensorboard, wandb, mlflow] (pip install 'embedtrain[trackers]'); their "
+        "files go to output_dir/logs/<tracker>; W&B logs offline unless WANDB_MODE says otherwise, MLflow to a file "
+        "store there unless MLFLOW_TRACKING_URI names another; none by default")
+    project_name: str = Field("embedtrain", min_length=1, description="the project the trackers file the run under "
+                              "(W&B project, MLflow experiment)")
+    run_name: str | None = Field(None, min_length=1, description="the run's name in the trackers (default: the output "
+                                 "directory's name)")
+    track_emissions: bool = Field(
+        False, description="measure the energy used and its CO2-equivalent with codecarbon, offline (its country "
+        "from CODECARBON_COUNTRY_ISO_CODE, else the world average), for run.json and the model card; its log goes "
+        "to output_dir/logs/codecarbon (pip install 'embedtrain[trackers]')")
+
+    @field_validator("report_to")
+    @classmethod
+    def _each_tracker_once(cls, trackers: list[str]) -> list[str]:
+        if len(set(trackers)) < len(trackers):
+            raise ValueError(f"names a tracker twice: {trackers}")
+        return trackers
 
     @model_validator(mode="after")
     def _patterns_compile(self) -> "TrainingConfig":
