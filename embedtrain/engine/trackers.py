@@ -18,7 +18,7 @@ from pathlib import Path
 from accelerate import Accelerator
 from accelerate.tracking import LOGGER_TYPE_TO_CLASS, GeneralTracker, MLflowTracker, on_main_process
 
-from embedtrain.data.source import public_name
+from embedtrain.card.public import without_local_paths
 from embedtrain.engine.run_files import LOGS
 from embedtrain.errors import RecipeError, TrainingError
 from embedtrain.recipe.schema import Recipe
@@ -132,13 +132,13 @@ def tracker_config(recipe: Recipe) -> dict[str, str | int | float | bool]:
             for index, item in enumerate(value):
                 walk(item, f"{key}.{index}")
         elif isinstance(value, str):
-            flat[key] = public_name(value) if value.startswith(("/", "~")) else value
+            flat[key] = value
         elif isinstance(value, bool | int | float):
             flat[key] = value
         else:
             flat[key] = json.dumps(value)
 
-    walk(recipe.model_dump(mode="json"), "")
+    walk(without_local_paths(recipe.model_dump(mode="json")), "")
     return flat
 
 
