@@ -1,0 +1,57 @@
+"""Sparse MSE and translation evaluators, over parallel (source, target) rows as multilingual distillation uses them:
+the dense `mse` and `translation` evaluators on sparse embeddings, plus the reference's sparsity statistics
+(`active_dims`, `sparsity_ratio`, see sparse_evaluators.py) of the embeddings the model computes:
+
+- `sparse_mse`: of the targets (the teacher's embeddings of the sources are not counted, as in the reference);
+- `sparse_translation`: the mean of the sources' and the targets' (as the reference averages its two calls).
+
+The teacher of `sparse_mse` loads as the reference's `SparseEncoder(teacher)` would: a saved sparse model as saved,
+a masked-LM checkpoint as SPLADE, any other model as CSR.
+"""
+
+from typing import Literal
+
+from pydantic import Field
+
+from embedtrain.errors import RecipeError
+from embedtrain.evaluation.mining.models import is_cross_encoder, load_embedder
+from embedtrain.evaluation.mse_evaluator import MSEEvaluator, MSEParams
+from embedtrain.evaluation.registry import register_evaluator
+from embedtrain.evaluation.sparse_evaluators import SparsityPerCall
+from embedtrain.evaluation.translation_evaluator import TranslationEvaluator, TranslationParams
+from embedtrain.models.embedder import SentenceEmbedder
+from embedtrain.models.io import resolve_model_path
+
+
+class SparseMSEParams(MSEParams):
+    type: Literal["sparse_mse"]
+    teacher: str = Field(description="the teacher model: a local folder or hub id, loaded as a sparse model (a saved "
+                                     "sparse model as saved, a masked-LM checkpoint as SPLADE)")
+
+
+@register_evaluator(SparseMSEParams)
+class SparseMSEEvaluator(SparsityPerCall, MSEEvaluator):
+    """`negative_mse` between a sparse teacher's embeddings of the sources and the model's of the targets, plus
+    `active_dims` / `sparsity_ratio` of the targets."""
+
+    sides = ("",)
+
+    def load_teacher(self) -> SentenceEmbedder:
+        params = self.params
+        path = resolve_model_path(params.teacher, params.teacher_revision)
+        if is_cross_encoder(path):
+            raise RecipeError(f"evaluator {params.name}: the teacher {params.teacher!r} is a cross-encoder (a "
+                              f"reranker), which scores pairs and embeds no text; give a sparse embedding model")
+        return load_embedder(str(path), "sparse")
+
+
+class SparseTranslationParams(TranslationParams):
+    type: Literal["sparse_translation"]
+
+
+@register_evaluator(SparseTranslationParams)
+class SparseTranslationEvaluator(SparsityPerCall, TranslationEvaluator):
+    """src2trg / trg2src / mean accuracy of cosine nearest-neighbour matching (as the reference's, also for sparse
+    models), plus `active_dims` / `sparsity_ratio`: the mean of the sources' and the targets' (two calls, one side)."""
+
+    sides = ("", "")
