@@ -5,8 +5,9 @@ the dense `mse` and `translation` evaluators on sparse embeddings, plus the refe
 - `sparse_mse`: of the targets (the teacher's embeddings of the sources are not counted, as in the reference);
 - `sparse_translation`: the mean of the sources' and the targets' (as the reference averages its two calls).
 
-The teacher of `sparse_mse` loads as the reference's `SparseEncoder(teacher)` would: a saved sparse model as saved,
-a masked-LM checkpoint as SPLADE, any other model as CSR.
+The teacher of `sparse_mse` loads as the reference's `SparseEncoder(teacher)` would: a saved sparse model as saved, a
+masked-LM checkpoint as SPLADE. Any other model is refused: the reference would wrap it in CSR with an untrained
+autoencoder, whose embeddings teach nothing.
 """
 
 from typing import Literal
@@ -14,19 +15,21 @@ from typing import Literal
 from pydantic import Field
 
 from embedtrain.errors import RecipeError
-from embedtrain.evaluation.mining.models import is_cross_encoder, load_embedder
 from embedtrain.evaluation.mse_evaluator import MSEEvaluator, MSEParams
 from embedtrain.evaluation.registry import register_evaluator
 from embedtrain.evaluation.sparse_evaluators import SparsityPerCall
 from embedtrain.evaluation.translation_evaluator import TranslationEvaluator, TranslationParams
+from embedtrain.models.build_sparse import build_sparse_model, is_masked_lm
+from embedtrain.models.config import ModelConfig
 from embedtrain.models.embedder import SentenceEmbedder
-from embedtrain.models.io import resolve_model_path
+from embedtrain.models.form import model_form
+from embedtrain.models.io import load_model, resolve_model_path
 
 
 class SparseMSEParams(MSEParams):
     type: Literal["sparse_mse"]
-    teacher: str = Field(description="the teacher model: a local folder or hub id, loaded as a sparse model (a saved "
-                                     "sparse model as saved, a masked-LM checkpoint as SPLADE)")
+    teacher: str = Field(description="the teacher model: a local folder or hub id of a saved sparse model, or of a "
+                                     "masked-LM checkpoint (built as SPLADE)")
 
 
 @register_evaluator(SparseMSEParams)
@@ -39,10 +42,16 @@ class SparseMSEEvaluator(SparsityPerCall, MSEEvaluator):
     def load_teacher(self) -> SentenceEmbedder:
         params = self.params
         path = resolve_model_path(params.teacher, params.teacher_revision)
-        if is_cross_encoder(path):
-            raise RecipeError(f"evaluator {params.name}: the teacher {params.teacher!r} is a cross-encoder (a "
-                              f"reranker), which scores pairs and embeds no text; give a sparse embedding model")
-        return load_embedder(str(path), "sparse")
+        form = model_form(str(path))
+        if form.saved_kind == "sparse":
+            return load_model(path)
+        if form.saved_kind is None and is_masked_lm(path, trust_remote_code=False):
+            return build_sparse_model(ModelConfig(base=str(path), kind="sparse"))
+        what = {"dense": "a saved dense model", "cross_encoder": "a cross-encoder (a reranker)"}.get(
+            form.saved_kind, "a plain checkpoint that is not a masked-LM one (*ForMaskedLM)")
+        raise RecipeError(f"evaluator {params.name}: the teacher {params.teacher!r} is {what}; the teacher of "
+                          f"sparse_mse gives sparse embeddings: a saved sparse model, or a masked-LM checkpoint (built "
+                          f"as SPLADE). For a dense teacher and student, use mse")
 
 
 class SparseTranslationParams(TranslationParams):
