@@ -79,3 +79,28 @@ def test_a_teacher_without_sparse_embeddings_exits_2(teacher, what, tmp_path, ti
     assert code == ExitCode.INVALID_INPUT
     assert f"evaluator sparse_mse: the teacher '{path}' is {what}" in output
     assert "a saved sparse model, or a masked-LM checkpoint (built as SPLADE)" in output
+
+
+@pytest.mark.parametrize("kind, problem", [("sparse", None), ("dense", "sparse_mse scores a sparse embedding model")])
+def test_a_recipe_knows_their_metrics_and_their_model_kind(kind, problem, tmp_path, parallel_csv, sts_csv) -> None:
+    import yaml
+
+    from embedtrain.errors import RecipeError
+    from embedtrain.recipe.loading import load_recipe
+
+    recipe = {"model": {"base": "tiny", "kind": kind},
+              "losses": {"l": {"type": "SpladeLoss" if kind == "sparse" else "CoSENTLoss",
+                               **({"loss": {"type": "SparseCoSENTLoss"}, "document_regularizer_weight": 3e-5}
+                                  if kind == "sparse" else {})}},
+              "datasets": {"train": {"sts": {"source": str(sts_csv)}}},
+              "evaluators": [{"type": "sparse_mse", "name": "distill", "source": str(parallel_csv), "teacher": "t"},
+                             {"type": "sparse_translation", "name": "translate", "source": str(parallel_csv)}],
+              "training": {"output_dir": "runs/x", "metric_for_best_model": "distill_negative_mse"}}
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    if problem is None:
+        assert {"distill_negative_mse", "distill_active_dims", "translate_mean_accuracy",
+                "translate_sparsity_ratio"} <= set(load_recipe(path).metric_names())
+    else:
+        with pytest.raises(RecipeError, match=f"{problem}.*use mse"):
+            load_recipe(path)
