@@ -18,6 +18,7 @@ from embedtrain.errors import RecipeError
 from embedtrain.evaluation.mse_evaluator import MSEEvaluator, MSEParams
 from embedtrain.evaluation.registry import register_evaluator
 from embedtrain.evaluation.sparse_evaluators import SparsityPerCall
+from embedtrain.evaluation.sparse_retrieval_evaluators import NO_TRUNCATION
 from embedtrain.evaluation.translation_evaluator import TranslationEvaluator, TranslationParams
 from embedtrain.models.build_sparse import build_sparse_model, is_masked_lm
 from embedtrain.models.config import ModelConfig
@@ -28,6 +29,7 @@ from embedtrain.models.io import load_model, resolve_model_path
 
 class SparseMSEParams(MSEParams):
     type: Literal["sparse_mse"]
+    truncate_dim: None = NO_TRUNCATION
     teacher: str = Field(description="the teacher model: a local folder or hub id of a saved sparse model, or of a "
                                      "masked-LM checkpoint (built as SPLADE)")
 
@@ -56,6 +58,7 @@ class SparseMSEEvaluator(SparsityPerCall, MSEEvaluator):
 
 class SparseTranslationParams(TranslationParams):
     type: Literal["sparse_translation"]
+    truncate_dim: None = NO_TRUNCATION
 
 
 @register_evaluator(SparseTranslationParams)

@@ -104,3 +104,15 @@ def test_a_recipe_knows_their_metrics_and_their_model_kind(kind, problem, tmp_pa
     else:
         with pytest.raises(RecipeError, match=f"{problem}.*use mse"):
             load_recipe(path)
+
+
+@pytest.mark.parametrize("type_name", sorted(name for name in EVALUATORS if name.startswith("sparse_")))
+def test_sparse_evaluators_refuse_truncate_dim(type_name, tiny_mlm_checkpoint, parallel_csv) -> None:
+    # A sparse embedding's dimensions are vocabulary ids (or latents), not a Matryoshka prefix; the reference's sparse
+    # evaluators have no truncate_dim, and cutting a sparse tensor's columns fails in torch.
+    params = EVALUATORS[type_name].params_model
+    assert params.model_fields["truncate_dim"].annotation is type(None)
+    code, output = run_eval(tiny_mlm_checkpoint, "--evaluator", f"{type_name}={parallel_csv}", "--set",
+                            "truncate_dim=8")
+    assert code == ExitCode.INVALID_INPUT
+    assert "truncate_dim: Input should be None" in output
