@@ -226,7 +226,8 @@ def choose_kind(model_path: str, form: ModelForm, params: list[EvaluatorParams],
     if chosen == "sparse" and dense_only:
         what = "--kind sparse builds it as a sparse model" if kind else "it is a saved sparse model"
         raise RecipeError(f"--evaluator {_types(dense_only)}: needs dense embeddings, and {model_path} is sparse "
-                          f"({what}); evaluate a dense model" + (", or remove --kind sparse" if kind else ""))
+                          f"({what}); use {fitting_evaluators('sparse', dense_only)}, or evaluate a dense model"
+                          + (", or remove --kind sparse" if kind else ""))
     return chosen
 
 

@@ -21,7 +21,8 @@ class MSEParams(EvaluatorParams):
 class MSEEvaluator(Evaluator):
     """`negative_mse` = -100 x mean((teacher(source) - model(target))^2) over every row and dimension.
 
-    The teacher embeds the sources once, at the first evaluation, and is then released.
+    The teacher embeds the sources once, at the first evaluation, and is then released; the model embeds the targets
+    through the `embed` hook (where the sparse evaluator records their sparsity; the teacher's is not recorded).
     """
 
     contract: ClassVar = ColumnContract(inputs=("source", "target"))
@@ -39,18 +40,29 @@ class MSEEvaluator(Evaluator):
     def primary_key(cls, params: MSEParams) -> str:
         return "negative_mse"
 
-    def compute(self, model: SentenceEmbedder) -> dict[str, float]:
+    def load_teacher(self) -> SentenceEmbedder:
+        """The teacher model, as saved (a plain checkpoint: dense, with mean pooling)."""
         from embedtrain.models.io import load_model
 
+        return load_model(self.params.teacher, revision=self.params.teacher_revision)
+
+    def compute(self, model: SentenceEmbedder) -> dict[str, float]:
         params = self.params
         if self.teacher_embeddings is None:
-            teacher = load_model(params.teacher, revision=params.teacher_revision).to(model.device)
-            self.teacher_embeddings = embed_rows(teacher, self.columns["source"], params.batch_size,
-                                                 params.truncate_dim)
-        student = embed_rows(model, self.columns["target"], params.batch_size, params.truncate_dim)
+            self.teacher_embeddings = embed_rows(self.load_teacher().to(model.device), self.columns["source"],
+                                                 params.batch_size, params.truncate_dim)
+        student = self.embed(model, self.columns["target"], params.batch_size, params.truncate_dim)
         if student.shape != self.teacher_embeddings.shape:
             raise RecipeError(f"evaluator {params.name}: the teacher {params.teacher!r} gives {self.teacher_embeddings.shape[1]}"
                               f"-dimensional embeddings and the model {student.shape[1]}; set truncate_dim or pick a "
                               f"teacher of the model's dimension")
-        mse = torch.mean((self.teacher_embeddings - student) ** 2).item() * 100
-        return {"negative_mse": -mse}
+        return {"negative_mse": -mean_squared_error(self.teacher_embeddings, student) * 100}
+
+
+def mean_squared_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    """mean((a - b)^2) over every row and dimension. Two sparse (COO) matrices stay sparse, the squares summed in
+    float64 over the non-zero differences only: densifying them (the reference does) takes rows x vocabulary floats."""
+    if a.is_sparse and b.is_sparse:
+        differences = (a - b).coalesce().values().double()
+        return float(differences.pow(2).sum()) / (a.size(0) * a.size(1))
+    return torch.mean((a - b) ** 2).item()

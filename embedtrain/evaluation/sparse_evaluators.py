@@ -19,7 +19,7 @@ from embedtrain.evaluation.binary_evaluator import BinaryClassificationEvaluator
 from embedtrain.evaluation.registry import SimilarityNames, register_evaluator
 from embedtrain.evaluation.reranking_evaluator import RerankingEvaluator, RerankingParams
 from embedtrain.evaluation.similarity_evaluator import EmbeddingSimilarityEvaluator, EmbeddingSimilarityParams
-from embedtrain.evaluation.sparse_retrieval_evaluators import DOT_DEFAULT
+from embedtrain.evaluation.sparse_retrieval_evaluators import DOT_DEFAULT, NO_TRUNCATION
 from embedtrain.evaluation.triplet_evaluator import TripletEvaluator, TripletParams
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.models.sparse_embedder import SparseEmbedder
@@ -66,6 +66,7 @@ class SparsityPerCall:
 
 class SparseEmbeddingSimilarityParams(EmbeddingSimilarityParams):
     type: Literal["sparse_sts"]
+    truncate_dim: None = NO_TRUNCATION
     similarity_fn_names: SimilarityNames = DOT_DEFAULT
     precision: None = Field(None, description="not available for sparse models (nor in the reference)")
 
@@ -79,6 +80,7 @@ class SparseEmbeddingSimilarityEvaluator(SparsityPerCall, EmbeddingSimilarityEva
 
 class SparseBinaryClassificationParams(BinaryClassificationParams):
     type: Literal["sparse_binary"]
+    truncate_dim: None = NO_TRUNCATION
     similarity_fn_names: SimilarityNames = DOT_DEFAULT
 
 
@@ -91,6 +93,7 @@ class SparseBinaryClassificationEvaluator(SparsityPerCall, BinaryClassificationE
 
 class SparseTripletParams(TripletParams):
     type: Literal["sparse_triplet"]
+    truncate_dim: None = NO_TRUNCATION
     similarity_fn_names: SimilarityNames = DOT_DEFAULT
 
 
@@ -103,6 +106,7 @@ class SparseTripletEvaluator(SparsityPerCall, TripletEvaluator):
 
 class SparseRerankingParams(RerankingParams):
     type: Literal["sparse_reranking"]
+    truncate_dim: None = NO_TRUNCATION
 
 
 @register_evaluator(SparseRerankingParams)

@@ -25,6 +25,8 @@ SPARSITY_KEYS = ("query_active_dims", "query_sparsity_ratio", "corpus_active_dim
 SIDES = {"query": "query", "document": "corpus"}
 DOT_DEFAULT = Field(default_factory=lambda: ["dot"], min_length=1, description="default: the dot product, as sparse "
                     "models are compared")
+NO_TRUNCATION = Field(None, description="not available for sparse models (nor in the reference): their dimensions are "
+                      "vocabulary ids or latents, not a Matryoshka prefix")
 
 
 class SideCounts:
@@ -81,6 +83,7 @@ class RecordingEvaluator:
 
 class SparseInformationRetrievalParams(InformationRetrievalParams):
     type: Literal["sparse_ir"]
+    truncate_dim: None = NO_TRUNCATION
     score_functions: SimilarityNames = DOT_DEFAULT
 
 
@@ -99,6 +102,7 @@ class SparseInformationRetrievalEvaluator(RecordingEvaluator, InformationRetriev
 
 class SparseNanoBEIRParams(NanoBEIRParams):
     type: Literal["sparse_nanobeir"]
+    truncate_dim: None = NO_TRUNCATION
     score_functions: SimilarityNames = DOT_DEFAULT
 
 

@@ -5,7 +5,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from embedtrain.data.contract import ColumnContract
-from embedtrain.evaluation.registry import Evaluator, EvaluatorParams, embed_rows, register_evaluator
+from embedtrain.evaluation.registry import Evaluator, EvaluatorParams, register_evaluator
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.similarity import MATRIX
 
@@ -17,7 +17,7 @@ class TranslationParams(EvaluatorParams):
 @register_evaluator(TranslationParams)
 class TranslationEvaluator(Evaluator):
     """src2trg / trg2src accuracy of nearest-neighbour matching over parallel (source, target) rows; a match to
-    another row holding the same text counts as correct."""
+    another row holding the same text counts as correct. Sources, then targets, are each embedded in one `embed` call."""
 
     contract: ClassVar = ColumnContract(inputs=("source", "target"))
     model_kinds: ClassVar[tuple[str, ...]] = ("dense",)  # its maths needs dense embeddings
@@ -32,8 +32,10 @@ class TranslationEvaluator(Evaluator):
 
     def compute(self, model: SentenceEmbedder) -> dict[str, float]:
         sources, targets = self.columns["source"], self.columns["target"]
-        embeddings = embed_rows(model, sources + targets, self.params.batch_size, self.params.truncate_dim)
-        similarity = MATRIX["cosine"](embeddings[:len(sources)], embeddings[len(sources):]).numpy()
+        batch_size, truncate_dim = self.params.batch_size, self.params.truncate_dim
+        source_embeddings = self.embed(model, sources, batch_size, truncate_dim)
+        target_embeddings = self.embed(model, targets, batch_size, truncate_dim)
+        similarity = MATRIX["cosine"](source_embeddings, target_embeddings).numpy()
         src2trg = nearest_is_own(similarity, targets)
         trg2src = nearest_is_own(similarity.T, sources)
         return {"src2trg_accuracy": src2trg, "trg2src_accuracy": trg2src, "mean_accuracy": (src2trg + trg2src) / 2}

@@ -113,3 +113,45 @@ def test_sparse_evaluators_on_a_saved_sparse_model(tmp_path, tiny_mlm_checkpoint
     assert metrics == pytest.approx(expected, abs=1e-6)
     assert {"sparse_sts_spearman_dot", "sparse_sts_active_dims", "sparse_triplet_anchor_active_dims",
             "sparse_reranking_corpus_active_dims"} <= set(metrics)
+
+
+@pytest.fixture(scope="module")
+def saved_splade(tmp_path_factory, tiny_mlm_checkpoint) -> Path:
+    from embedtrain.models import save_model
+    from embedtrain.models.build import build_model
+    from embedtrain.models.config import ModelConfig
+
+    path = tmp_path_factory.mktemp("saved-splade") / "model"
+    save_model(build_model(ModelConfig(base=str(tiny_mlm_checkpoint), kind="sparse")), path)
+    return path
+
+
+def eval_metrics(tmp_path: Path, model: Path, *arguments: str) -> dict[str, float]:
+    output = tmp_path / "metrics.json"
+    result = runner.invoke(app, ["eval", str(model), *arguments, "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    return json.loads(output.read_text())["metrics"]
+
+
+def test_sparse_mse_on_a_saved_sparse_model(tmp_path, saved_splade, parallel_csv) -> None:
+    from helpers.tiny_models import make_tiny_checkpoint
+
+    teacher = make_tiny_checkpoint(tmp_path / "teacher", seed=1, masked_lm=True)  # a plain masked-LM: built as SPLADE
+    metrics = eval_metrics(tmp_path, saved_splade, "--evaluator", f"sparse_mse={parallel_csv}", "--set",
+                           f"teacher={teacher}", "--fail-under", "sparse_mse_negative_mse=-100")
+    expected = library_metrics(saved_splade, type="sparse_mse", name="sparse_mse", source=str(parallel_csv),
+                               teacher=str(teacher))
+    assert list(metrics) == ["sparse_mse_negative_mse", "sparse_mse_active_dims", "sparse_mse_sparsity_ratio"]
+    assert metrics == pytest.approx(expected, rel=1e-6)
+    assert metrics["sparse_mse_negative_mse"] < 0 < metrics["sparse_mse_active_dims"]
+
+
+def test_sparse_translation_on_a_saved_sparse_model(tmp_path, saved_splade, parallel_csv) -> None:
+    metrics = eval_metrics(tmp_path, saved_splade, "--evaluator", "sparse_translation", "--data", str(parallel_csv),
+                           "--fail-under", "sparse_translation_mean_accuracy=0")
+    expected = library_metrics(saved_splade, type="sparse_translation", name="sparse_translation",
+                               source=str(parallel_csv))
+    assert list(metrics) == ["sparse_translation_src2trg_accuracy", "sparse_translation_trg2src_accuracy",
+                             "sparse_translation_mean_accuracy", "sparse_translation_active_dims",
+                             "sparse_translation_sparsity_ratio"]
+    assert metrics == pytest.approx(expected, rel=1e-6)

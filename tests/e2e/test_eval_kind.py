@@ -83,17 +83,20 @@ def test_a_saved_sparse_model_keeps_its_kind_and_dense_evaluators_that_work_stil
     ("saved_sparse", ["--evaluator", "sts={sts}", "--kind", "dense"], ["--kind dense", "saved sparse model",
                                                                        "remove --kind"]),
     ("saved_sparse", ["--evaluator", "translation={parallel}"], ["--evaluator translation: needs dense embeddings",
-                                                                 "it is a saved sparse model"]),
-    ("mlm", ["--evaluator", "translation={parallel}", "--kind", "sparse"], ["needs dense embeddings",
-                                                                            "remove --kind sparse"]),
+                                                                 "it is a saved sparse model",
+                                                                 "use sparse_translation for translation"]),
+    ("mlm", ["--evaluator", "mse={parallel}", "--set", "teacher=t", "--kind", "sparse"],
+     ["needs dense embeddings", "use sparse_mse for mse", "remove --kind sparse"]),
     ("saved_sparse", ["--evaluator", "sts={sts}", "--evaluator", "sparse_ir={beir}"],
      ["sparse evaluators (sparse_ir) and dense ones (sts)", "use sparse_sts for sts"]),
     ("mlm", ["--evaluator", "sparse_sts={sts}", "--evaluator", "translation={parallel}"],
-     ["dense ones (translation)", "evaluate translation in another call"]),
+     ["dense ones (translation)", "use sparse_translation for translation"]),
+    ("mlm", ["--evaluator", "sparse_sts={sts}", "--evaluator", "paraphrase_mining={sts}"],
+     ["dense ones (paraphrase_mining)", "evaluate paraphrase_mining in another call"]),
     ("mlm", ["--evaluator", "sparse_sts={sts}", "--kind", "medium"], ["Invalid value for '--kind'", "'medium' is not one of"]),
 ], ids=["kind-dense-on-sparse-evaluators", "plain-dense-checkpoint", "saved-dense-model", "kind-dense-on-saved-sparse",
         "dense-only-evaluator-on-sparse", "dense-only-evaluator-with-kind-sparse", "mixed", "mixed-dense-only",
-        "unknown-kind"])
+        "mixed-without-sparse-namesake", "unknown-kind"])
 def test_kind_mismatches_exit_2_naming_the_fix(model, arguments, fragments, request, tiny_mlm_checkpoint,
                                                tiny_checkpoint, sts_csv, beir_folder, parallel_csv):
     models = {"mlm": tiny_mlm_checkpoint, "dense": tiny_checkpoint}

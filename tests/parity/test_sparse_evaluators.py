@@ -1,7 +1,8 @@
 """Sparse evaluators against sentence-transformers' (SparseInformationRetrievalEvaluator, SparseNanoBEIREvaluator,
 SparseEmbeddingSimilarityEvaluator, SparseBinaryClassificationEvaluator, SparseTripletEvaluator,
-SparseRerankingEvaluator) on tiny random SPLADE and inference-free SPLADE models: same metric names, same values
-(abs 1e-4), sparsity statistics included."""
+SparseRerankingEvaluator, SparseMSEEvaluator, SparseTranslationEvaluator) on tiny random SPLADE and inference-free
+SPLADE models: same metric names, same values (abs 1e-4; MSE and translation rel 1e-6), sparsity statistics
+included."""
 
 import csv
 import json
@@ -10,12 +11,15 @@ import shutil
 import pytest
 import torch
 from helpers.data import PAIRS
+from helpers.tiny_models import make_tiny_checkpoint
 from sentence_transformers import SparseEncoder
 from sentence_transformers.sparse_encoder.evaluation import (
     SparseBinaryClassificationEvaluator,
     SparseEmbeddingSimilarityEvaluator,
     SparseInformationRetrievalEvaluator,
+    SparseMSEEvaluator,
     SparseRerankingEvaluator,
+    SparseTranslationEvaluator,
     SparseTripletEvaluator,
 )
 
@@ -141,3 +145,52 @@ def test_sparse_reranking_matches_the_reference(saved_sparse_model, reranking_js
     reference = SparseRerankingEvaluator(samples, name="dev", write_csv=False)
     ours = assert_matches_the_reference(saved_sparse_model, reranking_jsonl, reference, type="sparse_reranking")
     assert {"dev_ndcg@10", "dev_query_active_dims", "dev_corpus_sparsity_ratio"} <= set(ours)
+
+
+def assert_same_metrics_rel(model_path, data, reference_evaluator, **params) -> dict[str, float]:
+    """As assert_matches_the_reference, within rel 1e-6 (no ranking or correlation whose ties could flip)."""
+    evaluator_params = EVALUATORS[params["type"]].params_model(name="dev", source=str(data), **params)
+    evaluator = build_evaluator(evaluator_params, "evaluators[0]")
+    ours = evaluator(load_model(model_path))
+    expected = reference_evaluator(SparseEncoder(str(model_path), device="cpu"))
+    assert list(ours) == list(expected) == evaluator.metric_names(evaluator_params)
+    assert ours == pytest.approx(expected, rel=1e-6, abs=0)
+    assert evaluator.primary_metric == reference_evaluator.primary_metric
+    return ours
+
+
+def test_sparse_translation_matches_the_reference(saved_sparse_model, parallel_csv):
+    rows = read_columns(parallel_csv)  # two rows share a target: matching either counts as correct
+    reference = SparseTranslationEvaluator(rows["source"], rows["target"], name="dev", write_csv=False)
+    ours = assert_same_metrics_rel(saved_sparse_model, parallel_csv, reference, type="sparse_translation")
+    assert list(ours) == ["dev_src2trg_accuracy", "dev_trg2src_accuracy", "dev_mean_accuracy", "dev_active_dims",
+                          "dev_sparsity_ratio"]
+    assert 0 < ours["dev_mean_accuracy"] < 1 and ours["dev_active_dims"] > 0
+
+
+@pytest.fixture(scope="module")
+def sparse_teacher_checkpoint(tmp_path_factory):
+    """Another random tiny masked-LM (its own seed, the same vocabulary): a plain checkpoint, which both libraries
+    build as SPLADE."""
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny-mlm-teacher"), seed=1, masked_lm=True)
+
+
+def test_sparse_mse_matches_the_reference(saved_sparse_model, sparse_teacher_checkpoint, parallel_csv):
+    rows = read_columns(parallel_csv)
+    teacher = SparseEncoder(str(sparse_teacher_checkpoint), device="cpu")
+    reference = SparseMSEEvaluator(rows["source"], rows["target"], teacher_model=teacher, name="dev", write_csv=False)
+    ours = assert_same_metrics_rel(saved_sparse_model, parallel_csv, reference, type="sparse_mse",
+                                   teacher=str(sparse_teacher_checkpoint))
+    assert list(ours) == ["dev_negative_mse", "dev_active_dims", "dev_sparsity_ratio"]
+    assert ours["dev_negative_mse"] < 0
+
+
+def test_sparse_mse_of_a_model_with_itself_as_teacher_is_zero(saved_sparse_model, parallel_csv, tmp_path):
+    same = tmp_path / "same.csv"  # the teacher embeds the same texts as the model
+    same.write_text("source,target\n" + "".join(f"{text},{text}\n" for text in read_columns(parallel_csv)["target"]))
+    rows = read_columns(same)
+    reference = SparseMSEEvaluator(rows["source"], rows["target"], name="dev", write_csv=False,
+                                   teacher_model=SparseEncoder(str(saved_sparse_model), device="cpu"))
+    ours = assert_same_metrics_rel(saved_sparse_model, same, reference, type="sparse_mse",
+                                   teacher=str(saved_sparse_model))
+    assert ours["dev_negative_mse"] == 0
