@@ -7,7 +7,13 @@ from pydantic import Field
 
 from embedtrain.data.contract import ColumnContract
 from embedtrain.errors import RecipeError
-from embedtrain.evaluation.registry import Evaluator, EvaluatorParams, embed_rows, register_evaluator
+from embedtrain.evaluation.registry import (
+    Evaluator,
+    EvaluatorParams,
+    embed_rows,
+    register_evaluator,
+    shared_embeddings,
+)
 from embedtrain.models.embedder import SentenceEmbedder
 
 
@@ -49,8 +55,11 @@ class MSEEvaluator(Evaluator):
     def compute(self, model: SentenceEmbedder) -> dict[str, float]:
         params = self.params
         if self.teacher_embeddings is None:
-            self.teacher_embeddings = embed_rows(self.load_teacher().to(model.device), self.columns["source"],
-                                                 params.batch_size, params.truncate_dim)
+            # In a cache of its own: the shared one is keyed by id(model), and once this teacher is freed another
+            # teacher loaded later in the same round may get its id.
+            with shared_embeddings():
+                self.teacher_embeddings = embed_rows(self.load_teacher().to(model.device), self.columns["source"],
+                                                     params.batch_size, params.truncate_dim)
         student = self.embed(model, self.columns["target"], params.batch_size, params.truncate_dim)
         if student.shape != self.teacher_embeddings.shape:
             raise RecipeError(f"evaluator {params.name}: the teacher {params.teacher!r} gives {self.teacher_embeddings.shape[1]}"
