@@ -1,6 +1,7 @@
 """From a validated recipe to a trained model: data and contracts first, then mining (when a dataset asks for it),
 then the model, then the loop."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 from accelerate import Accelerator
@@ -13,6 +14,7 @@ from embedtrain.engine.mined_data import mine_or_reuse, mining_caches
 from embedtrain.engine.observer import TrainingObserver
 from embedtrain.engine.output_dir import check_output_dir, locked_output_dir, record_resolved_recipe
 from embedtrain.engine.trainer import Trainer, TrainingResult, build_accelerator
+from embedtrain.models.adapters import merge_saved_adapter
 from embedtrain.models.tokenization import load_tokenization
 from embedtrain.recipe.build import build_losses, build_training_model
 from embedtrain.recipe.plan import DataPlan, plan_data, with_mined
@@ -58,8 +60,19 @@ def prepare_trainer(recipe: Recipe, plan: DataPlan, mined: dict[str, Dataset], t
     set_seed(recipe.training.seed)
     model = build_training_model(recipe, plan)
     losses = build_losses(recipe, model)
+    write_card = ModelCardWriter(model, recipe, plan.train, plan.primary_metrics())
+    merge_adapter = recipe.model.lora is not None and recipe.model.lora.merge
     return Trainer(
         accelerator=accelerator, config=recipe.training, model=model, losses=losses, train_sets=plan.train,
         eval_sets=plan.eval, evaluators=plan.evaluators, observer=observer,
-        on_final_save=ModelCardWriter(model, recipe, plan.train, plan.primary_metrics()),
+        on_final_save=_with_merged_adapter(write_card) if merge_adapter else write_card,
     )
+
+
+def _with_merged_adapter(write_card: ModelCardWriter) -> Callable[[Path, dict[str, float], list[dict]], None]:
+    """`model.lora.merge`: the final model (the trained one or the best checkpoint's, both saved as an adapter) is
+    rewritten with the adapter merged into full weights, then its card is written."""
+    def merge_then_write_card(final_dir: Path, metrics: dict[str, float], history: list[dict]) -> None:
+        merge_saved_adapter(final_dir)
+        write_card(final_dir, metrics, history)
+    return merge_then_write_card
