@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 from accelerate.state import AcceleratorState
+from helpers.loss_cases import CASES
 from helpers.observers import StopAt
 from safetensors.torch import load_file
 from typer.testing import CliRunner
@@ -183,7 +184,7 @@ def test_without_peft_a_saved_adapter_model_cannot_load_and_says_why(tmp_path, t
     ({"kind": "cross_encoder"}, "dense models (kind: dense) only"),
     ({"static": {"embedding_dim": 16}}, "no transformer to adapt"),
     ({"lora": {"r": 0}}, "greater than 0"),
-    ({"lora": {"target_modules": ["nonexistent_layer"]}}, "model.lora.target_modules"),
+    ({"lora": {"target_modules": ["nonexistent_layer"]}}, "The linear layers of"),
 ])
 def test_lora_settings_a_model_cannot_use_exit_2_at_model_lora(tmp_path, tiny_checkpoint, sts_csv, model, message):
     recipe = write_recipe(tmp_path, str(tiny_checkpoint), sts_csv)
@@ -193,3 +194,41 @@ def test_lora_settings_a_model_cannot_use_exit_2_at_model_lora(tmp_path, tiny_ch
     result = runner.invoke(app, ["train", str(recipe), "--dry-run"])
     assert result.exit_code == ExitCode.INVALID_INPUT, result.output
     assert "lora" in result.output and message in " ".join(result.output.split()), result.output
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_every_dense_loss_family_trains_the_adapter(name, tmp_path, tiny_checkpoint, triplet_csv):
+    """The losses that reach into the loop in their own way (GradCache's backward hook, a guide model, a decoder
+    of its own, ...), with packing on: gradients reach the adapter, whose B matrices start at zero, and the final
+    model is the adapter. (TSDAE's decoder cannot be tied to an adapted encoder: a recipe error, tested below.)"""
+    loss, columns, ignored = CASES[name]
+    if "GIST" in loss["type"]:
+        loss = loss | {"guide": str(tiny_checkpoint)}
+    if loss["type"] == "DenoisingAutoEncoderLoss":
+        loss = loss | {"tie_encoder_decoder": False, "decoder_name_or_path": str(tiny_checkpoint)}
+    dataset = {"source": str(triplet_csv), "columns": columns, "ignore_columns": ignored}
+    recipe = {
+        "model": {"base": str(tiny_checkpoint), "lora": {"r": 2}},
+        "losses": {"main": loss},
+        "datasets": {"train": {"triplets": dataset}},
+        "training": {"output_dir": str(tmp_path / "run"), "batch_size": 6, "max_steps": 2, "learning_rate": 1e-2,
+                     "eval_before_training": False},
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    result = run_training(load_recipe(path, []))
+    weights = load_file(result.final_dir / "adapter_model.safetensors")
+    assert not (result.final_dir / "model.safetensors").exists()
+    b_matrices = [value for key, value in weights.items() if ".lora_B." in key]
+    assert b_matrices and all(bool(value.abs().sum() > 0) for value in b_matrices)
+
+
+def test_a_tsdae_decoder_tied_to_an_adapted_encoder_is_a_recipe_error(tmp_path, tiny_checkpoint, sts_csv):
+    recipe = write_recipe(tmp_path, str(tiny_checkpoint), sts_csv)
+    content = yaml.safe_load(recipe.read_text())
+    content["losses"]["main"] = {"type": "DenoisingAutoEncoderLoss"}
+    recipe.write_text(yaml.safe_dump(content), encoding="utf-8")
+    result = runner.invoke(app, ["train", str(recipe), "--dry-run"])
+    assert result.exit_code == ExitCode.INVALID_INPUT, result.output
+    output = " ".join(result.output.split())
+    assert "losses.main.tie_encoder_decoder" in output and "LoRA-adapted encoder" in output
