@@ -232,3 +232,22 @@ def test_a_tsdae_decoder_tied_to_an_adapted_encoder_is_a_recipe_error(tmp_path, 
     assert result.exit_code == ExitCode.INVALID_INPUT, result.output
     output = " ".join(result.output.split())
     assert "losses.main.tie_encoder_decoder" in output and "LoRA-adapted encoder" in output
+
+
+def test_training_an_adapter_model_again_continues_its_adapter(tmp_path, tiny_checkpoint, sts_csv):
+    first = run_training(load_recipe(write_recipe(tmp_path / "first", str(tiny_checkpoint), sts_csv, max_steps=2)))
+    AcceleratorState._reset_state(reset_partial_state=True)
+    recipe = write_recipe(tmp_path / "second", str(first.final_dir), sts_csv, max_steps=2)
+    content = yaml.safe_load(recipe.read_text())
+    with_lora = runner.invoke(app, ["train", str(recipe), "--dry-run"])  # a second adapter on top: refused
+    assert with_lora.exit_code == ExitCode.INVALID_INPUT and "already carries a LoRA adapter" in with_lora.output
+
+    del content["model"]["lora"]
+    recipe.write_text(yaml.safe_dump(content), encoding="utf-8")
+    second = run_training(load_recipe(recipe))
+    config = json.loads((second.final_dir / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(tiny_checkpoint)  # still the base, not the first adapter
+    before = load_file(first.final_dir / "adapter_model.safetensors")
+    after = load_file(second.final_dir / "adapter_model.safetensors")
+    assert before.keys() == after.keys() and any(not torch.equal(before[key], after[key]) for key in before)
+    assert float((reference_embeddings(second.final_dir) - load_model(second.final_dir).encode(TEXTS)).abs().max()) < 1e-5
