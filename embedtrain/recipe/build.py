@@ -31,6 +31,10 @@ def build_training_model(recipe: Recipe, plan: DataPlan) -> SentenceEmbedder | C
         return model
     if not recipe.training.length_chunking and isinstance(model.input_module, Transformer):
         model.input_module.length_chunking = None
+    elif isinstance(model.input_module, Transformer) and model.input_module.tokenizer.padding_side == "left":
+        # Transformer.forward cuts padding off the end of each text only (right padding).
+        logger.info("training.length_chunking: %s pads on the left (as decoders do for last-token pooling), so its "
+                    "batches run padded, without length-aware execution", recipe.model.base)
     _set_saved_similarity(recipe, model)
     return model
 

@@ -3,6 +3,7 @@ tokenizer, left padding, an instruction prompt on queries only): it trains, its 
 in sentence-transformers with the same embeddings, and the loss and the adapter's gradients equal the reference's."""
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -17,20 +18,16 @@ from helpers.tiny_models import make_tiny_decoder_checkpoint
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-from embedtrain.engine.run import run_training
+from embedtrain.engine.run import checked_data, run_training
 from embedtrain.models import load_model
 from embedtrain.models.adapters import merge_saved_adapter
+from embedtrain.recipe.build import build_training_model
 from embedtrain.recipe.loading import load_recipe
 
 INSTRUCTION = "Instruct: find the sentence that means the same\nQuery: "
 
 
-@pytest.fixture(scope="module")
-def trained_decoder(tmp_path_factory, triplet_csv) -> Path:
-    """The final folder of a few LoRA steps on the tiny decoder."""
-    AcceleratorState._reset_state(reset_partial_state=True)
-    directory = tmp_path_factory.mktemp("decoder-lora")
-    base = make_tiny_decoder_checkpoint(directory / "base")
+def decoder_recipe(directory: Path, base: Path, triplet_csv: Path) -> Path:
     recipe = {
         "model": {"base": str(base), "pooling": "lasttoken", "normalize": True, "prompts": {"query": INSTRUCTION},
                   "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}},
@@ -41,9 +38,30 @@ def trained_decoder(tmp_path_factory, triplet_csv) -> Path:
                      "eval_before_training": False},
     }
     (directory / "recipe.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
-    result = run_training(load_recipe(directory / "recipe.yaml"))
+    return directory / "recipe.yaml"
+
+
+@pytest.fixture(scope="module")
+def decoder_checkpoint(tmp_path_factory) -> Path:
+    return make_tiny_decoder_checkpoint(tmp_path_factory.mktemp("tiny-qwen3"))
+
+
+@pytest.fixture(scope="module")
+def trained_decoder(tmp_path_factory, decoder_checkpoint, triplet_csv) -> Path:
+    """The final folder of a few LoRA steps on the tiny decoder."""
+    AcceleratorState._reset_state(reset_partial_state=True)
+    recipe = decoder_recipe(tmp_path_factory.mktemp("decoder-lora"), decoder_checkpoint, triplet_csv)
+    result = run_training(load_recipe(recipe))
     AcceleratorState._reset_state(reset_partial_state=True)
     return result.final_dir
+
+
+def test_a_left_padded_model_runs_padded_and_the_log_says_so(tmp_path, decoder_checkpoint, triplet_csv, caplog):
+    recipe = load_recipe(decoder_recipe(tmp_path, decoder_checkpoint, triplet_csv))
+    plan, _ = checked_data(recipe)
+    with caplog.at_level(logging.INFO, logger="embedtrain.recipe.build"):
+        build_training_model(recipe, plan)
+    assert "pads on the left" in caplog.text and "without length-aware execution" in caplog.text
 
 
 def test_the_decoder_adapter_and_its_merge_load_in_the_reference_with_the_same_embeddings(trained_decoder, tmp_path):
