@@ -65,14 +65,15 @@ def prepare_trainer(recipe: Recipe, plan: DataPlan, mined: dict[str, Dataset], t
     return Trainer(
         accelerator=accelerator, config=recipe.training, model=model, losses=losses, train_sets=plan.train,
         eval_sets=plan.eval, evaluators=plan.evaluators, observer=observer,
-        on_final_save=_with_merged_adapter(write_card) if merge_adapter else write_card,
+        on_final_save=_with_merged_adapter(write_card, recipe.model.trust_remote_code) if merge_adapter else write_card,
     )
 
 
-def _with_merged_adapter(write_card: ModelCardWriter) -> Callable[[Path, dict[str, float], list[dict]], None]:
+def _with_merged_adapter(write_card: ModelCardWriter,
+                         trust_remote_code: bool) -> Callable[[Path, dict[str, float], list[dict]], None]:
     """`model.lora.merge`: the final model (the trained one or the best checkpoint's, both saved as an adapter) is
     rewritten with the adapter merged into full weights, then its card is written."""
     def merge_then_write_card(final_dir: Path, metrics: dict[str, float], history: list[dict]) -> None:
-        merge_saved_adapter(final_dir)
+        merge_saved_adapter(final_dir, trust_remote_code=trust_remote_code)
         write_card(final_dir, metrics, history)
     return merge_then_write_card

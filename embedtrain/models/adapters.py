@@ -46,10 +46,11 @@ def add_recipe_lora(model: SentenceEmbedder, config: ModelConfig) -> None:
                 transformer.adapter.target_modules, trainable, sum(p.numel() for p in transformer.parameters()))
 
 
-def merge_saved_adapter(directory: Path) -> None:
+def merge_saved_adapter(directory: Path, *, trust_remote_code: bool = False) -> None:
     """Rewrite the saved model in `directory` with its adapter merged into full weights (`model.lora.merge`): the
-    same embeddings up to float rounding, loadable without peft."""
-    model = load_model(directory)
+    same embeddings up to float rounding, loadable without peft. The model is read back from `directory` (its base
+    from where the adapter names it), so both the trained model and a copied best checkpoint are merged alike."""
+    model = load_model(directory, trust_remote_code=trust_remote_code)
     transformer = model[0]
     transformer.auto_model = merge_adapter(transformer.auto_model)
     transformer.adapter = None

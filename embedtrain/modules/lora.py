@@ -2,7 +2,8 @@
 
 peft is optional (`pip install 'embedtrain[lora]'`): it is imported only when an adapter is added, saved or read.
 transformers' own adapter methods (`add_adapter`, ...) are not used: they refuse peft releases older than the one
-they were built against, while the functional API works with the peft releases the `lora` extra allows and writes the same files.
+they were built against (transformers 5.24 wants peft 0.22), while the functional API works with the releases the
+`lora` extra allows and writes the same files.
 
 On disk an adapter is what transformers' `save_pretrained` writes for a model carrying one, and what
 sentence-transformers loads: `adapter_config.json` (peft's LoraConfig, `base_model_name_or_path` naming the base
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
+
+from embedtrain.modules.files import read_json
 
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
@@ -60,8 +63,6 @@ def add_lora(model: nn.Module, settings: LoraSettings):
 
 def read_adapter_base(directory: Path) -> str | None:
     """The base model an adapter folder names, or None when `directory` holds no adapter."""
-    from embedtrain.modules.files import read_json
-
     path = directory / ADAPTER_CONFIG_FILE
     return read_json(path).get("base_model_name_or_path") if path.exists() else None
 
