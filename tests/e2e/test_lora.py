@@ -251,3 +251,19 @@ def test_training_an_adapter_model_again_continues_its_adapter(tmp_path, tiny_ch
     after = load_file(second.final_dir / "adapter_model.safetensors")
     assert before.keys() == after.keys() and any(not torch.equal(before[key], after[key]) for key in before)
     assert float((reference_embeddings(second.final_dir) - load_model(second.final_dir).encode(TEXTS)).abs().max()) < 1e-5
+
+
+def test_merge_applies_to_the_best_checkpoint_copied_as_the_final_model(tmp_path, tiny_checkpoint, sts_csv):
+    path = write_recipe(tmp_path, str(tiny_checkpoint), sts_csv, lora=LORA | {"merge": True}, max_steps=4,
+                        save_steps=2, eval_steps=2, load_best_model_at_end=True,
+                        metric_for_best_model="sts-dev_spearman_cosine")
+    content = yaml.safe_load(path.read_text())
+    content["evaluators"] = [{"type": "sts", "name": "sts-dev", "source": str(sts_csv)}]
+    path.write_text(yaml.safe_dump(content), encoding="utf-8")
+    result = run_training(load_recipe(path))
+    assert (result.final_dir / "model.safetensors").exists() and not list(result.final_dir.glob("adapter_*"))
+    final = load_model(result.final_dir).encode(TEXTS)
+    checkpoints = sorted((tmp_path / "run" / "checkpoints").iterdir())
+    differences = [float((load_model(checkpoint / "model").encode(TEXTS) - final).abs().max())
+                   for checkpoint in checkpoints]
+    assert min(differences) < 1e-5, differences  # the final model is one checkpoint's adapter, merged
