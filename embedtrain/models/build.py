@@ -1,6 +1,7 @@
 """Build the model a recipe's `model:` section describes."""
 
 from embedtrain.errors import RecipeError
+from embedtrain.models.adapters import add_recipe_lora
 from embedtrain.models.build_sparse import build_sparse_model
 from embedtrain.models.config import ModelConfig
 from embedtrain.models.cross_encoder import CrossEncoder
@@ -67,4 +68,6 @@ def build_model(config: ModelConfig) -> SentenceEmbedder | CrossEncoder:
     if embedder.truncate_dim is not None and embedder.truncate_dim > embedder.embedding_dimension:
         raise RecipeError(f"model.truncate_dim: {embedder.truncate_dim} exceeds the model's embedding dimension "
                           f"{embedder.embedding_dimension}; choose a smaller value (e.g. one of the Matryoshka dims)")
+    if config.lora is not None:
+        add_recipe_lora(embedder, config)
     return embedder

@@ -9,6 +9,7 @@ from pydantic import Field, StrictBool, model_validator
 
 from embedtrain.config import StrictModel
 from embedtrain.modules.dense import Activation
+from embedtrain.modules.lora import INSTALL_HINT, peft_available
 from embedtrain.modules.pooling import PoolingMode
 
 
@@ -65,6 +66,28 @@ class CrossEncoderConfig(StrictModel):
         "default sigmoid for 1 label, identity otherwise")
 
 
+class LoraConfig(StrictModel):
+    """Train a LoRA adapter (low-rank updates of chosen linear layers) instead of the transformer's own weights,
+    which stay frozen; needs peft (`pip install 'embedtrain[lora]'`). Layers after the transformer (a new Dense)
+    still train in full."""
+
+    r: int = Field(8, gt=0, description="rank of the low-rank update")
+    alpha: float = Field(8.0, gt=0, description="scaling: the update is multiplied by alpha / r")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the adapter's input")
+    target_modules: list[str] | Literal["all-linear"] | None = Field(
+        None, min_length=1, description="names (or name suffixes) of the linear layers to adapt, e.g. [query, key, "
+        "value, dense]; all-linear: every linear layer; default: peft's choice for the architecture (BERT: query, "
+        "value)")
+    merge: bool = Field(False, description="save the final model with the adapter merged into full weights (a plain "
+                                           "model, no peft needed to load it); checkpoints always hold the adapter")
+
+    @model_validator(mode="after")
+    def _peft_is_installed(self) -> "LoraConfig":
+        if not peft_available():
+            raise ValueError(f"LoRA needs the peft package, which is not installed; {INSTALL_HINT}")
+        return self
+
+
 class CardConfig(StrictModel):
     """Metadata for the model card (README.md) of the saved model."""
 
@@ -110,6 +133,8 @@ class ModelConfig(StrictModel):
     trust_remote_code: StrictBool = Field(False, description="run the Python code a model ships (only for code you "
                                                              "have read and trust)")
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = None
+    lora: LoraConfig | None = Field(None, description="dense only: train a LoRA adapter instead of the transformer's "
+                                                      "weights (see LoraConfig)")
     card: CardConfig = Field(default_factory=CardConfig)
 
     @model_validator(mode="after")
@@ -133,6 +158,17 @@ class ModelConfig(StrictModel):
         if self.kind == "cross_encoder" and (keys := given(DENSE_KEYS + SPARSE_KEYS + EMBEDDING_KEYS)):
             raise ValueError(f"{keys}: embedding-model keys, which a cross-encoder (kind: cross_encoder) does not use "
                              f"(it scores text pairs, it embeds no text); remove them")
+        return self
+
+    @model_validator(mode="after")
+    def _lora_fits_the_model(self) -> "ModelConfig":
+        if self.lora is None:
+            return self
+        if self.kind != "dense":
+            raise ValueError(f"lora: LoRA adapters are supported for dense models (kind: dense) only, not kind: "
+                             f"{self.kind}; remove model.lora to train all the weights")
+        if self.static is not None:
+            raise ValueError("lora: a static model (model.static) has no transformer to adapt; remove one of them")
         return self
 
 

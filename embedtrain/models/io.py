@@ -30,6 +30,7 @@ from embedtrain.modules import (
     Transformer,
 )
 from embedtrain.modules.files import read_json, write_json
+from embedtrain.modules.lora import ADAPTER_CONFIG_FILE, INSTALL_HINT, peft_available, read_adapter_base
 from embedtrain.modules.transformer import saved_settings
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,8 @@ def _load_from_directory(path: Path, *, trust_remote_code: bool, attn_implementa
             # v5.4+ saves SPLADE's backbone as a Transformer with transformer_task fill-mask.
             fill_mask = class_name == "MLMTransformer" or saved_settings(directory).get("transformer_task") == "fill-mask"
             check_transformer_config(directory, trust_remote_code)
-            return (MLMTransformer if fill_mask else Transformer).load(directory, **options)
+            return (MLMTransformer if fill_mask else Transformer).load(directory, **options,
+                                                                       adapter_base=_adapter_base(directory))
         return MODULE_CLASSES[class_name].load(directory)
 
     modules = [load_module(entry["type"], path / entry.get("path", "")) for entry in read_json(path / "modules.json")]
@@ -110,6 +112,18 @@ def _load_from_directory(path: Path, *, trust_remote_code: bool, attn_implementa
                               max_active_dims=settings.get("max_active_dims"))
     return SentenceEmbedder(modules, **common, similarity_fn_name=settings.get("similarity_fn_name") or "cosine",
                             truncate_dim=settings.get("truncate_dim"))
+
+
+def _adapter_base(directory: Path) -> Path | None:
+    """The local folder of the base model a saved adapter names (the mirror maps a hub id to its copy), or None
+    when `directory` holds no adapter."""
+    base = read_adapter_base(directory)
+    if base is None:
+        return None
+    if not peft_available():
+        raise ModelLoadError(f"{directory / ADAPTER_CONFIG_FILE}: the model is a LoRA adapter on {base}, which needs "
+                             f"the peft package to load; {INSTALL_HINT}")
+    return resolve_model_path(base)
 
 
 def _module_class_name(type_string: str, path: Path) -> str:

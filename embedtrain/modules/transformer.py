@@ -6,6 +6,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, 
 
 from embedtrain.modules.files import read_json, write_json
 from embedtrain.modules.length_chunks import LengthChunking, run_in_chunks
+from embedtrain.modules.lora import load_adapter, save_adapter
 from embedtrain.modules.packed_attention import enable_packing, run_packed, unpack
 
 CONFIG_FILE = "sentence_bert_config.json"
@@ -40,6 +41,10 @@ class Transformer(nn.Module):
     `length_chunking` (on unless set to None; an execution setting, not saved) runs each batch without
     padding where the encoder allows it (`packing`: BERT-style encoders, see `packed_attention`) and
     otherwise in length-homogeneous chunks (see `length_chunks`): the same outputs, far less padding.
+
+    `adapter` (peft's LoraConfig, or None) is the LoRA adapter the encoder carries (see `lora`): then only the
+    adapter trains, and the folder holds the adapter (`adapter_config.json`, `adapter_model.safetensors`) in place
+    of `config.json` and `model.safetensors`, as sentence-transformers saves and loads it.
     """
 
     st_type = "sentence_transformers.models.Transformer"
@@ -60,6 +65,7 @@ class Transformer(nn.Module):
         self._prompt_lengths: dict[str, int] = {}
         self.length_chunking: LengthChunking | None = LengthChunking()
         self.packing = enable_packing(model)
+        self.adapter = None
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, max_seq_length: int | None = None, do_lower_case: bool = False,
@@ -74,16 +80,23 @@ class Transformer(nn.Module):
 
     @classmethod
     def load(cls, directory: Path, *, trust_remote_code: bool = False, attn_implementation: str | None = None,
-             max_seq_length: int | None = None) -> "Transformer":
-        """Reads the legacy `sentence_*_config.json` (max_seq_length) or the v5.4+ layout (length in the tokenizer config)."""
+             max_seq_length: int | None = None, adapter_base: Path | None = None) -> "Transformer":
+        """Reads the legacy `sentence_*_config.json` (max_seq_length) or the v5.4+ layout (length in the tokenizer config).
+
+        A folder holding an adapter (see `lora`) is loaded as its base model, `adapter_base` (the local folder of
+        the model the adapter names), with the adapter injected and the folder's own tokenizer."""
         config = saved_settings(directory)
-        return cls.from_pretrained(
-            directory,
+        module = cls.from_pretrained(
+            adapter_base or directory,
             max_seq_length=max_seq_length or config.get("max_seq_length"),
             do_lower_case=config.get("do_lower_case", False),
             trust_remote_code=trust_remote_code,
             attn_implementation=attn_implementation,
         )
+        if adapter_base is not None:
+            module.tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=trust_remote_code)
+            module.adapter = load_adapter(module.auto_model, directory)
+        return module
 
     @property
     def embedding_dimension(self) -> int:
@@ -159,7 +172,10 @@ class Transformer(nn.Module):
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.auto_model.save_pretrained(directory)
+        if self.adapter is None:
+            self.auto_model.save_pretrained(directory)
+        else:
+            save_adapter(self.auto_model, self.adapter, directory)
         # The v5.4+ reference reads the length from the tokenizer config, the legacy one from sentence_bert_config.json.
         self.tokenizer.model_max_length = self.max_seq_length
         self.tokenizer.save_pretrained(directory)

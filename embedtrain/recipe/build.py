@@ -23,14 +23,41 @@ def build_training_model(recipe: Recipe, plan: DataPlan) -> SentenceEmbedder | C
     problems += built_model_problems(recipe, model)
     if problems:
         raise RecipeError("\n".join(problems))
+    if recipe.training.gradient_checkpointing:
+        _enable_gradient_checkpointing(model)
     if isinstance(model, CrossEncoder):  # scores pairs: no embedding similarity to save
         if not recipe.training.length_chunking:
             model.length_chunking = None
         return model
     if not recipe.training.length_chunking and isinstance(model.input_module, Transformer):
         model.input_module.length_chunking = None
+    elif isinstance(model.input_module, Transformer) and model.input_module.tokenizer.padding_side == "left":
+        # Transformer.forward cuts padding off the end of each text only (right padding).
+        logger.info("training.length_chunking: %s pads on the left (as decoders do for last-token pooling), so its "
+                    "batches run padded, without length-aware execution", recipe.model.base)
     _set_saved_similarity(recipe, model)
     return model
+
+
+def _enable_gradient_checkpointing(model: SentenceEmbedder | CrossEncoder) -> None:
+    """Recompute the activations of every transformer layer of the model in the backward pass (transformers'
+    activation checkpointing, non-reentrant: it works with frozen weights, as LoRA's, and with GradCache's
+    no-gradient first pass, and replays dropout with the RNG state of the forward pass)."""
+    if isinstance(model, CrossEncoder):
+        encoders = [model.model]
+    else:
+        encoders = [module.auto_model for module in model.modules() if isinstance(module, Transformer)]
+    if not encoders:
+        raise RecipeError("training.gradient_checkpointing: the model has no transformer whose activations could be "
+                          "recomputed (static embeddings keep none); remove it")
+    for encoder in encoders:
+        if not encoder.supports_gradient_checkpointing:
+            raise RecipeError(f"training.gradient_checkpointing: {type(encoder).__name__} does not support it; "
+                              f"remove it")
+        if hasattr(encoder, "activation_checkpointing_enable"):
+            encoder.activation_checkpointing_enable()  # non-reentrant by default
+        else:  # transformers before the rename (5.x), where the name above does not exist yet
+            encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def _set_saved_similarity(recipe: Recipe, model: SentenceEmbedder) -> None:

@@ -38,6 +38,7 @@ def recipe_problems(recipe: Recipe) -> list[Problem]:
             problems += _input_problems(recipe, split, name, dataset)
             problems += _mining_problems(split, name, dataset)
     problems += _streaming_problems(recipe)
+    problems += _lora_problems(recipe)
     problems += model_kind_problems(recipe.losses, recipe.model.kind)
     problems += evaluator_kind_problems(recipe.evaluators, recipe.model.kind)
     names = [evaluator.name for evaluator in recipe.evaluators]
@@ -129,6 +130,17 @@ def _streaming_problems(recipe: Recipe) -> list[Problem]:
         problems.append((where, f"training.batch_sampler {training.batch_sampler} needs random access; "
                                 f"a stream is read in order (through a shuffle buffer)"))
     return problems
+
+
+def _lora_problems(recipe: Recipe) -> list[Problem]:
+    """TSDAE's decoder shares the encoder's weights by module name, and a LoRA adapter replaces the layers it adapts:
+    the two cannot be tied (the decoder would train on frozen base weights, not what the encoder computes)."""
+    if recipe.model.lora is None:
+        return []
+    return [(("losses", name, "tie_encoder_decoder"),
+             "a decoder tied to the encoder cannot share a LoRA-adapted encoder's weights (model.lora); set "
+             "tie_encoder_decoder: false with a decoder_name_or_path, or remove model.lora")
+            for name, params in recipe.losses.items() if getattr(params, "tie_encoder_decoder", False)]
 
 
 def dataset_problems(recipe: Recipe, split: str, name: str, mapping: ColumnMapping, contract: ColumnContract,

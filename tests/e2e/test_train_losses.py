@@ -7,25 +7,11 @@ import math
 import pytest
 import yaml
 from accelerate.state import AcceleratorState
+from helpers.loss_cases import CASES
 
 from embedtrain.engine.run import run_training
 from embedtrain.models import load_model
 from embedtrain.recipe.loading import load_recipe
-
-TRIPLET_COLUMNS = {"anchor": "anchor", "positive": "positive", "negative": "negative"}
-CASES = {
-    "cached-mnrl": ({"type": "CachedMultipleNegativesRankingLoss", "mini_batch_size": 2}, TRIPLET_COLUMNS, []),
-    "matryoshka-cached-mnrl": ({"type": "MatryoshkaLoss", "matryoshka_dims": [32, 8],
-                                "loss": {"type": "CachedMultipleNegativesRankingLoss", "mini_batch_size": 3}}, TRIPLET_COLUMNS, []),
-    "gist": ({"type": "GISTEmbedLoss"}, TRIPLET_COLUMNS, []),  # the guide is the tiny model itself
-    "cached-gist": ({"type": "CachedGISTEmbedLoss", "mini_batch_size": 2}, TRIPLET_COLUMNS, []),
-    "contrastive-tension-in-batch": ({"type": "ContrastiveTensionLossInBatchNegatives"}, {"sentence": "anchor"},
-                                     ["positive", "negative"]),
-    "denoising-auto-encoder": ({"type": "DenoisingAutoEncoderLoss"}, {"damaged": "negative", "original": "anchor"},
-                               ["positive"]),
-    "gor": ({"type": "GlobalOrthogonalRegularizationLoss"}, {"anchor": "anchor", "other": ["positive"]}, ["negative"]),
-    "adaptive-layer": ({"type": "AdaptiveLayerLoss", "loss": {"type": "MultipleNegativesRankingLoss"}}, TRIPLET_COLUMNS, []),
-}
 
 
 @pytest.mark.parametrize("name", CASES)

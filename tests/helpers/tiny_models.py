@@ -43,3 +43,30 @@ def make_tiny_checkpoint(directory: Path, seed: int = 0, dropout: float = 0.0, m
     (BertForMaskedLM if masked_lm else BertModel)(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+DECODER_EOS = "<|endoftext|>"
+
+
+def make_tiny_decoder_checkpoint(directory: Path, seed: int = 0) -> Path:
+    """Write a random 2-layer Qwen3 decoder (hidden 32) and a word-level tokenizer shaped as Qwen3-Embedding's:
+    it appends the EOS token to every text (what last-token pooling reads) and pads on the left."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3Model
+
+    directory.mkdir(parents=True, exist_ok=True)
+    words = [DECODER_EOS, "[UNK]"] + sorted(set(WORDS) | set(build_vocab()[5:]))
+    vocab = {word: index for index, word in enumerate(words)}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.post_processor = processors.TemplateProcessing(single=f"$A {DECODER_EOS}",
+                                                           special_tokens=[(DECODER_EOS, vocab[DECODER_EOS])])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=DECODER_EOS, pad_token=DECODER_EOS,
+                                        unk_token="[UNK]", padding_side="left", model_max_length=64)
+    config = Qwen3Config(vocab_size=len(words), hidden_size=TINY_HIDDEN, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=64,
+                         eos_token_id=vocab[DECODER_EOS], pad_token_id=vocab[DECODER_EOS])
+    torch.manual_seed(seed)
+    Qwen3Model(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
