@@ -19,11 +19,16 @@ CoSENT on STS-B, CachedMNRL at batch 1024 (mini-batch 32), SPLADE-tiny (SpladeLo
 SparseMNRL) on the same pairs, and the IR evaluation of the MS MARCO TREC-DL19 subset (5000
 passages, 43 queries), and hard-negative mining of the TrecQA train pairs (`mine_hard_negatives` against
 `mine_negatives`, exact search, the same options; timed from the loaded model and data to the mined rows, which
-must be the same in both).
+must be the same in both). Cross-encoders (the reference's CrossEncoderTrainer): all-MiniLM-L6-v2's encoder with a
+new one-logit head (the same seeded head in both: the parent writes it once) trained with BinaryCrossEntropyLoss on
+the TrecQA labelled train pairs, and with LambdaLoss on TrecQA train lists (each correct answer with up to 9 of its
+question's wrong candidates, the reference's listwise example's list size and batch of 16); a sample is a pair,
+or a list.
 
     python bench/speed.py --workloads mnrl-b32 --repeats 3
     python bench/speed.py --workloads mnrl-b32 mnrl-b128 cosent-stsb cached-mnrl-b1024 ir-eval
     python bench/speed.py --workloads mine-trecqa --repeats 3
+    python bench/speed.py --workloads ce-bce-b32 ce-lambda-b16 --repeats 3
 """
 
 import argparse
@@ -46,12 +51,12 @@ LIBRARIES = ("reference", "embedtrain")
 
 @dataclass(frozen=True)
 class Workload:
-    data: str  # "pairs", "stsb", "msmarco" (evaluation) or "trecqa" (mining)
+    data: str  # "pairs", "stsb", "trecqa-pairs", "trecqa-lists", "msmarco" (evaluation) or "trecqa" (mining)
     loss: str | None = None
     batch_size: int = 32
     steps: int = 20
     loss_params: dict = field(default_factory=dict)
-    model: str = "minilm"  # or "splade": SPLADE-tiny, a sparse model (SparseEncoder in the reference)
+    model: str = "minilm"  # or "splade": SPLADE-tiny (SparseEncoder in the reference); "minilm-ce": a cross-encoder
     mining: dict | None = None  # mining options (embedtrain's names), for a mining workload
 
 
@@ -66,6 +71,8 @@ WORKLOADS = {
     "splade-b128": Workload("pairs", "SpladeLoss", 128, 4, {
         "loss": "SparseMultipleNegativesRankingLoss", "document_regularizer_weight": 3e-5,
         "query_regularizer_weight": 5e-5}, model="splade"),
+    "ce-bce-b32": Workload("trecqa-pairs", "BinaryCrossEntropyLoss", 32, 20, model="minilm-ce"),
+    "ce-lambda-b16": Workload("trecqa-lists", "LambdaLoss", 16, 20, model="minilm-ce"),
     "ir-eval": Workload("msmarco"),
     # The settings of the issue's orientation run (range 5-50, relative margin 0.05), top sampling so that both
     # libraries must mine exactly the same rows.
@@ -100,6 +107,19 @@ def write_pairs(path: Path, passages_per_query: int = 30) -> None:
         writer.writerows(pairs)
 
 
+def write_trecqa_lists(path: Path, max_negatives: int = 9) -> None:
+    """TrecQA's train candidate lists as (query, documents, labels) rows: one per correct answer, that answer first,
+    then up to `max_negatives` of its question's wrong answers (dealt to the question's rows in turn)."""
+    with path.open("w", encoding="utf-8") as handle:
+        for question in map(json.loads, (DATA / "trecqa" / "train_reranking.jsonl").open(encoding="utf-8")):
+            positives = question["positive"]
+            for index, positive in enumerate(positives):
+                negatives = question["negative"][index::len(positives)][:max_negatives]
+                row = {"query": question["query"], "documents": [positive, *negatives],
+                       "labels": [1] + [0] * len(negatives)}
+                handle.write(json.dumps(row) + "\n")
+
+
 def _csv(path: Path, delimiter: str = ",") -> list[dict]:
     with path.open(newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle, delimiter=delimiter))
@@ -120,6 +140,19 @@ def write_models(scratch: Path, dropout: float) -> None:
         _edit_json(path / "tokenizer_config.json", model_max_length=128)  # SPLADE-tiny: a plain checkpoint
         if (path / "sentence_bert_config.json").exists():
             _edit_json(path / "sentence_bert_config.json", max_seq_length=128)
+    write_cross_encoder(scratch / "minilm", scratch / "minilm-ce")
+
+
+def write_cross_encoder(encoder: Path, path: Path) -> None:
+    """A plain sequence classifier (one logit) on `encoder`'s weights, its new head drawn once with a fixed seed, so
+    that both libraries start from the same weights (each would otherwise draw its own head)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(encoder, num_labels=1)  # dropout: the encoder's
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(encoder).save_pretrained(path)  # model_max_length 128, as the encoder's
 
 
 def _edit_json(path: Path, **values) -> None:
@@ -165,7 +198,12 @@ def train_reference(workload: Workload, model_dir: Path, data_file: Path, seed: 
     from datasets import load_dataset
     from transformers import TrainerCallback
 
-    if workload.model == "splade":
+    if workload.model == "minilm-ce":
+        from sentence_transformers.cross_encoder import CrossEncoder as Model
+        from sentence_transformers.cross_encoder import CrossEncoderTrainer as Trainer
+        from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments as Arguments
+        from sentence_transformers.cross_encoder import losses
+    elif workload.model == "splade":
         from sentence_transformers.sparse_encoder import SparseEncoder as Model
         from sentence_transformers.sparse_encoder import SparseEncoderTrainer as Trainer
         from sentence_transformers.sparse_encoder import SparseEncoderTrainingArguments as Arguments
@@ -197,7 +235,8 @@ def train_reference(workload: Workload, model_dir: Path, data_file: Path, seed: 
     if "loss" in params:  # a wrapper: its inner loss by name
         params["loss"] = getattr(losses, params["loss"])(model)
     loss = getattr(losses, workload.loss)(model, **params)
-    train = load_dataset("csv", data_files=str(data_file), split="train")
+    train = load_dataset(data_file.suffix.lstrip(".").replace("jsonl", "json"), data_files=str(data_file),
+                         split="train")
     Trainer(model=model, args=arguments, train_dataset=train, loss=loss, callbacks=[Record()]).train()
     return step_losses
 
@@ -220,11 +259,13 @@ def train_embedtrain(workload: Workload, model_dir: Path, data_file: Path, seed:
     params = dict(workload.loss_params)
     if "loss" in params:
         params["loss"] = {"type": params["loss"]}
-    model = {"base": str(model_dir)} | ({"kind": "sparse"} if workload.model == "splade" else {})
+    kind = {"splade": {"kind": "sparse"}, "minilm-ce": {"kind": "cross_encoder"}}.get(workload.model, {})
+    columns = {"trecqa-pairs": {"sentence1": "question", "sentence2": "answer", "label": "label"},
+               "trecqa-lists": {"query": "query", "documents": "documents", "label": "labels"}}.get(workload.data)
     recipe = {
-        "model": model,
+        "model": {"base": str(model_dir)} | kind,
         "losses": {"loss": {"type": workload.loss, **params}},
-        "datasets": {"train": {"data": {"source": str(data_file)}}},
+        "datasets": {"train": {"data": {"source": str(data_file)} | ({"columns": columns} if columns else {})}},
         "training": {"output_dir": str(workdir / "run"), "max_steps": workload.steps, "batch_size": workload.batch_size,
                      "learning_rate": 2e-5, "seed": seed, "logging_steps": 1, "eval_before_training": False,
                      "length_chunking": length_chunking},
@@ -311,7 +352,7 @@ def child(args: argparse.Namespace) -> None:
     model_dir = Path(args.model_dir) / workload.model
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     counter, clock = TokenCounter(tokenizer.vocab_size, tokenizer.pad_token_id), StepClock()
-    data_file = Path(args.data_dir) / f"{workload.data}.csv"
+    data_file = next(Path(args.data_dir).glob(f"{workload.data}.*"), None)
     result: dict = {}
     with tempfile.TemporaryDirectory(prefix="embedtrain-speed-") as workdir:
         if workload.mining is not None:
@@ -425,6 +466,8 @@ def main() -> None:
         data_dir, model_dir = Path(scratch), Path(scratch) / "models"
         write_pairs(data_dir / "pairs.csv")
         (data_dir / "stsb.csv").write_bytes((DATA / "stsb" / "train.csv").read_bytes())
+        (data_dir / "trecqa-pairs.csv").write_bytes((DATA / "trecqa" / "train_pairs.csv").read_bytes())
+        write_trecqa_lists(data_dir / "trecqa-lists.jsonl")
         write_models(model_dir, args.dropout)
         for repetition in range(args.repeats):
             for workload in args.workloads:

@@ -1,8 +1,9 @@
 """Every recipe in recipes/ (the catalogue) reads its data through the test mirror (EMBEDTRAIN_MIRROR): the data fits
 its losses and evaluators, and the recipe trains a few steps on tiny random models; then the quickstart for real.
 
-The fast tests map every model a recipe names (base, teachers) to the tiny random BERT (a masked-LM one for SPLADE)
-and shrink what depends on the model's width (Matryoshka dims, a Dense layer, CSR's k): `tiny_overrides`.
+The fast tests map every model a recipe names (base, teachers) to the tiny random BERT (a masked-LM one for SPLADE;
+a cross-encoder gets a new head on it) and shrink what depends on the model's width or length (Matryoshka dims, a
+Dense layer, CSR's k, a cross-encoder's pair length): `tiny_overrides`.
 """
 
 import json
@@ -12,7 +13,7 @@ import pytest
 import yaml
 from accelerate.state import AcceleratorState
 from helpers.mirror import write_test_mirror
-from helpers.tiny_models import TINY_HIDDEN
+from helpers.tiny_models import TINY_HIDDEN, TINY_MAX_LENGTH
 from huggingface_hub import ModelCard
 
 from embedtrain.commands.validate import ValidationRequest, run_validation
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
 FAMILIES = {"quickstart", "stsb", "nli-mnrl", "nli-softmax", "quora-duplicates", "nli-matryoshka", "nli-adaptive-layer",
             "static-nli", "distill-mse", "distill-multilingual", "tsdae", "simcse", "contrastive-tension", "splade-nq",
-            "inference-free-splade-nq", "csr-nq", "nq-mined-mnrl"}
+            "inference-free-splade-nq", "csr-nq", "nq-mined-mnrl", "cross-encoder-stsb", "reranker-bce", "reranker-lambda"}
 
 
 def _content(path: Path) -> dict:
@@ -86,6 +87,8 @@ def tiny_overrides(path: Path) -> list[str]:
             overrides += [f"datasets.{split}.{name}.mine.{margin}=null" for margin in ("absolute_margin",
                                                                                         "relative_margin")
                           if margin in dataset.get("mine", {})]
+    if "max_seq_length" in content["model"]:  # no longer than the tiny model's position embeddings
+        overrides.append(f"model.max_seq_length={TINY_MAX_LENGTH}")
     return overrides
 
 
@@ -122,7 +125,11 @@ def test_recipe_trains_a_few_steps(path, tmp_path):
     overrides = [*tiny_overrides(path), *small_evaluators(path), f"training.output_dir={tmp_path / 'run'}",
                  "training.max_steps=2", "training.logging_steps=1", "training.save_steps=1"]
     result = run_training(load_recipe(path, overrides))
-    assert result.steps == 2 and (result.final_dir / "modules.json").exists()
+    assert result.steps == 2
+    if _content(path)["model"].get("kind") == "cross_encoder":  # a Hugging Face folder that names the activation
+        assert "sentence_transformers" in json.loads((result.final_dir / "config.json").read_text())
+    else:
+        assert (result.final_dir / "modules.json").exists()
     # Its card parses, names the recipe's hub model, holds the evaluators' results and none of this machine's paths.
     card = ModelCard.load(result.final_dir / "README.md")
     assert card.data.base_model == _content(path)["model"]["base"] and str(tmp_path) not in card.content

