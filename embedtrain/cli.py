@@ -39,8 +39,6 @@ TRAIN_EXAMPLES = """
   embedtrain train recipes/stsb.yaml --output-dir runs/stsb-2 --resume
 
   embedtrain train recipes/stsb.yaml --launch configs/multi-gpu.yaml
-
-  accelerate launch --config_file configs/multi-gpu.yaml -m embedtrain train recipes/stsb.yaml
 """
 
 
