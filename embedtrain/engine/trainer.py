@@ -35,7 +35,7 @@ from embedtrain.engine.preemption import PreemptionSignals, RunInterrupted
 from embedtrain.engine.run_files import FINAL, METRICS_LOG
 from embedtrain.engine.trackers import build_trackers
 from embedtrain.errors import TrainingError
-from embedtrain.evaluation import Evaluator, shared_embeddings
+from embedtrain.evaluation import Evaluator, embeddings_across_processes, same_on_every_process, shared_embeddings
 from embedtrain.losses import EmbeddingLoss, total_loss
 from embedtrain.models import SentenceEmbedder, save_model
 from embedtrain.models.cross_encoder import CrossEncoder
@@ -322,21 +322,26 @@ class Trainer:
     # -- evaluation ------------------------------------------------------------------------------------------
 
     def _evaluate(self) -> dict[str, float]:
-        """Evaluators and eval losses, on the main process only; the others wait."""
+        """Evaluators and eval losses, on every process: each embeds a share of the evaluators' texts and computes
+        the loss of a share of the eval batches; every process gets the main process's metrics (so that all agree on
+        the best checkpoint), which the main process writes."""
         metrics: dict[str, float] = {}
-        if self.accelerator.is_main_process and (self.evaluators or self.eval_sets):
+        if self.evaluators or self.eval_sets:
             module = self.accelerator.unwrap_model(self.module)
             module.eval()
             try:
-                with shared_embeddings():  # evaluators that share texts embed them once
+                # shared_embeddings: evaluators that share texts embed them once
+                with shared_embeddings(), embeddings_across_processes():
                     for evaluator in self.evaluators:
                         metrics |= evaluator(module.model)
+                    metrics = same_on_every_process(metrics)
                 with torch.no_grad():
                     for name, dataset in self.eval_sets.items():
                         metrics[eval_loss_metric(name)] = self._eval_loss(module, dataset)
             finally:
                 module.train()
-            self.metrics_log.write({"step": self.state.step, **metrics})
+            if self.accelerator.is_main_process:
+                self.metrics_log.write({"step": self.state.step, **metrics})
             self._report({"step": self.state.step, **metrics})
             self._notify("on_evaluate", self.state.step, metrics)
         self.latest_evaluation = (self.state.step, metrics)
@@ -344,15 +349,22 @@ class Trainer:
         return metrics
 
     def _eval_loss(self, module: TrainingModule, dataset: PreparedDataset) -> float:
+        """The mean loss per row over the eval set: process r takes batches r, r + N, ... of N processes (the batches
+        a single process would make, so in-batch negatives are the same), and the sums are added up."""
+        accelerator = self.accelerator
         total, count = 0.0, 0
-        device = self.accelerator.device
-        for batch in eval_batches(dataset, self.config.batch_size, self.collator):
+        for index, batch in enumerate(eval_batches(dataset, self.config.batch_size, self.collator)):
+            if index % accelerator.num_processes != accelerator.process_index:
+                continue
             # send_to_device leaves non-tensors (a router's `task`, a cross-encoder's texts and list labels) as they are.
-            batch["features"] = send_to_device(batch["features"], device)
-            batch["labels"] = send_to_device(batch["labels"], device)
+            batch["features"] = send_to_device(batch["features"], accelerator.device)
+            batch["labels"] = send_to_device(batch["labels"], accelerator.device)
             size = _rows(batch)
             total += float(module(batch)) * size
             count += size
+        if accelerator.num_processes > 1:
+            sums = accelerator.reduce(torch.tensor([total, count], dtype=torch.float64, device=accelerator.device), "sum")
+            total, count = float(sums[0]), int(sums[1])
         return total / count
 
     def _track_best(self) -> None:
