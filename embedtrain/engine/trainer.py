@@ -349,20 +349,24 @@ class Trainer:
         return metrics
 
     def _eval_loss(self, module: TrainingModule, dataset: PreparedDataset) -> float:
-        """The mean loss per row over the eval set: process r takes batches r, r + N, ... of N processes (the batches
-        a single process would make, so in-batch negatives are the same), and the sums are added up."""
+        """The mean loss per row over the eval set. With N processes, process r takes batches r, r + N, ... (the
+        batches one process would make, so in-batch negatives are the same) and the sums are added up; each runs as
+        many forward passes (one short of batches repeats one, uncounted), as a sharded model (FSDP, ZeRO-3) needs."""
         accelerator = self.accelerator
+        batches = list(eval_batches(dataset, self.config.batch_size, self.collator))
+        processes = accelerator.num_processes
         total, count = 0.0, 0
-        for index, batch in enumerate(eval_batches(dataset, self.config.batch_size, self.collator)):
-            if index % accelerator.num_processes != accelerator.process_index:
-                continue
+        for index in range(accelerator.process_index, -(-len(batches) // processes) * processes, processes):
+            batch = batches[min(index, len(batches) - 1)]
             # send_to_device leaves non-tensors (a router's `task`, a cross-encoder's texts and list labels) as they are.
             batch["features"] = send_to_device(batch["features"], accelerator.device)
             batch["labels"] = send_to_device(batch["labels"], accelerator.device)
-            size = _rows(batch)
-            total += float(module(batch)) * size
-            count += size
-        if accelerator.num_processes > 1:
+            loss = float(module(batch))
+            if index < len(batches):
+                size = _rows(batch)
+                total += loss * size
+                count += size
+        if processes > 1:
             sums = accelerator.reduce(torch.tensor([total, count], dtype=torch.float64, device=accelerator.device), "sum")
             total, count = float(sums[0]), int(sums[1])
         return total / count

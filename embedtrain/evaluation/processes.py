@@ -34,15 +34,21 @@ def _world() -> tuple[int, int]:
 
 def encode_shared(encode: Callable[[list[str]], torch.Tensor], texts: list[str]) -> torch.Tensor:
     """`encode(texts)`: a (len(texts), dim) dense or sparse COO tensor on the CPU, in the order of `texts`, each
-    process encoding a contiguous share of them (an empty one when there are fewer texts than processes)."""
+    process encoding a contiguous share of them.
+
+    Every process encodes as many texts (a short or empty share, when there are fewer texts than processes, is
+    padded with the last text and the padding dropped), so that all run the same number of forward passes: a model
+    whose parameters are sharded over the processes (FSDP, ZeRO-3) gathers them in each pass, with every process.
+    """
     rank, world_size = _world()
-    if world_size == 1:
+    if world_size == 1 or not texts:
         return encode(texts)
-    bounds = [len(texts) * index // world_size for index in range(world_size + 1)]
-    local = encode(texts[bounds[rank]:bounds[rank + 1]])
-    # Objects, not tensors: shares differ in size, and a sparse share has no fixed number of values.
-    # all_gather_object pickles them (through the GPU under NCCL); for evaluation sets that costs little next to
-    # running the model.
+    per_process = -(-len(texts) // world_size)
+    share = texts[rank * per_process:(rank + 1) * per_process]
+    local = encode(share + [texts[-1]] * (per_process - len(share)))
+    local = local.index_select(0, torch.arange(len(share)))  # dense or sparse alike
+    # Objects, not tensors: a sparse share has no fixed number of values. all_gather_object pickles them (through
+    # the GPU under NCCL); for evaluation sets that costs little next to running the model.
     gathered: list[torch.Tensor | None] = [None] * world_size
     torch.distributed.all_gather_object(gathered, local)
     return torch.cat(gathered)  # sparse COO tensors concatenate along rows too

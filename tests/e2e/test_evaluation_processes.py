@@ -24,10 +24,11 @@ pytestmark = pytest.mark.slow  # two spawned Python processes (~15 s on 2 cores)
 WORLD_SIZE = 2
 
 
-def evaluators(sts_csv, triplet_csv, beir_folder) -> list:
-    entries = [{"type": "sts", "name": "sts", "source": str(sts_csv)},
-               {"type": "triplet", "name": "triplet", "source": str(triplet_csv)},
-               {"type": "ir", "name": "ir", "source": str(beir_folder), "batch_size": 3}]
+def evaluators(sts_csv, triplet_csv, beir_folder, sparse: bool = False) -> list:
+    entries = ([{"type": "sparse_ir", "name": "ir", "source": str(beir_folder), "batch_size": 3}] if sparse else
+               [{"type": "sts", "name": "sts", "source": str(sts_csv)},
+                {"type": "triplet", "name": "triplet", "source": str(triplet_csv)},
+                {"type": "ir", "name": "ir", "source": str(beir_folder), "batch_size": 3}])
     return [build_evaluator(EVALUATORS[entry["type"]].params_model(**entry), f"evaluators[{index}]")
             for index, entry in enumerate(entries)]
 
@@ -39,7 +40,7 @@ def evaluate(model, items) -> tuple[dict[str, float], torch.Tensor]:
         for evaluator in items:
             metrics |= evaluator(model)
         alone = embed_rows(model, ["a text alone"], batch_size=4)
-        return same_on_every_process(metrics), alone
+        return same_on_every_process(metrics), alone.to_dense()
 
 
 def _worker(rank: int, port: int, paths: tuple, results) -> None:
@@ -47,17 +48,30 @@ def _worker(rank: int, port: int, paths: tuple, results) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=WORLD_SIZE)
     try:
-        model, *data = paths
-        metrics, alone = evaluate(load_model(model).eval(), evaluators(*data))
+        model, *data, sparse = paths
+        metrics, alone = evaluate(load_model(model).eval(), evaluators(*data, sparse=sparse))
         results.put((rank, metrics, alone.numpy()))
     finally:
         dist.destroy_process_group()
 
 
-def test_two_processes_evaluate_as_one(tiny_checkpoint, sts_csv, triplet_csv, beir_folder) -> None:
+@pytest.fixture(scope="module")
+def sparse_model(tmp_path_factory, tiny_mlm_checkpoint):
+    from embedtrain.models import save_model
+    from embedtrain.models.build import build_model
+    from embedtrain.models.config import ModelConfig
+
+    path = tmp_path_factory.mktemp("splade")
+    save_model(build_model(ModelConfig(base=str(tiny_mlm_checkpoint), kind="sparse")), path)
+    return path
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_two_processes_evaluate_as_one(request, sparse: bool, sts_csv, triplet_csv, beir_folder) -> None:
+    model = request.getfixturevalue("sparse_model" if sparse else "tiny_checkpoint")
     context = mp.get_context("spawn")
     results = context.Queue()
-    paths = (tiny_checkpoint, sts_csv, triplet_csv, beir_folder)
+    paths = (model, sts_csv, triplet_csv, beir_folder, sparse)
     port = free_port()
     processes = [context.Process(target=_worker, args=(rank, port, paths, results)) for rank in range(WORLD_SIZE)]
     for process in processes:
@@ -68,7 +82,7 @@ def test_two_processes_evaluate_as_one(tiny_checkpoint, sts_csv, triplet_csv, be
         assert process.exitcode == 0
 
     torch.set_num_threads(1)
-    expected, alone = evaluate(load_model(tiny_checkpoint).eval(), evaluators(sts_csv, triplet_csv, beir_folder))
+    expected, alone = evaluate(load_model(model).eval(), evaluators(sts_csv, triplet_csv, beir_folder, sparse))
     assert len(expected) > 10
     for _, metrics, alone_there in outcomes:
         assert metrics.keys() == expected.keys()
