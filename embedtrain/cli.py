@@ -119,7 +119,7 @@ def train(
             # Several processes: tear the process group down before the interpreter exits, or gloo's threads can
             # abort a finished process ("terminate called without an active exception").
             PartialState().destroy_process_group()
-    # Only the main process evaluates; the others have no metrics to check (a launcher fails with the main one).
+    # Every process holds the main process's metrics; the main one checks them (a launcher exits with its code).
     if thresholds and PartialState().is_main_process and (failures := threshold_failures(result.metrics, thresholds)):
         _fail("below threshold: " + "; ".join(failures), ExitCode.BELOW_THRESHOLD)
 

@@ -1,5 +1,6 @@
 """The training loop, on accelerate: one code path for CPU, one GPU and `accelerate launch` with many processes."""
 
+import contextlib
 import logging
 import math
 import shutil
@@ -25,6 +26,7 @@ from embedtrain.engine.checkpoint import (
     write_failure,
 )
 from embedtrain.engine.emissions import EmissionsMeter
+from embedtrain.engine.gradient_sync import average_gradients, replays_backward
 from embedtrain.engine.loaders import TrainingLoader, build_training_loader
 from embedtrain.engine.loss_tracking import FirstNonFinite, LossWindow
 from embedtrain.engine.manifest import RunRecord, checkpoint_step
@@ -242,6 +244,8 @@ class Trainer:
     def _loop(self, run: TrainingRun) -> None:
         config, accelerator, state = self.config, self.accelerator, self.state
         training_module = accelerator.unwrap_model(self.module)
+        # Cached losses back-propagate outside DDP's view (engine.gradient_sync): their steps sync by hand.
+        sync_by_hand = accelerator.num_processes > 1 and replays_backward(training_module.losses)
         window = self._new_window()
         grad_norm = None
         while state.step < run.total_steps:
@@ -251,8 +255,11 @@ class Trainer:
                 # reference's `global_step` at `on_step_begin`); a resumed run continues from its restored step.
                 training_module.set_training_progress(state.step, run.total_steps)
                 with accelerator.accumulate(self.module):
-                    loss = self.module(batch)
-                    accelerator.backward(loss)
+                    with accelerator.no_sync(self.module) if sync_by_hand else contextlib.nullcontext():
+                        loss = self.module(batch)
+                        accelerator.backward(loss)
+                    if sync_by_hand and accelerator.sync_gradients:
+                        average_gradients(self.module, accelerator)
                     if accelerator.sync_gradients and config.max_grad_norm is not None:
                         grad_norm = accelerator.clip_grad_norm_(self.module.parameters(), config.max_grad_norm)
                     run.optimizer.step()
