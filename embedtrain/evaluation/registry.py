@@ -17,7 +17,7 @@ from pydantic import Field
 from embedtrain.data.checks import inspect_source, raise_on_errors
 from embedtrain.data.contract import ColumnContract
 from embedtrain.data.source import DataSource
-from embedtrain.evaluation.processes import encode_shared
+from embedtrain.evaluation.processes import compute_in_shares
 from embedtrain.models.embedder import SentenceEmbedder
 
 SimilarityNames = list[Literal["cosine", "dot", "euclidean", "manhattan"]]
@@ -221,7 +221,7 @@ def embed_unique(model: SentenceEmbedder, texts: list[str], batch_size: int, pro
             return model.encode(part, batch_size=batch_size, prompt_name=prompt_name, prompt=prompt, task=task)
 
         # Inside embeddings_across_processes(), each process encodes a share and all receive every row.
-        known.update(zip(missing, _split_rows(encode_shared(encode, missing))))
+        known.update(zip(missing, _split_rows(compute_in_shares(encode, missing))))
     embeddings = torch.stack([known[text] for text in unique]) if unique else torch.empty((0, model.embedding_dimension))
     if truncate_dim is not None:
         embeddings = embeddings[:, :truncate_dim]
