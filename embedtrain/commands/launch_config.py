@@ -54,12 +54,19 @@ def read_launch_config(path: Path):
 
 
 def _unknown_keys(raw: dict, top_level: list[str]) -> list[str]:
+    """Problems of the raw config's keys and values, each naming its key: unknown keys (nested ones by accelerate's
+    launch options, as accelerate reads them), values outside an option's choices or of the wrong type."""
     from accelerate.commands.launch import launch_command_parser
 
     options = {action.dest: action for action in launch_command_parser()._actions}
-    # Old spellings accelerate converts on reading (BaseConfig.process_config).
-    problems = [f"unknown key {key!r}{did_you_mean(key, top_level)}"
-                for key in raw if key not in top_level and key not in ("fp16", "dynamo_backend")]
+    problems = []
+    for key, value in raw.items():
+        if key in SECTION_PREFIX:
+            continue
+        if key not in top_level and key not in ("fp16", "dynamo_backend"):  # old spellings accelerate converts
+            problems.append(f"unknown key {key!r}{did_you_mean(key, top_level)}")
+        elif key in options and (problem := _value_problem(options[key], value)):
+            problems.append(f"{key}: {problem}")
     for section, prefix in SECTION_PREFIX.items():
         entries = raw.get(section) or {}
         if not isinstance(entries, dict):
@@ -70,9 +77,21 @@ def _unknown_keys(raw: dict, top_level: list[str]) -> list[str]:
             option = options.get(key if not prefix or key.startswith(prefix) else prefix + key)
             if option is None:
                 problems.append(f"unknown key {section}.{key}{did_you_mean(key, known)}")
-            elif option.choices and str(value) not in option.choices:
-                problems.append(f"{section}.{key}: {value!r} is not one of {', '.join(map(str, option.choices))}")
+            elif problem := _value_problem(option, value):
+                problems.append(f"{section}.{key}: {problem}")
     return problems
+
+
+def _value_problem(option, value) -> str | None:
+    """Why `value` does not fit accelerate's launch option `option` (its choices, a number's type); None if it does."""
+    if value is None:
+        return None
+    if option.choices and str(value) not in option.choices:
+        return f"{value!r} is not one of {', '.join(map(str, option.choices))}"
+    wanted = {int: "an integer", float: "a number"}.get(option.type)
+    if wanted and (isinstance(value, bool) or not isinstance(value, (int, float) if option.type is float else int)):
+        return f"{value!r} is not {wanted}"
+    return None
 
 
 def _check_values(config, path: Path) -> None:
