@@ -1,4 +1,4 @@
-"""Cached losses with gather_across_devices on two CPU processes (gloo): the mean of the processes' losses is the
+"""Cached losses (CachedMNRL, CachedMNSRL, CachedGIST) with gather_across_devices on two CPU processes (gloo): the mean of the processes' losses is the
 one-process loss on the concatenated batch, and the gradients averaged over the processes (as DDP does) are its
 gradients. Then the trainer path: two processes training a cached loss with gathering log the loss and gradient norm
 of the uncached loss with gathering (the trainer averages a cached loss's gradients itself, outside DDP)."""
@@ -30,11 +30,17 @@ CASES = {
     "cmnsrl": {"type": "CachedMultipleNegativesSymmetricRankingLoss", "mini_batch_size": 3},
     "cmnrl-directions": {"type": "CachedMultipleNegativesRankingLoss", "mini_batch_size": 3,
                          "directions": ["query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc"]},
+    # GIST gathers candidates but, as the reference, not anchors (other processes' anchors are no negatives); the
+    # guide is the model's own checkpoint (filled in below), which masks some candidates but not all.
+    "cgist": {"type": "CachedGISTEmbedLoss", "mini_batch_size": 3, "margin": 0.1, "temperature": 0.5,
+              "contrast_anchors": False},
 }
 
 
 def loss_and_gradients(checkpoint: Path, params: dict, rows: slice) -> tuple[float, dict[str, torch.Tensor]]:
     model = load_model(checkpoint).train()
+    if params["type"] == "CachedGISTEmbedLoss":
+        params = {**params, "guide": str(checkpoint)}
     loss = build_loss(LOSSES[params["type"]].params_model(**params), model).train()
     features = [model.tokenize(texts[rows]) for texts in QUADRUPLET]
     value = loss(model, features, None)
