@@ -358,7 +358,7 @@ class Trainer:
     def _eval_loss(self, module: TrainingModule, dataset: PreparedDataset) -> float:
         """The mean loss per row over the eval set. With N processes, process r takes batches r, r + N, ... (the
         batches one process would make, so in-batch negatives are the same) and the sums are added up; each runs as
-        many forward passes (one short of batches repeats one, uncounted), as a sharded model (FSDP, ZeRO-3) needs."""
+        many batches (one short of batches repeats one, uncounted), as a sharded model (FSDP, ZeRO-3) needs."""
         accelerator = self.accelerator
         batches = list(eval_batches(dataset, self.config.batch_size, self.collator))
         processes = accelerator.num_processes

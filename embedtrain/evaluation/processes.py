@@ -42,8 +42,8 @@ def compute_in_shares(compute: Callable[[list[T]], torch.Tensor], items: list[T]
     of pairs), each process computing the rows of a contiguous share of `items`, every process receiving all rows.
 
     Every process computes as many rows (a short or empty share, when there are fewer items than processes, is
-    padded with the last item and the padding dropped), so that all run the same number of forward passes: a model
-    whose parameters are sharded over the processes (FSDP, ZeRO-3) gathers them in each pass, with every process.
+    padded with the last item and the padding dropped), so that all run as many batches: a model whose parameters
+    are sharded over the processes (FSDP, ZeRO-3) gathers them in each pass, with every process.
     """
     rank, world_size = _world()
     if world_size == 1 or not items:
