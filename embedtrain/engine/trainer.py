@@ -358,25 +358,28 @@ class Trainer:
     def _eval_loss(self, module: TrainingModule, dataset: PreparedDataset) -> float:
         """The mean loss per row over the eval set. With N processes, process r takes batches r, r + N, ... (the
         batches one process would make, so in-batch negatives are the same) and the sums are added up; each runs as
-        many batches (one short of batches repeats one, uncounted), as a sharded model (FSDP, ZeRO-3) needs."""
+        many batches (one short of batches repeats the last, uncounted), as a sharded model (FSDP, ZeRO-3) needs."""
         accelerator = self.accelerator
-        batches = list(eval_batches(dataset, self.config.batch_size, self.collator))
-        processes = accelerator.num_processes
-        total, count = 0.0, 0
-        for index in range(accelerator.process_index, -(-len(batches) // processes) * processes, processes):
-            batch = batches[min(index, len(batches) - 1)]
-            # send_to_device leaves non-tensors (a router's `task`, a cross-encoder's texts and list labels) as they are.
-            batch["features"] = send_to_device(batch["features"], accelerator.device)
-            batch["labels"] = send_to_device(batch["labels"], accelerator.device)
-            loss = float(module(batch))
-            if index < len(batches):
+        processes, rank = accelerator.num_processes, accelerator.process_index
+        total, count, mine, batch = 0.0, 0, 0, None
+        for index, batch in enumerate(eval_batches(dataset, self.config.batch_size, self.collator)):
+            if index % processes == rank:
                 size = _rows(batch)
-                total += loss * size
+                total += self._batch_loss(module, batch) * size
                 count += size
+                mine += 1
         if processes > 1:
+            if batch is not None and mine < -(-(index + 1) // processes):
+                self._batch_loss(module, batch)
             sums = accelerator.reduce(torch.tensor([total, count], dtype=torch.float64, device=accelerator.device), "sum")
             total, count = float(sums[0]), int(sums[1])
         return total / count
+
+    def _batch_loss(self, module: TrainingModule, batch: Batch) -> float:
+        # send_to_device leaves non-tensors (a router's `task`, a cross-encoder's texts and list labels) as they are.
+        batch["features"] = send_to_device(batch["features"], self.accelerator.device)
+        batch["labels"] = send_to_device(batch["labels"], self.accelerator.device)
+        return float(module(batch))
 
     def _track_best(self) -> None:
         """At a checkpoint: is the evaluation of this step the best so far? (Only checkpoints can be kept.)"""
