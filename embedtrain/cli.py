@@ -38,7 +38,7 @@ TRAIN_EXAMPLES = """
 
   embedtrain train recipes/stsb.yaml --output-dir runs/stsb-2 --resume
 
-  accelerate launch --num_processes 2 -m embedtrain train recipes/stsb.yaml
+  embedtrain train recipes/stsb.yaml --launch configs/multi-gpu.yaml
 """
 
 
@@ -75,6 +75,10 @@ def train(
     fail_under: Annotated[list[str] | None, typer.Option("--fail-under", metavar="METRIC=VALUE",
                                                          help="After the final save, exit with code 5 if the final "
                                                               "model's METRIC < VALUE (repeatable).")] = None,
+    launch: Annotated[Path | None, typer.Option("--launch", metavar="CONFIG",
+                                                help="Train in the processes this accelerate config describes (the "
+                                                     "repository's configs/: cpu-2proc.yaml, multi-gpu.yaml, fsdp.yaml, "
+                                                     "...), after checking it and the recipe.")] = None,
 ) -> None:
     """Train a model from a recipe: validate it and its data, train, evaluate, save to OUTPUT_DIR/final (with
     run.json, metrics.jsonl and metrics.json beside it; `embedtrain report OUTPUT_DIR` sums them up)."""
@@ -86,12 +90,22 @@ def train(
     from embedtrain.engine.run import run_training
     from embedtrain.recipe.loading import load_recipe
 
-    overrides = list(overrides or [])
+    given_overrides = list(overrides or [])
+    overrides = list(given_overrides)
     if output_dir is not None:  # quoted, so that YAML reads any path as a string (`null`, `runs/x #2`)
         overrides.append(f"training.output_dir={json.dumps(str(output_dir))}")
     with _user_errors() as boundary:
         loaded = load_recipe(recipe, overrides)
         thresholds = training_thresholds(loaded, list(fail_under or []))
+        if launch is not None:
+            from embedtrain.commands.launch import check_launch, launch_training, refuse_nested_launch, train_arguments
+
+            refuse_nested_launch()
+            config = check_launch(launch, loaded)
+            if not dry_run:  # a dry run plans here, in this process, below
+                arguments = train_arguments(recipe, given_overrides, resume, output_dir, list(fail_under or []),
+                                            _options.verbose)
+                raise typer.Exit(launch_training(launch, config.use_cpu, arguments))
         boundary.run_dir = Path(loaded.training.output_dir)
         try:
             if dry_run:
@@ -105,7 +119,7 @@ def train(
             # Several processes: tear the process group down before the interpreter exits, or gloo's threads can
             # abort a finished process ("terminate called without an active exception").
             PartialState().destroy_process_group()
-    # Only the main process evaluates; the others have no metrics to check (a launcher fails with the main one).
+    # Every process holds the main process's metrics; the main one checks them (a launcher exits with its code).
     if thresholds and PartialState().is_main_process and (failures := threshold_failures(result.metrics, thresholds)):
         _fail("below threshold: " + "; ".join(failures), ExitCode.BELOW_THRESHOLD)
 

@@ -29,6 +29,12 @@ class RecipeError(EmbedtrainError):
     exit_code = ExitCode.INVALID_INPUT
 
 
+class LaunchConfigError(EmbedtrainError):
+    """An accelerate launch config (`train --launch`) is invalid, or this machine cannot run it."""
+
+    exit_code = ExitCode.INVALID_INPUT
+
+
 class ModelLoadError(EmbedtrainError):
     """A model directory or hub id cannot be read as a model."""
 

@@ -1,5 +1,6 @@
 """The training loop, on accelerate: one code path for CPU, one GPU and `accelerate launch` with many processes."""
 
+import contextlib
 import logging
 import math
 import shutil
@@ -25,6 +26,7 @@ from embedtrain.engine.checkpoint import (
     write_failure,
 )
 from embedtrain.engine.emissions import EmissionsMeter
+from embedtrain.engine.gradient_sync import average_gradients, replays_backward
 from embedtrain.engine.loaders import TrainingLoader, build_training_loader
 from embedtrain.engine.loss_tracking import FirstNonFinite, LossWindow
 from embedtrain.engine.manifest import RunRecord, checkpoint_step
@@ -35,7 +37,7 @@ from embedtrain.engine.preemption import PreemptionSignals, RunInterrupted
 from embedtrain.engine.run_files import FINAL, METRICS_LOG
 from embedtrain.engine.trackers import build_trackers
 from embedtrain.errors import TrainingError
-from embedtrain.evaluation import Evaluator, shared_embeddings
+from embedtrain.evaluation import Evaluator, embeddings_across_processes, same_on_every_process, shared_embeddings
 from embedtrain.losses import EmbeddingLoss, total_loss
 from embedtrain.models import SentenceEmbedder, save_model
 from embedtrain.models.cross_encoder import CrossEncoder
@@ -242,6 +244,8 @@ class Trainer:
     def _loop(self, run: TrainingRun) -> None:
         config, accelerator, state = self.config, self.accelerator, self.state
         training_module = accelerator.unwrap_model(self.module)
+        # Cached losses back-propagate outside DDP's view (engine.gradient_sync): their steps sync by hand.
+        sync_by_hand = accelerator.num_processes > 1 and replays_backward(training_module.losses)
         window = self._new_window()
         grad_norm = None
         while state.step < run.total_steps:
@@ -251,8 +255,11 @@ class Trainer:
                 # reference's `global_step` at `on_step_begin`); a resumed run continues from its restored step.
                 training_module.set_training_progress(state.step, run.total_steps)
                 with accelerator.accumulate(self.module):
-                    loss = self.module(batch)
-                    accelerator.backward(loss)
+                    with accelerator.no_sync(self.module) if sync_by_hand else contextlib.nullcontext():
+                        loss = self.module(batch)
+                        accelerator.backward(loss)
+                    if sync_by_hand and accelerator.sync_gradients:
+                        average_gradients(self.module, accelerator)
                     if accelerator.sync_gradients and config.max_grad_norm is not None:
                         grad_norm = accelerator.clip_grad_norm_(self.module.parameters(), config.max_grad_norm)
                     run.optimizer.step()
@@ -322,21 +329,26 @@ class Trainer:
     # -- evaluation ------------------------------------------------------------------------------------------
 
     def _evaluate(self) -> dict[str, float]:
-        """Evaluators and eval losses, on the main process only; the others wait."""
+        """Evaluators and eval losses, on every process: each embeds a share of the evaluators' texts and computes
+        the loss of a share of the eval batches; every process gets the main process's metrics (so that all agree on
+        the best checkpoint), which the main process writes."""
         metrics: dict[str, float] = {}
-        if self.accelerator.is_main_process and (self.evaluators or self.eval_sets):
+        if self.evaluators or self.eval_sets:
             module = self.accelerator.unwrap_model(self.module)
             module.eval()
             try:
-                with shared_embeddings():  # evaluators that share texts embed them once
+                # shared_embeddings: evaluators that share texts embed them once
+                with shared_embeddings(), embeddings_across_processes():
                     for evaluator in self.evaluators:
                         metrics |= evaluator(module.model)
+                    metrics = same_on_every_process(metrics)
                 with torch.no_grad():
                     for name, dataset in self.eval_sets.items():
                         metrics[eval_loss_metric(name)] = self._eval_loss(module, dataset)
             finally:
                 module.train()
-            self.metrics_log.write({"step": self.state.step, **metrics})
+            if self.accelerator.is_main_process:
+                self.metrics_log.write({"step": self.state.step, **metrics})
             self._report({"step": self.state.step, **metrics})
             self._notify("on_evaluate", self.state.step, metrics)
         self.latest_evaluation = (self.state.step, metrics)
@@ -344,16 +356,30 @@ class Trainer:
         return metrics
 
     def _eval_loss(self, module: TrainingModule, dataset: PreparedDataset) -> float:
-        total, count = 0.0, 0
-        device = self.accelerator.device
-        for batch in eval_batches(dataset, self.config.batch_size, self.collator):
-            # send_to_device leaves non-tensors (a router's `task`, a cross-encoder's texts and list labels) as they are.
-            batch["features"] = send_to_device(batch["features"], device)
-            batch["labels"] = send_to_device(batch["labels"], device)
-            size = _rows(batch)
-            total += float(module(batch)) * size
-            count += size
+        """The mean loss per row over the eval set. With N processes, process r takes batches r, r + N, ... (the
+        batches one process would make, so in-batch negatives are the same) and the sums are added up; each runs as
+        many batches (one short of batches repeats the last, uncounted), as a sharded model (FSDP, ZeRO-3) needs."""
+        accelerator = self.accelerator
+        processes, rank = accelerator.num_processes, accelerator.process_index
+        total, count, mine, batch = 0.0, 0, 0, None
+        for index, batch in enumerate(eval_batches(dataset, self.config.batch_size, self.collator)):
+            if index % processes == rank:
+                size = _rows(batch)
+                total += self._batch_loss(module, batch) * size
+                count += size
+                mine += 1
+        if processes > 1:
+            if batch is not None and mine < -(-(index + 1) // processes):
+                self._batch_loss(module, batch)
+            sums = accelerator.reduce(torch.tensor([total, count], dtype=torch.float64, device=accelerator.device), "sum")
+            total, count = float(sums[0]), int(sums[1])
         return total / count
+
+    def _batch_loss(self, module: TrainingModule, batch: Batch) -> float:
+        # send_to_device leaves non-tensors (a router's `task`, a cross-encoder's texts and list labels) as they are.
+        batch["features"] = send_to_device(batch["features"], self.accelerator.device)
+        batch["labels"] = send_to_device(batch["labels"], self.accelerator.device)
+        return float(module(batch))
 
     def _track_best(self) -> None:
         """At a checkpoint: is the evaluation of this step the best so far? (Only checkpoints can be kept.)"""

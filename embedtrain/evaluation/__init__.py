@@ -6,6 +6,7 @@ Adding an evaluator is adding a module here (see README, "Architecture"); no lis
 import importlib
 import pkgutil
 
+from embedtrain.evaluation.processes import embeddings_across_processes, same_on_every_process
 from embedtrain.evaluation.registry import (
     EVALUATORS,
     Evaluator,
@@ -18,4 +19,5 @@ from embedtrain.evaluation.registry import (
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["EVALUATORS", "Evaluator", "EvaluatorParams", "build_evaluator", "metric_names", "shared_embeddings"]
+__all__ = ["EVALUATORS", "Evaluator", "EvaluatorParams", "build_evaluator", "embeddings_across_processes",
+           "metric_names", "same_on_every_process", "shared_embeddings"]

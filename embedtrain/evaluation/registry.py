@@ -17,6 +17,7 @@ from pydantic import Field
 from embedtrain.data.checks import inspect_source, raise_on_errors
 from embedtrain.data.contract import ColumnContract
 from embedtrain.data.source import DataSource
+from embedtrain.evaluation.processes import compute_in_shares
 from embedtrain.models.embedder import SentenceEmbedder
 
 SimilarityNames = list[Literal["cosine", "dot", "euclidean", "manhattan"]]
@@ -205,7 +206,8 @@ def embed_unique(model: SentenceEmbedder, texts: list[str], batch_size: int, pro
                  task: str | None = None) -> tuple[torch.Tensor, dict[str, int]]:
     """Embed each distinct text once -> (embeddings (distinct texts, dim), {text: row of embeddings}).
 
-    Inside `shared_embeddings()`, texts already embedded in the block are reused. `truncate_dim` keeps the first
+    Inside `shared_embeddings()`, texts already embedded in the block are reused; inside
+    `embeddings_across_processes()`, the processes of a run share the work (every process must make the same call). `truncate_dim` keeps the first
     N dimensions (after the model's own normalisation, as the reference does). `task` routes the texts of a model
     with a router (query / document). A sparse model's embeddings stay sparse.
     """
@@ -215,8 +217,11 @@ def embed_unique(model: SentenceEmbedder, texts: list[str], batch_size: int, pro
     known = shared.setdefault(key, {}) if shared is not None else {}
     missing = [text for text in unique if text not in known]
     if missing:
-        known.update(zip(missing, _split_rows(model.encode(missing, batch_size=batch_size, prompt_name=prompt_name,
-                                                           prompt=prompt, task=task))))
+        def encode(part: list[str]) -> torch.Tensor:
+            return model.encode(part, batch_size=batch_size, prompt_name=prompt_name, prompt=prompt, task=task)
+
+        # Inside embeddings_across_processes(), each process encodes a share and all receive every row.
+        known.update(zip(missing, _split_rows(compute_in_shares(encode, missing))))
     embeddings = torch.stack([known[text] for text in unique]) if unique else torch.empty((0, model.embedding_dimension))
     if truncate_dim is not None:
         embeddings = embeddings[:, :truncate_dim]

@@ -10,8 +10,9 @@ Three stages (Gao et al., 2021, "Scaling Deep Contrastive Learning Batch Size un
 
 Stage 3 runs in a hook on the returned (detached) loss, so the trainer's ordinary
 `backward(loss)` drives it. Because the loss is detached from the model, DDP cannot see which
-parameters it used: cached losses train in a single process (across processes, use the uncached
-loss with gather_across_devices).
+parameters it used, and the replayed passes would mark parameters ready several times: with
+several processes the trainer runs these losses outside DDP's synchronisation and averages the
+gradients itself (engine.gradient_sync).
 """
 
 import bisect
@@ -25,7 +26,6 @@ from torch import Tensor
 from torch.utils.checkpoint import get_device_states, set_device_states
 
 from embedtrain.errors import RecipeError, TrainingError
-from embedtrain.losses.distributed import is_distributed
 from embedtrain.losses.registry import Embedder, EmbeddingLoss, LossParams
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.modules import Transformer
@@ -122,9 +122,6 @@ class GradCacheLoss(EmbeddingLoss):
             reps = [[model(slice_rows(column, *span))["sentence_embedding"] for span in spans]
                     for column, spans in zip(features, ranges)]
             return calculate(reps, labels, False)
-        if is_distributed():
-            raise TrainingError(f"{type(self).__name__} runs its backward pass outside DDP's view and cannot train with "
-                                f"several processes; use its uncached variant with gather_across_devices instead")
         reps, states = [], []
         for column, spans in zip(features, ranges):
             column_reps, column_states = [], []

@@ -138,6 +138,7 @@ class MultipleNegativesRankingLoss(EmbeddingLoss):
     contract = RANKING_CONTRACT
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
-        # Evaluation runs on the main process only: gathering there would wait forever for the other processes.
+        # No gathering in evaluation: each process scores whole eval batches, as one process would (an eval loss
+        # equal to one process's, however many processes share the batches).
         queries, docs, rows = gather_columns(embeddings, self.params.gather_across_devices and self.training)
         return ranking_row_losses(queries, docs, rows, self.params).mean()

@@ -7,13 +7,13 @@ columns are included, so a wrong order of the gathered candidates would show.
 """
 
 import os
-import socket
 from unittest.mock import patch
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from helpers.processes import free_port
 
 from embedtrain.losses import LOSSES, build_loss
 from embedtrain.losses.frozen_encoder import FrozenEncoder
@@ -71,12 +71,6 @@ def _worker(rank: int, port: int, params: dict, results) -> None:
         dist.destroy_process_group()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.parametrize("params", CASES.values(), ids=CASES.keys())
 def test_two_processes_compute_the_loss_of_the_whole_batch(params: dict) -> None:
     context = mp.get_context("spawn")
@@ -101,8 +95,8 @@ def test_two_processes_compute_the_loss_of_the_whole_batch(params: dict) -> None
 
 
 def test_training_with_gathering_in_two_processes(tmp_path, tiny_checkpoint, triplet_csv):
-    """The trainer path: `torchrun` with two CPU processes trains MNRL with gathering, and evaluation (the main
-    process alone, gathering off) does not wait for the other process."""
+    """The trainer path: `torchrun` with two CPU processes trains MNRL with gathering, and evaluation (on both
+    processes, each its share of the eval batches, gathering off in eval mode) does not wait for ever."""
     import subprocess
     import sys
 

@@ -27,6 +27,15 @@ def tiny_recipe(directory: Path, model: Path, data: Path, **training) -> Path:
     return path
 
 
+def free_port() -> int:
+    """A TCP port free on this machine now, for a process group's rendezvous."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def child_env() -> dict[str, str]:
     # One thread: bit-identical results between processes, and no contention with the test machine's other work.
     return os.environ | {"PYTHONPATH": str(WORKTREE), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",

@@ -5,6 +5,7 @@ threshold, with those thresholds, and the average precision. With n outputs the 
 output, and F1 is averaged over classes (macro, micro, weighted).
 """
 
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -19,6 +20,7 @@ from embedtrain.evaluation.metrics import (
     best_f1_and_threshold,
     f1_averages,
 )
+from embedtrain.evaluation.processes import compute_in_shares
 from embedtrain.evaluation.registry import register_evaluator
 
 BINARY_KEYS = ("accuracy", "accuracy_threshold", "f1", "f1_threshold", "precision", "recall", "average_precision")
@@ -61,7 +63,7 @@ class CrossEncoderClassificationEvaluator(CrossEncoderEvaluator):
                               f"num_labels: {model.num_labels} on the evaluator (its labels must then be "
                               f"{'0 or 1' if model.num_labels == 1 else f'0..{model.num_labels - 1}'})")
         pairs = list(zip(self.columns["sentence1"], self.columns["sentence2"]))
-        predictions = model.predict(pairs, batch_size=params.batch_size).numpy()
+        predictions = compute_in_shares(partial(model.predict, batch_size=params.batch_size), pairs).numpy()
         labels = np.asarray(self.columns["label"]).astype(int)
         if params.num_labels > 1:
             return f1_averages(labels, np.argmax(predictions, axis=1))

@@ -1,6 +1,7 @@
 """What every cross-encoder evaluator shares: the model calls it makes, its parameters, its model kind."""
 
 from collections.abc import Sequence
+from functools import partial
 from typing import ClassVar, Protocol
 
 import numpy as np
@@ -8,6 +9,7 @@ from pydantic import Field
 from torch import Tensor
 
 from embedtrain.errors import RecipeError
+from embedtrain.evaluation.processes import compute_in_shares
 from embedtrain.evaluation.registry import Evaluator, EvaluatorParams
 
 
@@ -41,4 +43,5 @@ class CrossEncoderEvaluator(Evaluator):
                               f"Use cross_encoder_classification for a classifier")
         if not pairs:
             return np.empty(0, dtype=np.float32)
-        return model.predict(pairs, batch_size=self.params.batch_size).numpy()
+        # compute_in_shares: on several processes (training), each scores a share of the pairs
+        return compute_in_shares(partial(model.predict, batch_size=self.params.batch_size), pairs).numpy()
