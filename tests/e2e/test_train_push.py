@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from accelerate.state import AcceleratorState
 from helpers.hub_server import TOKEN, LocalHub
 from huggingface_hub import constants
 from typer.testing import CliRunner
@@ -14,14 +13,9 @@ from embedtrain.cli import app
 from embedtrain.errors import ExitCode, RecipeError
 from embedtrain.recipe.loading import load_recipe
 
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
+
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 @pytest.fixture
