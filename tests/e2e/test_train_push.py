@@ -87,11 +87,13 @@ def test_a_hub_refusing_pushes_warns_at_each_checkpoint_and_fails_train_with_exi
     assert (tmp_path / "run" / "final" / "model.safetensors").exists() and not hub.commits
 
 
-def test_a_missing_token_stops_train_before_any_training(hub, monkeypatch, tmp_path, tiny_checkpoint, sts_csv):
+@pytest.mark.parametrize("dry_run", [False, True], ids=["train", "dry-run"])
+def test_a_missing_token_stops_train_before_any_training(hub, monkeypatch, tmp_path, tiny_checkpoint, sts_csv,
+                                                         dry_run):
     monkeypatch.delenv("HF_TOKEN")
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
     recipe = write_recipe(tmp_path, tiny_checkpoint, sts_csv, {"repo_id": "me/run"})
-    result = runner.invoke(app, ["train", str(recipe)])
+    result = runner.invoke(app, ["train", str(recipe), *(["--dry-run"] if dry_run else [])])
 
     assert result.exit_code == ExitCode.INVALID_INPUT, result.output
     assert "no Hugging Face token" in result.output
