@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate.state import AcceleratorState
 from helpers import mirror
 from helpers.data import PAIRS, write_beir_folder
 from helpers.tiny_models import make_tiny_checkpoint
@@ -27,6 +28,15 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 def tiny_mlm_checkpoint(tmp_path_factory) -> Path:
     """A plain HF checkpoint of a tiny random BertForMaskedLM (SPLADE's backbone), without dropout."""
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny-mlm"), masked_lm=True)
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """For tests that train in this process: each run builds its own Accelerator, and accelerate keeps its state in
+    process-wide singletons that a previous run would otherwise leave configured."""
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 @pytest.fixture(scope="module")

@@ -1,1 +1,1 @@
-"""The logic of CLI commands, kept out of cli.py so that cli.py stays a thin list of typer functions."""
+"""The logic of CLI commands, kept out of embedtrain.cli so that the typer functions there stay thin."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from embedtrain.data.source import public_name
+from embedtrain.engine.hub_push import check_hub_push
 from embedtrain.engine.mined_data import mining_caches, stand_in_rows
 from embedtrain.engine.output_dir import check_output_dir
 from embedtrain.engine.run import checked_data, prepare_trainer
@@ -99,6 +100,7 @@ class DryRunPlan:
 def dry_run(recipe: Recipe, *, resume: bool = False) -> DryRunPlan:
     """Check and build everything a run of `recipe` would, and describe the run; train nothing and write nothing."""
     check_trackers(recipe.training)
+    check_hub_push(recipe.training.push_to_hub)
     accelerator = build_accelerator(recipe.training)
     output_dir = Path(recipe.training.output_dir)
     check_output_dir(output_dir, resume)  # reports a finished run there, but never creates the directory

@@ -61,6 +61,13 @@ class HubPushingObserver:
         logger.info("pushed the model to %s (commit %s)", pushed.url, pushed.commit)
 
 
+def check_hub_push(config: PushToHubConfig | None) -> None:
+    """What `training.push_to_hub` needs before any training, without a request (for --dry-run): a valid repo id, the
+    Hub not switched off by HF_HUB_OFFLINE, and a token. HubError otherwise."""
+    if config is not None:
+        HubRepo(HubTarget(config.repo_id, config.private, config.revision), show_progress=False)
+
+
 def with_hub_push(observer: TrainingObserver, config: PushToHubConfig | None) -> TrainingObserver:
     """`observer`, pushing to the Hub as `config` asks. Built on every process, so that all stop together on a
     missing token; only the main process receives events, so only it pushes."""

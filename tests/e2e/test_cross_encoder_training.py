@@ -36,7 +36,7 @@ from embedtrain.models.cross_encoder import CrossEncoder
 from embedtrain.recipe.loading import load_recipe
 from embedtrain.recipe.training import TrainingConfig
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_thread", "fresh_accelerate_state")
 
 
 class PairBCE(nn.Module):
@@ -93,13 +93,6 @@ class PredictingEvaluator:
 
     def __call__(self, model: CrossEncoder) -> dict[str, float]:
         return {"dev_mean_score": float(model.predict(PAIRS_OF_TEXTS, batch_size=4).mean())}
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def trainer(checkpoint: Path, output_dir: Path, observer=None, **settings) -> Trainer:

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from accelerate.state import AcceleratorState
 from typer.testing import CliRunner
 
 from embedtrain.cli import app
 from embedtrain.errors import ExitCode
+
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 runner = CliRunner()
 
@@ -26,13 +27,6 @@ def write_recipe(tmp_path: Path, model: Path, train_csv: Path, eval_csv: Path, *
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
     return path
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, tiny_checkpoint, sts_csv):

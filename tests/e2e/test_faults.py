@@ -25,16 +25,11 @@ from embedtrain.cli import app
 from embedtrain.engine.lock import LOCK_FILE
 from embedtrain.errors import ExitCode
 
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
+
 runner = CliRunner()
 STEPS = 40  # ~1.5 s of training on the tiny model; save_steps 2, so a kill can land in a checkpoint write often
 CHAIN_STEPS = 200  # more than the chain of kills can get through: each random kill lets at most 8 steps pass
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def reference_weights(directory: Path, model: Path, data: Path, steps: int) -> dict[str, torch.Tensor]:

@@ -16,18 +16,13 @@ from embedtrain.errors import RecipeError
 from embedtrain.recipe.build import build_training_model
 from embedtrain.recipe.loading import load_recipe
 
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
+
 CASES = {
     "mnrl-dropout": ({}, {"type": "MultipleNegativesRankingLoss"}),
     "gradcache": ({}, {"type": "CachedMultipleNegativesRankingLoss", "mini_batch_size": 2}),
     "lora-packed": ({"lora": {"r": 2, "dropout": 0.1}}, {"type": "MultipleNegativesRankingLoss"}),
 }
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def write_recipe(directory: Path, base: Path, triplet_csv: Path, model: dict, loss: dict, checkpointing: bool) -> Path:

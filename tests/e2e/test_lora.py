@@ -21,17 +21,11 @@ from embedtrain.errors import ExitCode
 from embedtrain.models import load_model
 from embedtrain.recipe.loading import load_recipe
 
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
+
 runner = CliRunner()
 TEXTS = ["a man plays the guitar", "the dog runs in the park", "what is the weather today", "two people read a book"]
 LORA = {"r": 4, "alpha": 8, "dropout": 0.1}
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    """Each training run in this process builds its own Accelerator."""
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def write_recipe(directory: Path, base: str, sts_csv: Path, lora: dict | None = None, **training) -> Path:

@@ -11,18 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from accelerate.state import AcceleratorState
 
 from embedtrain.engine.run import run_training
 from embedtrain.recipe.loading import load_recipe
 
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    """Each training run in this process builds its own Accelerator."""
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 def write_recipe(tmp_path: Path, model: Path, sts_csv: Path, triplet_csv: Path, **training) -> Path:

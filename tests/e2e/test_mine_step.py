@@ -10,7 +10,6 @@ import logging
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from accelerate.state import AcceleratorState
 from helpers.mining import tiny_pairs
 from typer.testing import CliRunner
 
@@ -18,15 +17,8 @@ from embedtrain.cli import app
 from embedtrain.engine import mined_data
 from embedtrain.evaluation.mining.output import sidecar_path
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_thread", "fresh_accelerate_state")
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 @pytest.fixture

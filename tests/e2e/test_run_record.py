@@ -24,14 +24,9 @@ from embedtrain.errors import ExitCode
 from embedtrain.evaluation.mining.output import fingerprint
 from embedtrain.recipe.loading import load_recipe
 
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
+
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 @pytest.fixture

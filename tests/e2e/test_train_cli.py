@@ -17,15 +17,9 @@ from embedtrain.engine.run import run_training
 from embedtrain.errors import ExitCode
 from embedtrain.recipe.loading import load_recipe
 
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
+
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    """Each training run in this process builds its own Accelerator."""
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def write_recipe(tmp_path: Path, model: Path, train_csv: Path, eval_csv: Path, loss: str = "CoSENTLoss",

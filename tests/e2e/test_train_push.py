@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from accelerate.state import AcceleratorState
 from helpers.hub_server import TOKEN, LocalHub
 from huggingface_hub import constants
 from typer.testing import CliRunner
@@ -14,14 +13,9 @@ from embedtrain.cli import app
 from embedtrain.errors import ExitCode, RecipeError
 from embedtrain.recipe.loading import load_recipe
 
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
+
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 @pytest.fixture
@@ -93,11 +87,13 @@ def test_a_hub_refusing_pushes_warns_at_each_checkpoint_and_fails_train_with_exi
     assert (tmp_path / "run" / "final" / "model.safetensors").exists() and not hub.commits
 
 
-def test_a_missing_token_stops_train_before_any_training(hub, monkeypatch, tmp_path, tiny_checkpoint, sts_csv):
+@pytest.mark.parametrize("dry_run", [False, True], ids=["train", "dry-run"])
+def test_a_missing_token_stops_train_before_any_training(hub, monkeypatch, tmp_path, tiny_checkpoint, sts_csv,
+                                                         dry_run):
     monkeypatch.delenv("HF_TOKEN")
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
     recipe = write_recipe(tmp_path, tiny_checkpoint, sts_csv, {"repo_id": "me/run"})
-    result = runner.invoke(app, ["train", str(recipe)])
+    result = runner.invoke(app, ["train", str(recipe), *(["--dry-run"] if dry_run else [])])
 
     assert result.exit_code == ExitCode.INVALID_INPUT, result.output
     assert "no Hugging Face token" in result.output

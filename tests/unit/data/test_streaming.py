@@ -11,10 +11,7 @@ from embedtrain.engine.run import run_training
 from embedtrain.errors import DataError, RecipeError
 from embedtrain.recipe.loading import load_recipe
 
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    AcceleratorState._reset_state(reset_partial_state=True)
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 def streamed_recipe(folder, model, data, **training):

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from accelerate.state import AcceleratorState
 from sentence_transformers import SparseEncoder
 from typer.testing import CliRunner
 
@@ -25,15 +24,10 @@ from embedtrain.modules import MLMTransformer, Router, SparseAutoEncoder, Splade
 from embedtrain.recipe.loading import load_recipe
 from embedtrain.recipe.training import TrainingConfig
 
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
+
 runner = CliRunner()
 README = Path(__file__).resolve().parents[3] / "README.md"
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def sparse(base: Path, **settings) -> SparseEmbedder:

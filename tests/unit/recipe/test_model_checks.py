@@ -11,7 +11,6 @@ Proven here:
 
 import pytest
 import yaml
-from accelerate.state import AcceleratorState
 from typer.testing import CliRunner
 
 from embedtrain.cli import app
@@ -22,12 +21,7 @@ from embedtrain.recipe.build import build_losses
 from embedtrain.recipe.checks import built_model_problems, position_limit
 from embedtrain.recipe.loading import load_recipe
 
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 def write_recipe(tmp_path, checkpoint, sts_csv, model=None, loss=None):

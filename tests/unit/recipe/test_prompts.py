@@ -6,7 +6,6 @@ import json
 import pytest
 import torch
 import yaml
-from accelerate.state import AcceleratorState
 from sentence_transformers import SentenceTransformer
 
 from embedtrain.engine.run import run_training
@@ -30,8 +29,7 @@ def recipe_file(tmp_path, model, triplets, prompts, include_prompt=None) -> str:
     return str(path)
 
 
-def test_prompts_are_prepended_per_input_and_saved(tmp_path, tiny_checkpoint, triplet_csv):
-    AcceleratorState._reset_state(reset_partial_state=True)
+def test_prompts_are_prepended_per_input_and_saved(tmp_path, tiny_checkpoint, triplet_csv, fresh_accelerate_state):
     path = recipe_file(tmp_path, tiny_checkpoint, triplet_csv, {"anchor": "query", "negative": "document"},
                        include_prompt=False)
     from embedtrain.data.training_data import Collator, TrainingRows
