@@ -22,6 +22,7 @@ from embedtrain.engine.checkpoint import (
     TrainerState,
     as_write_error,
     check_safetensors,
+    fill_optimizer_state,
     name_or_none,
     write_failure,
 )
@@ -164,6 +165,7 @@ class Trainer:
         self.non_finite = FirstNonFinite(list(train_sets), accelerator.device)
         self.signals = PreemptionSignals()
         self.record: RunRecord | None = None
+        self.optimizer: torch.optim.Optimizer | None = None  # prepared, by set_up
 
     @property
     def model(self) -> Model:
@@ -225,6 +227,7 @@ class Trainer:
             self._check_sharding()
         optimizer = build_optimizer(self.module, config, self.module.model)
         self.module, optimizer = accelerator.prepare(self.module, optimizer)
+        self.optimizer = optimizer
         loader = build_training_loader(accelerator, self.train_sets, config, self.collator)
         steps_per_epoch = (None if loader.batches_per_epoch is None
                            else max(1, math.ceil(loader.batches_per_epoch / config.gradient_accumulation_steps)))
@@ -449,7 +452,9 @@ class Trainer:
         if accelerator.is_main_process:
             shutil.rmtree(staging, ignore_errors=True)
         accelerator.wait_for_everyone()
-        weights = self.accelerator.get_state_dict(self.module)  # every process: it gathers sharded parameters
+        if accelerator.is_fsdp2:
+            fill_optimizer_state(self.optimizer.optimizer)  # the torch optimizer accelerate's wraps
+        weights = accelerator.get_state_dict(self.module)  # every process: it gathers sharded parameters
         error = self._write_checkpoint(staging, weights)
         # Every process learns whether any write failed (and this is the barrier before publishing: every process's
         # RNG state is written by then), so that all stop together instead of waiting for each other.
