@@ -8,7 +8,7 @@ on every GPU, the final model loaded in sentence-transformers. A row that needs 
 skipped, so the script runs anywhere; `--quick` shrinks every row to a smoke run (the CPU check).
 
     python bench/gpu_check.py            # on a GPU machine, ~5-8 minutes
-    python bench/gpu_check.py --quick    # anywhere: every row runs or says why not, in ~2 minutes on 2 CPU cores
+    python bench/gpu_check.py --quick    # anywhere: every row runs or says why not (~4 minutes on 2 busy CPU cores)
 """
 
 import argparse
@@ -135,8 +135,10 @@ def row_throughput(quick: bool) -> str:
     with tempfile.TemporaryDirectory() as scratch:
         output = Path(scratch) / "speed.json"
         command = [sys.executable, str(ROOT / "bench" / "speed.py"), "--workloads", *workloads, "--repeats", "1",
-                   "--output", str(output)] + (["--steps", "2"] if quick else [])
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+                   "--output", str(output)] + (["--steps", "1"] if quick else [])
+        completed = subprocess.run(command, capture_output=True, text=True)
+        if completed.returncode != 0:
+            return f"FAILED (exit {completed.returncode}): {completed.stderr[-800:]}"
         report = json.loads(output.read_text())
     lines = []
     for run in report["runs"]:

@@ -177,9 +177,32 @@ def check_against_recipe(config, path: Path, recipe: Recipe, precision: str) -> 
         raise LaunchConfigError(f"{path}: deepspeed_config.gradient_accumulation_steps {steps}, but the recipe's "
                                 f"training.gradient_accumulation_steps is {recipe.training.gradient_accumulation_steps}; "
                                 f"remove it from the config (the recipe's is used)")
+    if _shards_parameters(config):
+        kind = config.distributed_type.value
+        cached = sorted(name for name, loss in recipe.losses.items() if "'Cached" in repr(loss.model_dump()))
+        if cached:
+            raise LaunchConfigError(f"{path}: {kind} shards the parameters, and losses {', '.join(cached)} are cached "
+                                    f"(GradCache): their backward pass replays the model outside the sharded module's "
+                                    f"hooks; use the uncached loss (with training.gradient_checkpointing for memory) "
+                                    f"or configs/multi-gpu.yaml (DDP)")
+        if len(recipe.datasets.train) > 1:
+            raise LaunchConfigError(f"{path}: {kind} shards the parameters, and the recipe trains "
+                                    f"{len(recipe.datasets.train)} datasets: processes would run different datasets' "
+                                    f"losses at the same step; train one dataset, or use configs/multi-gpu.yaml (DDP)")
     layer = config.fsdp_config.get("fsdp_transformer_layer_cls_to_wrap")
     if layer and (problem := _layer_class_problem(layer, recipe)):
         raise LaunchConfigError(f"{path}: fsdp_config.fsdp_transformer_layer_cls_to_wrap: {problem}")
+
+
+def _shards_parameters(config) -> bool:
+    """FSDP, or DeepSpeed ZeRO-3 (as engine.whole_weights.shards_parameters decides inside the processes)."""
+    kind = config.distributed_type.value
+    if kind == "DEEPSPEED":
+        ds_file = config.deepspeed_config.get("deepspeed_config_file")
+        if ds_file:
+            return json.loads(Path(ds_file).read_text(encoding="utf-8")).get("zero_optimization", {}).get("stage") == 3
+        return config.deepspeed_config.get("zero_stage") == 3
+    return kind == "FSDP"
 
 
 def _layer_class_problem(names: str, recipe: Recipe) -> str | None:

@@ -197,3 +197,29 @@ def test_a_zero3_json_must_gather_the_weights_when_saving(tmp_path: Path) -> Non
         read_launch_config(path)
     ds_json.write_text('{"zero_optimization": {"stage": 3, "stage3_gather_16bit_weights_on_model_save": true}}')
     read_launch_config(path)
+
+
+def test_sharding_refuses_cached_losses_and_several_datasets(tmp_path: Path, tiny_checkpoint: Path, triplet_csv: Path) -> None:
+    """FSDP and ZeRO-3 need the same forward calls on every process: a cached loss replays the model in its backward
+    pass, and several datasets give processes different losses at the same step; DDP takes both."""
+    recipe_path = tiny_recipe(tmp_path, tiny_checkpoint, triplet_csv)
+    config = yaml.safe_load(recipe_path.read_text())
+    config["losses"] = {"main": {"type": "MatryoshkaLoss", "matryoshka_dims": [32, 16],
+                                 "loss": {"type": "CachedMultipleNegativesRankingLoss"}}}
+    config["datasets"] = {"train": {"triplets": {"source": str(triplet_csv)}}}
+    recipe_path.write_text(yaml.safe_dump(config))
+    cached = load_recipe(recipe_path, [])
+    config["losses"]["main"] = {"type": "MultipleNegativesRankingLoss"}
+    config["datasets"]["train"]["again"] = {"source": str(triplet_csv)}
+    recipe_path.write_text(yaml.safe_dump(config))
+    two_datasets = load_recipe(recipe_path, [])
+    with patch("torch.cuda.device_count", return_value=8), patch("importlib.util.find_spec", return_value=object()):
+        for name in ("fsdp", "deepspeed-zero3"):
+            path = WORKTREE / "configs" / f"{name}.yaml"
+            with pytest.raises(LaunchConfigError, match=rf"{name}.yaml: .* losses main are cached"):
+                check_launch(path, cached)
+            with pytest.raises(LaunchConfigError, match=rf"{name}.yaml: .* trains 2 datasets"):
+                check_launch(path, two_datasets)
+        for name in ("multi-gpu", "deepspeed-zero2"):
+            check_launch(WORKTREE / "configs" / f"{name}.yaml", cached)
+            check_launch(WORKTREE / "configs" / f"{name}.yaml", two_datasets)
