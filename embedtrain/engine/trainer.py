@@ -577,7 +577,6 @@ class Trainer:
         if self.on_final_save is not None:
             self.on_final_save(staging, metrics, self.metrics_log.read(), run=facts)
 
-
     def _save_model(self, directory: Path, weights: dict[str, Tensor]) -> None:
         """The model in `directory`, written from `weights`, the prepared module's whole state dict
         (`accelerator.get_state_dict`): under FSDP2 and ZeRO-3 the model itself holds only this process's shards."""
