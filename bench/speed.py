@@ -41,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +65,8 @@ WORKLOADS = {
     "mnrl-b128": Workload("pairs", "MultipleNegativesRankingLoss", 128, 8),
     "cosent-stsb": Workload("stsb", "CoSENTLoss", 32, 20),
     "cached-mnrl-b1024": Workload("pairs", "CachedMultipleNegativesRankingLoss", 1024, 2, {"mini_batch_size": 32}),
+    # The large-batch row of the GPU check (bench/gpu_check.py): GPU-sized mini-batches.
+    "cached-mnrl-b4096": Workload("pairs", "CachedMultipleNegativesRankingLoss", 4096, 2, {"mini_batch_size": 256}),
     "splade-b32": Workload("pairs", "SpladeLoss", 32, 20, {
         "loss": "SparseMultipleNegativesRankingLoss", "document_regularizer_weight": 3e-5,
         "query_regularizer_weight": 5e-5}, model="splade"),
@@ -349,6 +351,8 @@ def child(args: argparse.Namespace) -> None:
     from transformers import AutoTokenizer
 
     workload = WORKLOADS[args.workload]
+    if args.steps:
+        workload = replace(workload, steps=int(args.steps))
     model_dir = Path(args.model_dir) / workload.model
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     counter, clock = TokenCounter(tokenizer.vocab_size, tokenizer.pad_token_id), StepClock()
@@ -380,11 +384,11 @@ def child(args: argparse.Namespace) -> None:
 # -- the side-by-side comparison (parent process) -------------------------------------------------------------
 
 
-def run_child(workload: str, library: str, model_dir: Path, data_dir: Path, seed: int) -> dict:
+def run_child(workload: str, library: str, model_dir: Path, data_dir: Path, seed: int, steps: int | None) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json") as result:
         command = [sys.executable, __file__, "--child", "--workload", workload, "--library", library,
                    "--model-dir", str(model_dir), "--data-dir", str(data_dir), "--seed", str(seed),
-                   "--result", result.name]
+                   "--result", result.name] + (["--steps", str(steps)] if steps else [])
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         return json.loads(Path(result.name).read_text())
 
@@ -449,6 +453,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--steps", type=int, help="optimizer steps of every training workload (default: each one's)")
     parser.add_argument("--padded", action="store_true", help="also run embedtrain without length-aware chunking")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "speed.json")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -472,7 +477,7 @@ def main() -> None:
         for repetition in range(args.repeats):
             for workload in args.workloads:
                 for library in libraries:
-                    run = run_child(workload, library, model_dir, data_dir, args.seed)
+                    run = run_child(workload, library, model_dir, data_dir, args.seed, args.steps)
                     runs.append({"workload": workload, "library": library, "repetition": repetition, **run})
                     rate = (f"{run['samples_per_second']:.2f} samples/s" if run["samples_per_second"]
                             else f"{run['seconds']:.1f} s")

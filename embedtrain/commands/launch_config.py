@@ -104,6 +104,17 @@ def _check_values(config, path: Path) -> None:
     if fsdp.get("fsdp_auto_wrap_policy") == "TRANSFORMER_BASED_WRAP" and not fsdp.get("fsdp_transformer_layer_cls_to_wrap"):
         raise LaunchConfigError(f"{path}: fsdp_config.fsdp_transformer_layer_cls_to_wrap is needed with "
                                 f"TRANSFORMER_BASED_WRAP: the encoder's layer class, e.g. BertLayer")
+    kind = config.distributed_type.value
+    if config.use_cpu and kind in ("FSDP", "DEEPSPEED"):
+        # accelerate enters FSDP and DeepSpeed only on accelerators (accelerate/state.py): with use_cpu its processes
+        # would train as plain DDP while the config says sharded.
+        raise LaunchConfigError(f"{path}: distributed_type {kind} with use_cpu: true: accelerate runs {kind} only on "
+                                f"GPUs, and on the CPU its processes would silently train unsharded (DDP); use "
+                                f"configs/cpu-2proc.yaml for several CPU processes")
+    if kind == "FSDP" and str(fsdp.get("fsdp_version", 1)) != "2":
+        # accelerate's default is FSDP1 (fsdp_version 1), whose saving and evaluation embedtrain does not implement.
+        raise LaunchConfigError(f"{path}: fsdp_config.fsdp_version: embedtrain trains with FSDP2: set fsdp_version: 2 "
+                                f"(accelerate's default, when it is missing, is 1)")
     if config.num_processes < 1:
         raise LaunchConfigError(f"{path}: num_processes must be given (a number >= 1)")
     if config.num_machines > 1 and not config.main_process_ip:
@@ -116,6 +127,23 @@ def _check_values(config, path: Path) -> None:
         except (OSError, json.JSONDecodeError) as error:
             raise LaunchConfigError(f"{path}: deepspeed_config.deepspeed_config_file {ds_file!r} cannot be read as "
                                     f"JSON ({error}); the path is relative to the directory you launch from") from None
+    if kind == "DEEPSPEED" and (problem := _zero3_save_problem(config.deepspeed_config)):
+        raise LaunchConfigError(f"{path}: {problem}")
+
+
+def _zero3_save_problem(deepspeed: dict) -> str | None:
+    """Why a DeepSpeed config cannot save a whole model under ZeRO-3 (None when it can, or is not ZeRO-3): the
+    checkpoints' model/ and final/ are written from the 16-bit weights gathered from every process."""
+    ds_file = deepspeed.get("deepspeed_config_file")
+    if ds_file:
+        zero = json.loads(Path(ds_file).read_text(encoding="utf-8")).get("zero_optimization", {})
+        if zero.get("stage") == 3 and not zero.get("stage3_gather_16bit_weights_on_model_save"):
+            return (f"deepspeed_config.deepspeed_config_file {ds_file}: zero_optimization.stage 3 needs "
+                    f"\"stage3_gather_16bit_weights_on_model_save\": true (saves gather the whole model)")
+    elif deepspeed.get("zero_stage") == 3 and not deepspeed.get("zero3_save_16bit_model"):
+        return ("deepspeed_config.zero3_save_16bit_model must be true with zero_stage 3: checkpoints and final/ "
+                "are written from the 16-bit weights gathered from every process")
+    return None
 
 
 def check_machine(config, path: Path) -> None:
@@ -149,9 +177,32 @@ def check_against_recipe(config, path: Path, recipe: Recipe, precision: str) -> 
         raise LaunchConfigError(f"{path}: deepspeed_config.gradient_accumulation_steps {steps}, but the recipe's "
                                 f"training.gradient_accumulation_steps is {recipe.training.gradient_accumulation_steps}; "
                                 f"remove it from the config (the recipe's is used)")
+    if _shards_parameters(config):
+        kind = config.distributed_type.value
+        cached = sorted(name for name, loss in recipe.losses.items() if "'Cached" in repr(loss.model_dump()))
+        if cached:
+            raise LaunchConfigError(f"{path}: {kind} shards the parameters, and losses {', '.join(cached)} are cached "
+                                    f"(GradCache): their backward pass replays the model outside the sharded module's "
+                                    f"hooks; use the uncached loss (with training.gradient_checkpointing for memory) "
+                                    f"or configs/multi-gpu.yaml (DDP)")
+        if len(recipe.datasets.train) > 1:
+            raise LaunchConfigError(f"{path}: {kind} shards the parameters, and the recipe trains "
+                                    f"{len(recipe.datasets.train)} datasets: processes would run different datasets' "
+                                    f"losses at the same step; train one dataset, or use configs/multi-gpu.yaml (DDP)")
     layer = config.fsdp_config.get("fsdp_transformer_layer_cls_to_wrap")
     if layer and (problem := _layer_class_problem(layer, recipe)):
         raise LaunchConfigError(f"{path}: fsdp_config.fsdp_transformer_layer_cls_to_wrap: {problem}")
+
+
+def _shards_parameters(config) -> bool:
+    """FSDP, or DeepSpeed ZeRO-3 (as engine.whole_weights.shards_parameters decides inside the processes)."""
+    kind = config.distributed_type.value
+    if kind == "DEEPSPEED":
+        ds_file = config.deepspeed_config.get("deepspeed_config_file")
+        if ds_file:
+            return json.loads(Path(ds_file).read_text(encoding="utf-8")).get("zero_optimization", {}).get("stage") == 3
+        return config.deepspeed_config.get("zero_stage") == 3
+    return kind == "FSDP"
 
 
 def _layer_class_problem(names: str, recipe: Recipe) -> str | None:

@@ -130,3 +130,33 @@ def check_safetensors(folder: Path) -> None:
     for path in folder.rglob("*.safetensors"):
         with safe_open(str(path), framework="pt") as tensors:
             tensors.keys()
+
+
+def fill_optimizer_state(optimizer) -> None:
+    """Give every parameter without optimizer state (none has had a gradient yet, e.g. an encoder's unused pooler) the
+    state it would start with. Under FSDP2, accelerate saves and loads the optimizer through torch's distributed
+    checkpoint, whose loader first initialises the state of every parameter and then requires each in the checkpoint
+    ("Missing key in checkpoint state_dict: optimizer.state.<param>.step"). One step with zero gradients and a zero
+    learning rate on those parameters only, as torch's own initialisation does, then `step` counters back at 0: the
+    state a first real gradient would have found. Call it with the gradients cleared (after zero_grad)."""
+    import torch
+
+    empty = [parameter for group in optimizer.param_groups for parameter in group["params"]
+             if parameter.requires_grad and parameter not in optimizer.state]
+    if not empty:
+        return
+    for parameter in empty:
+        parameter.grad = torch.zeros_like(parameter)
+    learning_rates = [group["lr"] for group in optimizer.param_groups]
+    for group in optimizer.param_groups:
+        group["lr"] = 0.0
+    optimizer.step()
+    for group, learning_rate in zip(optimizer.param_groups, learning_rates):
+        group["lr"] = learning_rate
+    for parameter in empty:
+        parameter.grad = None
+        step = optimizer.state[parameter].get("step")
+        if isinstance(step, torch.Tensor):
+            step.zero_()
+        elif step is not None:
+            optimizer.state[parameter]["step"] = 0

@@ -22,6 +22,7 @@ from embedtrain.engine.checkpoint import (
     TrainerState,
     as_write_error,
     check_safetensors,
+    fill_optimizer_state,
     name_or_none,
     write_failure,
 )
@@ -36,11 +37,13 @@ from embedtrain.engine.optim import build_optimizer, build_scheduler, warmup_ste
 from embedtrain.engine.preemption import PreemptionSignals, RunInterrupted
 from embedtrain.engine.run_files import FINAL, METRICS_LOG
 from embedtrain.engine.trackers import build_trackers
+from embedtrain.engine.whole_weights import holding, shards_parameters
 from embedtrain.errors import TrainingError
 from embedtrain.evaluation import Evaluator, embeddings_across_processes, same_on_every_process, shared_embeddings
 from embedtrain.losses import EmbeddingLoss, total_loss
 from embedtrain.models import SentenceEmbedder, save_model
 from embedtrain.models.cross_encoder import CrossEncoder
+from embedtrain.modules.length_chunks import fix_forward_calls
 from embedtrain.recipe.training import TrainingConfig, eval_loss_metric
 
 logger = logging.getLogger(__name__)
@@ -58,7 +61,11 @@ class TrainingModule(nn.Module):
         self.losses = nn.ModuleDict(losses)
         self.loss_of_dataset = loss_of_dataset
 
-    def forward(self, batch: Batch) -> Tensor:
+    def forward(self, batch: Batch | None = None, evaluate: Callable[[Model], dict[str, float]] | None = None):
+        """The loss of `batch`; or, given `evaluate`, `evaluate(self.model)`: evaluation under FSDP2, whose root module
+        gathers its own parameters (the embeddings, a pooler, a head) only inside its own forward call."""
+        if evaluate is not None:
+            return evaluate(self.model)
         return total_loss(self.losses[self.loss_of_dataset[batch["dataset"]]](self.model, batch["features"], batch["labels"]))
 
     def set_training_progress(self, step: int, total_steps: int) -> None:
@@ -158,6 +165,7 @@ class Trainer:
         self.non_finite = FirstNonFinite(list(train_sets), accelerator.device)
         self.signals = PreemptionSignals()
         self.record: RunRecord | None = None
+        self.optimizer: torch.optim.Optimizer | None = None  # prepared, by set_up
 
     @property
     def model(self) -> Model:
@@ -215,8 +223,11 @@ class Trainer:
     def set_up(self) -> TrainingRun:
         """The optimizer, schedule and batches, prepared; writes nothing (a dry run stops here)."""
         config, accelerator = self.config, self.accelerator
+        if shards_parameters(accelerator):
+            self._check_sharding()
         optimizer = build_optimizer(self.module, config, self.module.model)
         self.module, optimizer = accelerator.prepare(self.module, optimizer)
+        self.optimizer = optimizer
         loader = build_training_loader(accelerator, self.train_sets, config, self.collator)
         steps_per_epoch = (None if loader.batches_per_epoch is None
                            else max(1, math.ceil(loader.batches_per_epoch / config.gradient_accumulation_steps)))
@@ -224,6 +235,25 @@ class Trainer:
         scheduler = build_scheduler(optimizer, config, total_steps)
         accelerator.register_for_checkpointing(scheduler)
         return TrainingRun(optimizer, scheduler, loader, total_steps, steps_per_epoch, warmup_steps(config, total_steps))
+
+    def _check_sharding(self) -> None:
+        """Under FSDP or ZeRO-3 each call of a sharded module gathers its parameters from every process, so all must
+        run the same forward calls in the same order: TrainingError for what would not, and length chunking turned
+        off where its chunk count depends on each process's batch."""
+        kind = self.accelerator.distributed_type.value
+        if replays_backward(self.module.losses):
+            raise TrainingError(f"a cached (GradCache) loss under {kind}: its backward pass replays the model outside "
+                                f"the sharded module's hooks; use the uncached loss (with "
+                                f"training.gradient_checkpointing for memory) or DDP (configs/multi-gpu.yaml)")
+        if len(self.train_sets) > 1:
+            raise TrainingError(f"{len(self.train_sets)} training datasets under {kind}: the processes would train "
+                                f"batches of different datasets (different losses and columns, so different forward "
+                                f"calls) at the same step; train one dataset, or use DDP (configs/multi-gpu.yaml)")
+        for name in fix_forward_calls(self.module):
+            if self.accelerator.is_main_process:
+                logger.info("training.length_chunking: off for %s under %s: it runs a batch in as many forward calls "
+                            "as its lengths need, which differ between processes, and every process must make the "
+                            "same calls (packed encoders, BERT-style, keep length-aware execution)", name, kind)
 
     def _before_training(self, run: TrainingRun) -> None:
         # Scheduled loss terms start where the run stands, for an evaluation before the first batch too.
@@ -337,11 +367,11 @@ class Trainer:
             module = self.accelerator.unwrap_model(self.module)
             module.eval()
             try:
-                # shared_embeddings: evaluators that share texts embed them once
-                with shared_embeddings(), embeddings_across_processes():
-                    for evaluator in self.evaluators:
-                        metrics |= evaluator(module.model)
-                    metrics = same_on_every_process(metrics)
+                if self.accelerator.is_fsdp2:
+                    with torch.no_grad():
+                        metrics = self.module(evaluate=self._run_evaluators_sharded)
+                else:
+                    metrics = self._run_evaluators(module.model)
                 with torch.no_grad():
                     for name, dataset in self.eval_sets.items():
                         metrics[eval_loss_metric(name)] = self._eval_loss(module, dataset)
@@ -354,6 +384,25 @@ class Trainer:
         self.latest_evaluation = (self.state.step, metrics)
         self.accelerator.wait_for_everyone()
         return metrics
+
+    def _run_evaluators_sharded(self, model: Model) -> dict[str, float]:
+        """`_run_evaluators` under FSDP2, called inside the root module's forward. Models embed under
+        torch.inference_mode, and FSDP2 cannot later write into the buffers of a unit whose parameters were first
+        gathered there ("inplace update to inference tensor"): every unit gathers them here first, outside it."""
+        from torch.distributed.fsdp import FSDPModule
+
+        for unit in self.module.modules():
+            if isinstance(unit, FSDPModule):
+                unit.unshard()
+        return self._run_evaluators(model)
+
+    def _run_evaluators(self, model: Model) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        # shared_embeddings: evaluators that share texts embed them once
+        with shared_embeddings(), embeddings_across_processes():
+            for evaluator in self.evaluators:
+                metrics |= evaluator(model)
+            return same_on_every_process(metrics)
 
     def _eval_loss(self, module: TrainingModule, dataset: PreparedDataset) -> float:
         """The mean loss per row over the eval set. With N processes, process r takes batches r, r + N, ... (the
@@ -403,7 +452,10 @@ class Trainer:
         if accelerator.is_main_process:
             shutil.rmtree(staging, ignore_errors=True)
         accelerator.wait_for_everyone()
-        error = self._write_checkpoint(staging)
+        if accelerator.is_fsdp2:
+            fill_optimizer_state(self.optimizer.optimizer)  # the torch optimizer accelerate's wraps
+        weights = accelerator.get_state_dict(self.module)  # every process: it gathers sharded parameters
+        error = self._write_checkpoint(staging, weights)
         # Every process learns whether any write failed (and this is the barrier before publishing: every process's
         # RNG state is written by then), so that all stop together instead of waiting for each other.
         if self._on_any_process(error is not None):
@@ -421,13 +473,14 @@ class Trainer:
             self._notify("on_checkpoint", path)
         accelerator.wait_for_everyone()
 
-    def _write_checkpoint(self, staging: Path) -> OSError | None:
-        """This process's part of a checkpoint into `staging`; the error if the disk is full or not writable."""
+    def _write_checkpoint(self, staging: Path, weights: dict[str, Tensor]) -> OSError | None:
+        """This process's part of a checkpoint into `staging` (`weights`: the whole model's, see _save_model); the
+        error if the disk is full or not writable."""
         try:
             self.accelerator.save_state(str(staging / "state"))
             if self.accelerator.is_main_process:
                 self._track_best()
-                save_model(self.model, staging / "model")
+                self._save_model(staging / "model", weights)
                 self.state.save(staging / STATE_FILE)  # written last: its presence marks a complete checkpoint
         except Exception as error:
             return as_write_error(error)
@@ -491,11 +544,13 @@ class Trainer:
         """Write output_dir/final atomically: the best checkpoint's model, or the model as trained."""
         final = self.output_dir / FINAL
         error = None
+        # Every process: gathering sharded parameters is a collective. Not needed when final/ is the best checkpoint's.
+        weights = {} if self._final_is_best_checkpoint() else self.accelerator.get_state_dict(self.module)
         if self.accelerator.is_main_process:
             staging = self.output_dir / ".final.partial"
             shutil.rmtree(staging, ignore_errors=True)
             try:
-                self._write_final(staging, metrics, facts)
+                self._write_final(staging, metrics, facts, weights)
             except Exception as raised:
                 error = as_write_error(raised)
                 shutil.rmtree(staging, ignore_errors=True)
@@ -509,15 +564,24 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         return final
 
-    def _write_final(self, staging: Path, metrics: dict[str, float], facts: environment.TrainingRun) -> None:
-        """`metrics`: the evaluation of the model written (see _final_model_metrics)."""
-        best = self.state.best_checkpoint
-        if self.config.load_best_model_at_end and best:
-            shutil.copytree(self.checkpoints.root / best / "model", staging)
+    def _final_is_best_checkpoint(self) -> bool:
+        return bool(self.config.load_best_model_at_end and self.state.best_checkpoint)
+
+    def _write_final(self, staging: Path, metrics: dict[str, float], facts: environment.TrainingRun,
+                     weights: dict[str, Tensor]) -> None:
+        """`metrics`: the evaluation of the model written (see _final_model_metrics); `weights`: see _save_model."""
+        if self._final_is_best_checkpoint():
+            shutil.copytree(self.checkpoints.root / self.state.best_checkpoint / "model", staging)
         else:
-            save_model(self.model, staging)
+            self._save_model(staging, weights)
         if self.on_final_save is not None:
             self.on_final_save(staging, metrics, self.metrics_log.read(), run=facts)
+
+    def _save_model(self, directory: Path, weights: dict[str, Tensor]) -> None:
+        """The model in `directory`, written from `weights`, the prepared module's whole state dict
+        (`accelerator.get_state_dict`): under FSDP2 and ZeRO-3 the model itself holds only this process's shards."""
+        with holding(self.model, weights, prefix="model."):
+            save_model(self.model, directory)
 
 
 def _rows(batch: Batch) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 
 @dataclass(frozen=True)
@@ -87,3 +87,17 @@ def run_in_chunks(encode: Callable[[dict[str, Tensor]], Tensor], inputs: dict[st
     restore = torch.empty(batch, dtype=torch.long)
     restore[torch.tensor(rows_in_order)] = torch.arange(batch)
     return torch.cat(outputs).index_select(0, restore.to(mask.device))
+
+
+def fix_forward_calls(model: nn.Module) -> list[str]:
+    """Turn off length chunking wherever it runs a batch in a data-dependent number of forward calls: modules with a
+    `length_chunking` setting that run chunk by chunk rather than packed (one call, whatever the lengths). Needed when
+    parameters are sharded over processes (FSDP, ZeRO-3): each call then gathers parameters from every process, so
+    every process must make the same calls, and its chunk count follows its own batch's lengths. Returns the class
+    names of the modules changed."""
+    changed = []
+    for module in model.modules():
+        if getattr(module, "length_chunking", None) is not None and not getattr(module, "packing", False):
+            module.length_chunking = None
+            changed.append(type(module).__name__)
+    return changed

@@ -97,6 +97,14 @@ BAD = {
     "no distributed type": ("multi-gpu", {"distributed_type": None}, r"distributed_type"),
     "no rendezvous address": ("multi-node", {"main_process_ip": None}, r"main_process_ip is needed with num_machines 2"),
     "other environment": ("multi-gpu", {"compute_environment": "AMAZON_SAGEMAKER"}, r"compute_environment 'AMAZON_SAGEMAKER'"),
+    # accelerate would run these CPU processes as plain DDP
+    "fsdp on the cpu": ("fsdp", {"use_cpu": True}, r"distributed_type FSDP with use_cpu: true: accelerate runs FSDP only on GPUs"),
+    "deepspeed on the cpu": ("deepspeed-zero2", {"use_cpu": True}, r"DEEPSPEED with use_cpu: true"),
+    "fsdp1": ("fsdp", {"fsdp_config": FSDP | {"fsdp_version": 1}}, r"fsdp_config.fsdp_version: embedtrain trains with FSDP2"),
+    "fsdp1 by default": ("fsdp", {"fsdp_config": {k: v for k, v in FSDP.items() if k != "fsdp_version"}},
+                         r"set fsdp_version: 2 \(accelerate's default, when it is missing, is 1\)"),
+    "zero3 without gathered saves": ("deepspeed-zero3", {"deepspeed_config": {"zero_stage": 3, "zero3_save_16bit_model": False}},
+                                     r"deepspeed_config.zero3_save_16bit_model must be true with zero_stage 3"),
     "deepspeed json": ("deepspeed-zero2", {"deepspeed_config": {"deepspeed_config_file": "missing/zero2.json"}},
                        r"deepspeed_config.deepspeed_config_file 'missing/zero2.json' cannot be read as JSON"),
 }
@@ -179,3 +187,39 @@ def test_train_launch_inside_a_launched_process_is_refused(tmp_path: Path, tiny_
     recipe = tiny_recipe(tmp_path, tiny_checkpoint, sts_csv)
     result = runner.invoke(app, ["train", str(recipe), "--launch", str(WORKTREE / "configs" / "cpu-2proc.yaml")])
     assert result.exit_code == 2 and "drop --launch" in result.output, result.output
+
+
+def test_a_zero3_json_must_gather_the_weights_when_saving(tmp_path: Path) -> None:
+    ds_json = tmp_path / "zero3.json"
+    ds_json.write_text('{"zero_optimization": {"stage": 3}}')
+    path = write(tmp_path, "deepspeed-zero3", deepspeed_config={"deepspeed_config_file": str(ds_json)})
+    with pytest.raises(LaunchConfigError, match=r"zero_optimization.stage 3 needs .stage3_gather_16bit_weights_on_model_save"):
+        read_launch_config(path)
+    ds_json.write_text('{"zero_optimization": {"stage": 3, "stage3_gather_16bit_weights_on_model_save": true}}')
+    read_launch_config(path)
+
+
+def test_sharding_refuses_cached_losses_and_several_datasets(tmp_path: Path, tiny_checkpoint: Path, triplet_csv: Path) -> None:
+    """FSDP and ZeRO-3 need the same forward calls on every process: a cached loss replays the model in its backward
+    pass, and several datasets give processes different losses at the same step; DDP takes both."""
+    recipe_path = tiny_recipe(tmp_path, tiny_checkpoint, triplet_csv)
+    config = yaml.safe_load(recipe_path.read_text())
+    config["losses"] = {"main": {"type": "MatryoshkaLoss", "matryoshka_dims": [32, 16],
+                                 "loss": {"type": "CachedMultipleNegativesRankingLoss"}}}
+    config["datasets"] = {"train": {"triplets": {"source": str(triplet_csv)}}}
+    recipe_path.write_text(yaml.safe_dump(config))
+    cached = load_recipe(recipe_path, [])
+    config["losses"]["main"] = {"type": "MultipleNegativesRankingLoss"}
+    config["datasets"]["train"]["again"] = {"source": str(triplet_csv)}
+    recipe_path.write_text(yaml.safe_dump(config))
+    two_datasets = load_recipe(recipe_path, [])
+    with patch("torch.cuda.device_count", return_value=8), patch("importlib.util.find_spec", return_value=object()):
+        for name in ("fsdp", "deepspeed-zero3"):
+            path = WORKTREE / "configs" / f"{name}.yaml"
+            with pytest.raises(LaunchConfigError, match=rf"{name}.yaml: .* losses main are cached"):
+                check_launch(path, cached)
+            with pytest.raises(LaunchConfigError, match=rf"{name}.yaml: .* trains 2 datasets"):
+                check_launch(path, two_datasets)
+        for name in ("multi-gpu", "deepspeed-zero2"):
+            check_launch(WORKTREE / "configs" / f"{name}.yaml", cached)
+            check_launch(WORKTREE / "configs" / f"{name}.yaml", two_datasets)
