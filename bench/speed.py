@@ -25,6 +25,18 @@ the TrecQA labelled train pairs, and with LambdaLoss on TrecQA train lists (each
 question's wrong candidates, the reference's listwise example's list size and batch of 16); a sample is a pair,
 or a list.
 
+LoRA (both libraries train the same adapter, which the parent writes once: r 8, alpha 16, no dropout, A drawn with
+a fixed seed, B zero): on all-MiniLM-L6-v2's query, key, value and dense layers (`lora-mnrl-b32`, against the full
+fine-tuning of `mnrl-b32`), the same with gradient checkpointing (`lora-gc-mnrl-b32`), and on the tests' tiny random
+Qwen3 decoder saved as Qwen3-Embedding is (tests/helpers/tiny_models.py: 2 layers, hidden 32, 64 positions, a
+word-level vocabulary of a few hundred words, last-token pooling, EOS appended, left padding) on its attention and
+MLP projections (`decoder-lora-b32`, against its full fine-tuning, `decoder-mnrl-b32`). The reference
+loads the adapter model (sentence-transformers reads it through transformers' peft integration) and trains its LoRA
+weights with SentenceTransformerTrainer; embedtrain continues the adapter of its `model.base`. The decoder's EOS is
+also its padding id, so the token counter counts it as padding.
+
+    python bench/speed.py --workloads mnrl-b32 lora-mnrl-b32 lora-gc-mnrl-b32 decoder-mnrl-b32 decoder-lora-b32
+
     python bench/speed.py --workloads mnrl-b32 --repeats 3
     python bench/speed.py --workloads mnrl-b32 mnrl-b128 cosent-stsb cached-mnrl-b1024 ir-eval
     python bench/speed.py --workloads mine-trecqa --repeats 3
@@ -56,8 +68,10 @@ class Workload:
     batch_size: int = 32
     steps: int = 20
     loss_params: dict = field(default_factory=dict)
-    model: str = "minilm"  # or "splade": SPLADE-tiny (SparseEncoder in the reference); "minilm-ce": a cross-encoder
+    model: str = "minilm"  # or "splade": SPLADE-tiny (SparseEncoder in the reference); "minilm-ce": a cross-encoder;
+    # "minilm-lora": a LoRA adapter on all-MiniLM-L6-v2; "decoder", "decoder-lora": the tiny Qwen3, with an adapter
     mining: dict | None = None  # mining options (embedtrain's names), for a mining workload
+    gradient_checkpointing: bool = False
 
 
 WORKLOADS = {
@@ -75,6 +89,11 @@ WORKLOADS = {
         "query_regularizer_weight": 5e-5}, model="splade"),
     "ce-bce-b32": Workload("trecqa-pairs", "BinaryCrossEntropyLoss", 32, 20, model="minilm-ce"),
     "ce-lambda-b16": Workload("trecqa-lists", "LambdaLoss", 16, 20, model="minilm-ce"),
+    "lora-mnrl-b32": Workload("pairs", "MultipleNegativesRankingLoss", 32, 20, model="minilm-lora"),
+    "lora-gc-mnrl-b32": Workload("pairs", "MultipleNegativesRankingLoss", 32, 20, model="minilm-lora",
+                                 gradient_checkpointing=True),
+    "decoder-mnrl-b32": Workload("pairs", "MultipleNegativesRankingLoss", 32, 20, model="decoder"),
+    "decoder-lora-b32": Workload("pairs", "MultipleNegativesRankingLoss", 32, 20, model="decoder-lora"),
     "ir-eval": Workload("msmarco"),
     # The settings of the issue's orientation run (range 5-50, relative margin 0.05), top sampling so that both
     # libraries must mine exactly the same rows.
@@ -143,6 +162,32 @@ def write_models(scratch: Path, dropout: float) -> None:
         if (path / "sentence_bert_config.json").exists():
             _edit_json(path / "sentence_bert_config.json", max_seq_length=128)
     write_cross_encoder(scratch / "minilm", scratch / "minilm-ce")
+    write_decoder(scratch / "decoder")
+    write_adapter(scratch / "minilm", scratch / "minilm-lora", ("query", "key", "value", "dense"))
+    write_adapter(scratch / "decoder", scratch / "decoder-lora",
+                  ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"))
+
+
+def write_decoder(path: Path) -> None:
+    """The tests' tiny random Qwen3 saved as Qwen3-Embedding is."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from helpers.tiny_models import make_tiny_qwen3_embedding
+
+    make_tiny_qwen3_embedding(path)
+
+
+def write_adapter(base: Path, path: Path, target_modules: tuple[str, ...]) -> None:
+    """The sentence-transformers model `base` with a new LoRA adapter (r 8, alpha 16, no dropout), its A matrices
+    drawn with a fixed seed, so that both libraries train the same adapter from the same weights."""
+    import torch
+
+    from embedtrain.models.io import load_model, save_model
+    from embedtrain.modules.lora import LoraSettings, add_lora
+
+    model = load_model(base)
+    torch.manual_seed(0)
+    model[0].adapter = add_lora(model[0].auto_model, LoraSettings(8, 16.0, 0.0, target_modules, str(base)))
+    save_model(model, path)
 
 
 def write_cross_encoder(encoder: Path, path: Path) -> None:
@@ -230,9 +275,14 @@ def train_reference(workload: Workload, model_dir: Path, data_file: Path, seed: 
                 step_losses.append(logs["loss"])
 
     model = Model(str(model_dir), device=_device())
+    if (model_dir / "adapter_config.json").exists():  # loaded for inference: train the adapter, as embedtrain does
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(".lora_" in name)
     arguments = Arguments(
         output_dir=str(workdir), max_steps=workload.steps, per_device_train_batch_size=workload.batch_size,
-        learning_rate=2e-5, seed=seed, logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True)
+        learning_rate=2e-5, seed=seed, logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True,
+        gradient_checkpointing=workload.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if workload.gradient_checkpointing else None)
     params = dict(workload.loss_params)
     if "loss" in params:  # a wrapper: its inner loss by name
         params["loss"] = getattr(losses, params["loss"])(model)
@@ -270,7 +320,8 @@ def train_embedtrain(workload: Workload, model_dir: Path, data_file: Path, seed:
         "datasets": {"train": {"data": {"source": str(data_file)} | ({"columns": columns} if columns else {})}},
         "training": {"output_dir": str(workdir / "run"), "max_steps": workload.steps, "batch_size": workload.batch_size,
                      "learning_rate": 2e-5, "seed": seed, "logging_steps": 1, "eval_before_training": False,
-                     "length_chunking": length_chunking},
+                     "length_chunking": length_chunking,
+                     "gradient_checkpointing": workload.gradient_checkpointing},
     }
     (workdir / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     run_training(load_recipe(workdir / "recipe.yaml"), observer=Record())

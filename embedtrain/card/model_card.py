@@ -32,6 +32,7 @@ from embedtrain.card.sparse_card import sparse_sections
 from embedtrain.card.training_card import hyperparameters, run_facts, training_logs
 from embedtrain.data.source import public_name
 from embedtrain.losses.registry import LossParams
+from embedtrain.models.config import LoraConfig
 from embedtrain.models.cross_encoder import CrossEncoder
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.models.sparse_embedder import SparseEmbedder
@@ -94,12 +95,13 @@ class ModelCardWriter:
         (directory / "README.md").write_text(card, encoding="utf-8")
 
 
-def kind_sections(model: SentenceEmbedder | CrossEncoder, base: str, train_sets: list[str]) -> KindSections:
+def kind_sections(model: SentenceEmbedder | CrossEncoder, base: str, train_sets: list[str],
+                  lora: LoraConfig | None = None) -> KindSections:
     if isinstance(model, CrossEncoder):
         return cross_encoder_sections(model, base, train_sets)
     if isinstance(model, SparseEmbedder):
         return sparse_sections(model, base, train_sets)
-    return dense_sections(model, base, train_sets)
+    return dense_sections(model, base, train_sets, lora)
 
 
 def loss_types(params: LossParams) -> list[str]:
@@ -117,7 +119,7 @@ def render_model_card(subject: CardSubject, metrics: dict[str, float], history: 
     card = recipe.model.card
     base, base_hub_id = public_name(recipe.model.base), base_model_id(recipe.model.base)
     train_names = [summary.name for summary in subject.train_sets]
-    kind = kind_sections(model, base, train_names)
+    kind = kind_sections(model, base, train_names, recipe.model.lora)
     title = card.model_name or kind.title
     losses = list(dict.fromkeys(loss for summary in subject.train_sets
                                 for loss in loss_types(recipe.losses[summary.loss])))

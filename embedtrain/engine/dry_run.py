@@ -125,7 +125,7 @@ def dry_run(recipe: Recipe, *, resume: bool = False) -> DryRunPlan:
         evaluation_steps=(_steps_where(evaluates_after, config, run.total_steps)
                           if trainer.evaluators or trainer.eval_sets else []),
         checkpoint_steps=_steps_where(checkpoints_after, config, run.total_steps), parameters=parameter_counts(trainer),
-        tokens=_token_sample(batches, config.length_chunking), estimate=_measure(trainer, run, batches),
+        tokens=_token_sample(batches, config.length_chunking and not _pads_left(trainer.model)), estimate=_measure(trainer, run, batches),
         mining=mining,
     )
 
@@ -172,6 +172,12 @@ def _datasets(trainer: Trainer, run: TrainingRun, stand_ins: set[str]) -> list[D
 def _first_batches(trainer: Trainer, run: TrainingRun) -> list:
     run.loader.set_epoch(0)
     return list(itertools.islice(run.loader.epoch_batches(), MEASURED_BATCHES))
+
+
+def _pads_left(model) -> bool:
+    """A left-padding (decoder) tokenizer: its batches run padded, as length-aware execution cuts right padding only."""
+    tokenizer = getattr(getattr(model, "input_module", None), "tokenizer", None)
+    return getattr(tokenizer, "padding_side", None) == "left"
 
 
 def _token_sample(batches: list, length_chunking: bool) -> TokenSample | None:

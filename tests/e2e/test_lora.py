@@ -11,9 +11,11 @@ import yaml
 from accelerate.state import AcceleratorState
 from helpers.loss_cases import CASES
 from helpers.observers import StopAt
+from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from embedtrain.card.dense_card import dense_sections
 from embedtrain.cli import app
 from embedtrain.engine.run import checked_data, prepare_trainer, run_training
 from embedtrain.engine.trainer import build_accelerator
@@ -97,6 +99,23 @@ def test_a_merged_final_model_loads_in_the_reference_with_the_adapter_models_emb
     expected = reference_embeddings(adapter.final_dir)
     assert float((reference_embeddings(merged.final_dir) - expected).abs().max()) < 1e-5
     assert float((load_model(merged.final_dir).encode(TEXTS) - expected).abs().max()) < 1e-5
+
+
+def test_the_card_says_how_the_adapter_was_trained_and_whether_it_is_merged(tmp_path, tiny_checkpoint, sts_csv):
+    adapter = run_training(load_recipe(write_recipe(tmp_path / "adapter", str(tiny_checkpoint), sts_csv, max_steps=1)))
+    AcceleratorState._reset_state(reset_partial_state=True)
+    merged = run_training(load_recipe(write_recipe(tmp_path / "merged", str(tiny_checkpoint), sts_csv, max_steps=1,
+                                                   lora={"r": 2, "alpha": 6, "target_modules": ["query", "key"],
+                                                         "merge": True})))
+    adapter_card = ModelCard.load(adapter.final_dir / "README.md")
+    assert "lora" in adapter_card.data.tags
+    assert ("| Fine-tuning | LoRA adapter (r 4, alpha 8, dropout 0.1) on `query`, `value`, the base "
+            "model's own weights frozen; saved as the adapter alone") in adapter_card.content
+    merged_card = ModelCard.load(merged.final_dir / "README.md").content
+    assert ("LoRA adapter (r 2, alpha 6, dropout 0) on `key`, `query`, the base model's own weights frozen; saved "
+            "merged into the base model's weights: a plain model, loadable without peft") in merged_card
+    # A model trained in full says nothing of adapters.
+    assert "LoRA" not in str(dense_sections(load_model(tiny_checkpoint), "tiny-bert", ["sts"]))
 
 
 def test_an_adapter_run_resumed_from_a_checkpoint_ends_exactly_like_an_uninterrupted_one(

@@ -12,18 +12,23 @@ import torch
 import yaml
 from accelerate.state import AcceleratorState
 from helpers.loss_cases import TRIPLET_COLUMNS
+from helpers.mirror import write_test_mirror
 from helpers.parity import Case, build_both, run_both
 from helpers.texts import ANCHORS, POSITIVES
-from helpers.tiny_models import make_tiny_decoder_checkpoint
+from helpers.tiny_models import TINY_MAX_LENGTH, make_tiny_decoder_checkpoint, make_tiny_qwen3_embedding
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+from typer.testing import CliRunner
 
+from embedtrain.cli import app
+from embedtrain.data.mirror import ENV_VAR
 from embedtrain.engine.run import checked_data, run_training
 from embedtrain.models import load_model
 from embedtrain.models.adapters import merge_saved_adapter
 from embedtrain.recipe.build import build_training_model
 from embedtrain.recipe.loading import load_recipe
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread is faster than several competing ones
 INSTRUCTION = "Instruct: find the sentence that means the same\nQuery: "
 
 
@@ -100,3 +105,68 @@ def test_the_decoder_adapters_loss_and_gradients_equal_the_references(trained_de
     assert ours.keys() == theirs.keys() and all(".lora_" in name for name in ours)
     for name, gradient in theirs.items():
         torch.testing.assert_close(ours[name], gradient, rtol=1e-4, atol=1e-6, msg=name)
+
+
+# The shipped decoder recipe (recipes/qwen3-embedding-lora.yaml) through the test mirror, its Qwen3-Embedding mapped to
+# a tiny random Qwen3 saved in its layout (sentence-transformers modules, left padding, EOS appended, its prompts).
+# tests/e2e/test_shipped_recipes.py validates its data and trains it 2 steps, as every recipe of the catalogue.
+
+SHIPPED = Path(__file__).resolve().parents[2] / "recipes" / "qwen3-embedding-lora.yaml"
+
+
+@pytest.fixture(scope="module")
+def decoder_mirror(tmp_path_factory) -> Path:
+    model = make_tiny_qwen3_embedding(tmp_path_factory.mktemp("qwen3-embedding") / "tiny")
+    return write_test_mirror(tmp_path_factory.mktemp("mirror"), models={"Qwen/Qwen3-Embedding-0.6B": model})
+
+
+def shipped_overrides(output_dir: Path, *more: str, evaluate: bool = True) -> list[str]:
+    """A few small batches of the recipe; its NanoBEIR evaluation on NQ's stand-in alone, or none."""
+    evaluation = (["evaluators.0.dataset_names=[nq]"] if evaluate else
+                  ["evaluators=[]", "training.metric_for_best_model=null", "training.eval_before_training=false"])
+    return [f"training.output_dir={output_dir}", "training.max_steps=3", "training.batch_size=8",
+            "training.logging_steps=1", f"model.max_seq_length={TINY_MAX_LENGTH}", *evaluation, *more]
+
+
+def test_the_decoder_recipes_dry_run_passes_and_says_its_batches_run_padded(tmp_path, decoder_mirror, monkeypatch):
+    monkeypatch.setenv(ENV_VAR, str(decoder_mirror))
+    AcceleratorState._reset_state(reset_partial_state=True)
+    overrides = [argument for item in shipped_overrides(tmp_path / "run") for argument in ("--set", item)]
+    result = CliRunner().invoke(app, ["train", str(SHIPPED), "--dry-run", *overrides], terminal_width=300)
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "dry run: every check passed" in output
+    assert "the encoder computes it (training.length_chunking is off, or the model pads on the left)" in output
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_decoder_recipe_trains_alike_with_gradient_checkpointing(tmp_path, decoder_mirror, monkeypatch):
+    """The recipe's LoRA dropout included: the recomputed forward pass replays the same dropout masks."""
+    monkeypatch.setenv(ENV_VAR, str(decoder_mirror))
+    losses = {}
+    for checkpointing in (False, True):
+        AcceleratorState._reset_state(reset_partial_state=True)
+        output_dir = tmp_path / str(checkpointing)
+        recipe = load_recipe(SHIPPED, shipped_overrides(output_dir, f"training.gradient_checkpointing={checkpointing}",
+                                                           evaluate=False))
+        result = run_training(recipe)
+        records = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+        losses[checkpointing] = [record["loss"] for record in records if "loss" in record]
+        card = (result.final_dir / "README.md").read_text(encoding="utf-8")
+        assert "saved merged into the base model's weights" in card and "`q_proj`" in card
+    assert len(losses[False]) == 3
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5)
+
+    # and the decoder's layers do run again in the backward pass
+    AcceleratorState._reset_state(reset_partial_state=True)
+    recipe = load_recipe(SHIPPED, shipped_overrides(tmp_path / "built", "training.gradient_checkpointing=true",
+                                                    evaluate=False))
+    model = build_training_model(recipe, checked_data(recipe)[0])
+    AcceleratorState._reset_state(reset_partial_state=True)
+    calls = []
+    # Before a module inside the layer: transformers checkpoints the layer's forward, so hooks on the layer itself run
+    # once, and the recomputation stops at the layer's last saved tensor, inside the MLP's last projection.
+    model.input_module.auto_model.layers[0].mlp.register_forward_pre_hook(lambda *args: calls.append(1))
+    model.train()
+    model(model.tokenize(["a man plays the guitar", "a dog"]))["sentence_embedding"].sum().backward()
+    assert len(calls) == 2

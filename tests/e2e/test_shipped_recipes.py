@@ -2,7 +2,7 @@
 its losses and evaluators, and the recipe trains a few steps on tiny random models; then the quickstart for real.
 
 The fast tests map every model a recipe names (base, teachers) to the tiny random BERT (a masked-LM one for SPLADE;
-a cross-encoder gets a new head on it) and shrink what depends on the model's width or length (Matryoshka dims, a
+a cross-encoder gets a new head on it; a decoder embedder maps to a tiny random Qwen3 in its layout) and shrink what depends on the model's width or length (Matryoshka dims, a
 Dense layer, CSR's k, a cross-encoder's pair length): `tiny_overrides`.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 from accelerate.state import AcceleratorState
-from helpers.mirror import write_test_mirror
-from helpers.tiny_models import TINY_HIDDEN, TINY_MAX_LENGTH
+from helpers.mirror import DECODER_MODELS, write_test_mirror
+from helpers.tiny_models import TINY_HIDDEN, TINY_MAX_LENGTH, make_tiny_qwen3_embedding
 from huggingface_hub import ModelCard
 
 from embedtrain.commands.validate import ValidationRequest, run_validation
@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
 FAMILIES = {"quickstart", "stsb", "nli-mnrl", "nli-softmax", "quora-duplicates", "nli-matryoshka", "nli-adaptive-layer",
             "static-nli", "distill-mse", "distill-multilingual", "tsdae", "simcse", "contrastive-tension", "splade-nq",
-            "inference-free-splade-nq", "csr-nq", "nq-mined-mnrl", "cross-encoder-stsb", "reranker-bce", "reranker-lambda"}
+            "inference-free-splade-nq", "csr-nq", "nq-mined-mnrl", "cross-encoder-stsb", "reranker-bce", "reranker-lambda",
+            "qwen3-embedding-lora"}
 
 
 def _content(path: Path) -> dict:
@@ -60,6 +61,8 @@ def model_ids() -> dict[str, bool]:
 @pytest.fixture(scope="module")
 def tiny_mirror(tmp_path_factory, tiny_checkpoint, tiny_mlm_checkpoint) -> Path:
     models = {hub_id: tiny_mlm_checkpoint if masked_lm else tiny_checkpoint for hub_id, masked_lm in model_ids().items()}
+    decoder = make_tiny_qwen3_embedding(tmp_path_factory.mktemp("decoder") / "tiny-qwen3-embedding")
+    models |= {hub_id: decoder for hub_id in models if hub_id in DECODER_MODELS}
     return write_test_mirror(tmp_path_factory.mktemp("mirror"), models=models)
 
 

