@@ -133,3 +133,12 @@ def test_mine_and_score_write_the_logits_with_the_activation_option(tmp_path, ti
     result, shown = run("score", "--data", mined, "--model", tiny_checkpoint, "--output", tmp_path / "other.jsonl",
                         "--activation", "identity", "--replace-label")
     assert result.exit_code == 2 and "--activation identity: --model" in shown and "is an embedding model" in shown
+
+
+def test_the_command_line_offers_every_activation_a_cross_encoder_has():
+    from typing import get_args
+
+    from embedtrain.cli import CrossEncoderActivation
+    from embedtrain.modules.dense import Activation
+
+    assert {choice.value for choice in CrossEncoderActivation} == set(get_args(Activation))
