@@ -11,6 +11,16 @@ from embedtrain.cli.boundary import user_errors
 from embedtrain.console import console
 
 
+class CrossEncoderActivation(str, Enum):
+    """What a cross-encoder's logits become (embedtrain.modules.dense.Activation, not imported: it loads torch)."""
+
+    identity = "identity"
+    sigmoid = "sigmoid"
+    tanh = "tanh"
+    relu = "relu"
+    gelu = "gelu"
+
+
 class EmbeddingKind(str, Enum):
     """How `mine` and `score` build an embedding model (a cross-encoder is recognised from its folder)."""
 
@@ -49,6 +59,9 @@ def mine(
     rescore: Annotated[str | None, typer.Option("--rescore", help="Re-score the candidates with this model (a "
                                                                   "cross-encoder, or an embedding model); the "
                                                                   "filters and scores then use its scores.")] = None,
+    rescore_activation: Annotated[CrossEncoderActivation | None, typer.Option(
+        "--rescore-activation", show_default=False, help="The activation of the --rescore cross-encoder's scores, in "
+                                                         "place of its own (identity: its logits).")] = None,
     kind: Annotated[EmbeddingKind | None, typer.Option("--kind", show_default=False,
                                                    help="Build --model as dense or sparse (default: a saved model's "
                                                         "own kind, else dense).")] = None,
@@ -109,7 +122,8 @@ def mine(
              "corpus_prompt_name": corpus_prompt_name, "similarity": similarity, "batch_size": batch_size,
              "chunk_size": chunk_size, "search": search}
     request = MineRequest(data, model, output, split=split, columns=columns, corpus=corpus, corpus_column=corpus_column,
-                          rescore=rescore, kind=kind.value if kind else None, force=force,
+                          rescore=rescore, rescore_activation=rescore_activation.value if rescore_activation else None,
+                          kind=kind.value if kind else None, force=force,
                           options={key: value for key, value in given.items() if value is not None})
     with user_errors(), RichProgress() as progress:
         outcome = run_mine(request, progress)
@@ -141,6 +155,9 @@ def score(
                                                      "position.")] = None,
     margins: Annotated[bool, typer.Option("--margins", help="Write positive - negative_i margins (column label) "
                                                             "instead of the scores (column scores).")] = False,
+    activation: Annotated[CrossEncoderActivation | None, typer.Option(
+        "--activation", show_default=False, help="A cross-encoder --model's activation, in place of its own "
+                                                 "(identity: its logits).")] = None,
     replace_label: Annotated[bool, typer.Option("--replace-label", help="Drop the data's label column and write the "
                                                                         "scores in its place.")] = False,
     kind: Annotated[EmbeddingKind | None, typer.Option("--kind", show_default=False,
@@ -163,7 +180,8 @@ def score(
     from embedtrain.commands.score import ScoreRequest, run_score, scoring_report
     from embedtrain.console import RichProgress
 
-    given = {"margins": margins or None, "similarity": similarity, "query_prompt": query_prompt,
+    given = {"margins": margins or None, "activation": activation.value if activation else None,
+             "similarity": similarity, "query_prompt": query_prompt,
              "query_prompt_name": query_prompt_name, "document_prompt": document_prompt,
              "document_prompt_name": document_prompt_name, "batch_size": batch_size}
     request = ScoreRequest(data, model, output, split=split, columns=columns, kind=kind.value if kind else None,

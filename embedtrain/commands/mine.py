@@ -16,11 +16,12 @@ from embedtrain.console import mining_summary
 from embedtrain.data.source import DataSource, public_name
 from embedtrain.errors import RecipeError
 from embedtrain.evaluation.mining.mine import MiningResult, mine_negatives
-from embedtrain.evaluation.mining.models import Kind, load_embedder, load_scorer
+from embedtrain.evaluation.mining.models import Kind, load_embedder, load_scorer, scorer_activation
 from embedtrain.evaluation.mining.options import MiningOptions
 from embedtrain.evaluation.mining.output import check_output, mining_provenance, sidecar_path, write_rows
 from embedtrain.evaluation.mining.pairs import load_corpus, load_pairs, prepare_input
 from embedtrain.evaluation.mining.progress import Progress
+from embedtrain.modules.dense import Activation
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class MineRequest:
     corpus: str | None = None
     corpus_column: str | None = None
     rescore: str | None = None
+    rescore_activation: Activation | None = None
     kind: Kind | None = None
     force: bool = False
     options: dict = field(default_factory=dict)
@@ -51,6 +53,9 @@ class MineOutcome:
 
 def run_mine(request: MineRequest, progress: Progress) -> MineOutcome:
     options = validated_options(MiningOptions, request.options)
+    if request.rescore_activation is not None and request.rescore is None:
+        raise RecipeError("--rescore-activation applies to the scores of a --rescore cross-encoder, and none is given: "
+                          "add --rescore, or remove --rescore-activation")
     check_output(request.output, request.force)
     source = DataSource(source=request.data, split=request.split,
                         columns=parse_columns(request.columns) if request.columns else None)
@@ -59,12 +64,14 @@ def run_mine(request: MineRequest, progress: Progress) -> MineOutcome:
               if request.corpus else None)
     data = prepare_input(pairs, corpus)
     model = load_embedder(request.model, request.kind)
-    rescorer = load_scorer(request.rescore, None, "--rescore") if request.rescore else None
+    rescorer = (load_scorer(request.rescore, None, "--rescore", activation=request.rescore_activation,
+                            activation_option="--rescore-activation") if request.rescore else None)
     result = mine_negatives(model, data, options, rescorer, progress)
     kind = "sparse" if model.model_type == "SparseEncoder" else "dense"
     write_rows(result.columns, request.output, mining_provenance(
         "mine", request.model, kind, request.rescore, (request.data, request.split), pairs,
-        (request.corpus, corpus) if corpus is not None else None, options, result, request.output))
+        (request.corpus, corpus) if corpus is not None else None, options, result, request.output,
+        scorer_activation(rescorer)))
     return MineOutcome(request, options, result, kind)
 
 

@@ -25,6 +25,7 @@ from embedtrain.evaluation.mining.output import check_output, fingerprint, sidec
 from embedtrain.evaluation.mining.progress import Progress
 from embedtrain.evaluation.mining.scoring import BiEncoderScorer, score_columns
 from embedtrain.evaluation.mining.summary import ScoreStats, score_stats
+from embedtrain.modules.dense import Activation
 from embedtrain.similarity import SimilarityName
 
 TEACHER_ROWS = ColumnContract(
@@ -35,6 +36,7 @@ TEACHER_ROWS = ColumnContract(
 
 class ScoringOptions(StrictModel):
     margins: bool = False
+    activation: Activation | None = None
     similarity: SimilarityName | None = None
     query_prompt: str | None = None
     query_prompt_name: str | None = None
@@ -77,7 +79,8 @@ def run_score(request: ScoreRequest, progress: Progress) -> ScoreOutcome:
                           f"({candidates[0]}); add negative columns, or drop --margins for a `score` column")
     label_column = "label" if options.margins else "score" if len(candidates) == 1 else "scores"
     query_column = dict(mapping.inputs)["query"]
-    scorer = load_scorer(request.model, request.kind, "--model", similarity=options.similarity,
+    scorer = load_scorer(request.model, request.kind, "--model", activation=options.activation,
+                         activation_option="--activation", similarity=options.similarity,
                          query_prompt=options.query_prompt, query_prompt_name=options.query_prompt_name,
                          document_prompt=options.document_prompt, document_prompt_name=options.document_prompt_name)
     scores = score_columns(list(rows[query_column]), [list(rows[column]) for column in candidates], scorer,

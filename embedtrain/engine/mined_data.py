@@ -29,7 +29,7 @@ from embedtrain.engine.observer import TrainingObserver
 from embedtrain.errors import DataError, ModelLoadError, RecipeError, TrainingError
 from embedtrain.evaluation.mining.formats import output_columns
 from embedtrain.evaluation.mining.mine import mine_negatives
-from embedtrain.evaluation.mining.models import load_embedder, load_scorer
+from embedtrain.evaluation.mining.models import load_embedder, load_scorer, scorer_activation
 from embedtrain.evaluation.mining.output import fingerprint, mining_provenance, sidecar_path, write_rows
 from embedtrain.models.io import resolve_model_path
 from embedtrain.recipe.plan import MiningStep
@@ -80,6 +80,7 @@ def mining_caches(steps: list[MiningStep], output_dir: Path) -> list[MinedCache]
             "model": _model_identity(mine.model, f"{step.where}.mine.model"),
             "kind": mine.kind,
             "rescore": _model_identity(mine.rescore, f"{step.where}.mine.rescore") if mine.rescore else None,
+            "rescore_activation": mine.rescore_activation,
             "options": step.options.model_dump(mode="json"),
         }
         key = hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()
@@ -142,7 +143,9 @@ def _mine(cache: MinedCache, observer: TrainingObserver) -> None:
     logger.info("%s: mining negatives with %s (cached in %s)", step.where, public_name(mine.model), cache.path)
     model = load_embedder(mine.model, mine.kind, f"{where}.model", f"{where}.kind", f"{where}.rescore")
     kind = "sparse" if model.model_type == "SparseEncoder" else "dense"
-    rescorer = load_scorer(mine.rescore, None, f"{where}.rescore", f"{where}.kind") if mine.rescore else None
+    rescorer = (load_scorer(mine.rescore, None, f"{where}.rescore", f"{where}.kind", mine.rescore_activation,
+                            f"{where}.rescore_activation") if mine.rescore else None)
+    activation = scorer_activation(rescorer)
     try:
         with observer.mining(step.where) as progress:
             result = mine_negatives(model, step.data, options, rescorer, progress)
@@ -156,7 +159,7 @@ def _mine(cache: MinedCache, observer: TrainingObserver) -> None:
     provenance = mining_provenance(
         "train", mine.model, kind, mine.rescore, (step.config.source, step.config.split),
         step.pairs, (mine.corpus.source, step.corpus) if mine.corpus is not None else None, options, result,
-        cache.path)
+        cache.path, activation)
     write_rows(result.columns, cache.path, provenance | {"dataset": step.where, "cache_key": cache.key})
     scored_by = (f"re-scored by {public_name(mine.rescore)}" if mine.rescore else
                  f"{public_name(mine.model)}, {result.similarity}")

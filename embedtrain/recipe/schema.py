@@ -6,7 +6,7 @@ or an evaluator adds it to the schema (and to its JSON schema) with no change he
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from embedtrain.config import StrictModel
 from embedtrain.data.source import DataSource
@@ -14,6 +14,7 @@ from embedtrain.evaluation import EVALUATORS, metric_names
 from embedtrain.evaluation.mining.options import MiningOptions
 from embedtrain.losses import loss_config_union
 from embedtrain.models.config import ModelConfig
+from embedtrain.modules.dense import Activation
 from embedtrain.recipe.training import TrainingConfig, eval_loss_metric
 
 LossConfig = loss_config_union()
@@ -45,8 +46,18 @@ class MineStep(MiningOptions):
         "dense; sparse builds SPLADE from a masked-LM checkpoint)")
     rescore: str | None = Field(None, description="a cross-encoder (or an embedding model) that re-scores the "
                                 "candidates; the margins, filters and ranking then use its scores")
+    rescore_activation: Activation | None = Field(
+        None, description="the activation a `rescore` cross-encoder's scores get, in place of its own (identity: "
+        "its logits, unbounded like a dot-product student's scores; sigmoid: 0..1)")
     corpus: MiningCorpus | None = Field(None, description="more texts to mine negatives from (default: the "
                                         "positives of the data only)")
+
+    @model_validator(mode="after")
+    def _activation_needs_rescore(self) -> "MineStep":
+        if self.rescore_activation is not None and self.rescore is None:
+            raise ValueError("rescore_activation applies to the scores of a `rescore` cross-encoder, and none is "
+                             "given: add `rescore`, or remove rescore_activation")
+        return self
 
     def options(self) -> MiningOptions:
         """The mining rules alone (what `embedtrain mine` takes as options)."""

@@ -2,7 +2,8 @@
 its losses and evaluators, and the recipe trains a few steps on tiny random models; then the quickstart for real.
 
 The fast tests map every model a recipe names (base, teachers) to the tiny random BERT (a masked-LM one for SPLADE;
-a cross-encoder gets a new head on it; a decoder embedder maps to a tiny random Qwen3 in its layout) and shrink what depends on the model's width or length (Matryoshka dims, a
+a cross-encoder gets a new head on it; a decoder embedder maps to a tiny random Qwen3 in its layout; a mining step's
+`rescore` teacher is a tiny random reranker) and shrink what depends on the model's width or length (Matryoshka dims, a
 Dense layer, CSR's k, a cross-encoder's pair length): `tiny_overrides`.
 """
 
@@ -13,6 +14,7 @@ import pytest
 import yaml
 from accelerate.state import AcceleratorState
 from helpers.mirror import DECODER_MODELS, write_test_mirror
+from helpers.tiny_cross_encoders import make_tiny_classifier
 from helpers.tiny_models import TINY_HIDDEN, TINY_MAX_LENGTH, make_tiny_qwen3_embedding
 from huggingface_hub import ModelCard
 
@@ -27,7 +29,9 @@ RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
 FAMILIES = {"quickstart", "stsb", "nli-mnrl", "nli-softmax", "quora-duplicates", "nli-matryoshka", "nli-adaptive-layer",
             "static-nli", "distill-mse", "distill-multilingual", "tsdae", "simcse", "contrastive-tension", "splade-nq",
             "inference-free-splade-nq", "csr-nq", "nq-mined-mnrl", "cross-encoder-stsb", "reranker-bce", "reranker-lambda",
-            "qwen3-embedding-lora"}
+            "qwen3-embedding-lora", "splade-distill", "msmarco-margin-mse", "augmented-sbert"}
+MINED_PAIRS = 500
+"""At most this many pairs of a dataset with a `mine:` step are mined (and re-scored) in the fast tests."""
 
 
 def _content(path: Path) -> dict:
@@ -58,11 +62,19 @@ def model_ids() -> dict[str, bool]:
     return ids
 
 
+def rescore_ids() -> set[str]:
+    """The cross-encoders the recipes' mining steps re-score with."""
+    return {dataset["mine"]["rescore"] for path in RECIPES for split in _content(path)["datasets"].values()
+            for dataset in split.values() if dataset.get("mine", {}).get("rescore")}
+
+
 @pytest.fixture(scope="module")
 def tiny_mirror(tmp_path_factory, tiny_checkpoint, tiny_mlm_checkpoint) -> Path:
     models = {hub_id: tiny_mlm_checkpoint if masked_lm else tiny_checkpoint for hub_id, masked_lm in model_ids().items()}
     decoder = make_tiny_qwen3_embedding(tmp_path_factory.mktemp("decoder") / "tiny-qwen3-embedding")
     models |= {hub_id: decoder for hub_id in models if hub_id in DECODER_MODELS}
+    reranker = make_tiny_classifier(tmp_path_factory.mktemp("reranker"))
+    models |= {hub_id: reranker for hub_id in rescore_ids()}
     return write_test_mirror(tmp_path_factory.mktemp("mirror"), models=models)
 
 
@@ -90,6 +102,8 @@ def tiny_overrides(path: Path) -> list[str]:
             overrides += [f"datasets.{split}.{name}.mine.{margin}=null" for margin in ("absolute_margin",
                                                                                         "relative_margin")
                           if margin in dataset.get("mine", {})]
+            if "mine" in dataset and dataset.get("max_samples", MINED_PAIRS + 1) > MINED_PAIRS:
+                overrides.append(f"datasets.{split}.{name}.max_samples={MINED_PAIRS}")  # mining all of STS-B takes minutes
     if "max_seq_length" in content["model"]:  # no longer than the tiny model's position embeddings
         overrides.append(f"model.max_seq_length={TINY_MAX_LENGTH}")
     return overrides

@@ -19,6 +19,9 @@ The stand-ins (in standins/ beside the mirror file, named relative to it) are:
 - microsoft/wiki_qa: TrecQA's labelled (question, answer, label) pairs, the same task (answer-sentence selection) and
   columns, with wiki_qa's other two columns added (`question_id` numbering the questions of a split,
   `document_title` empty).
+- sentence-transformers/msmarco-distilbert-margin-mse-sym-mnrl-mean-v2 triplet: the MS MARCO / TREC-DL 2019 subset
+  as (query, positive, negative) texts: each query with each passage judged 3 (perfectly relevant) for it, and a
+  passage nobody judged as the negative (the MS MARCO MarginMSE recipe's pairs; it mines and scores the rest).
 
 Not in the mirror, as no hub id names it: TrecQA's candidate lists (`trecqa_lists`), the shape of the lists
 `embedtrain mine --output-format labeled-list` writes, for the listwise reranker's tests and benchmark.
@@ -105,12 +108,37 @@ def write_test_mirror(directory: Path, models: dict[str, Path] | None = None) ->
                            _with_question_ids(_rows(data / "trecqa" / f"{file}_pairs.csv"), split))
             for split, file in (("train", "train"), ("validation", "dev"), ("test", "test"))},
     }
+    datasets |= _msmarco_triplets(standin)
     if models is None:
         models = {"sentence-transformers/all-MiniLM-L6-v2": minilm_path(), "rasyosef/splade-tiny": splade_tiny_path()}
     mirror = directory / "mirror.yaml"
     mirror.write_text(yaml.safe_dump({"datasets": datasets, "models": {key: str(path) for key, path in models.items()}},
                                      sort_keys=False), encoding="utf-8")
     return mirror
+
+
+def _msmarco_triplets(standin) -> dict[str, dict[str, str]]:
+    """The MS MARCO triplets stand-in (see the module docstring); the unjudged passages are dealt out in turn."""
+    folder = SHARED_DATA / "msmarco_trecdl19_subset"
+    queries = {row["_id"]: row["text"] for row in _jsonl(folder / "queries.jsonl")}
+    passages = {row["_id"]: row["text"] for row in _jsonl(folder / "corpus.jsonl")}
+    judged = _rows_tsv(folder / "qrels" / "test.tsv")
+    judged_ids = {row["corpus-id"] for row in judged}
+    unjudged = [text for passage_id, text in passages.items() if passage_id not in judged_ids]
+    pairs = [(queries[row["query-id"]], passages[row["corpus-id"]]) for row in judged if row["score"] == "3"]
+    rows = ([query, positive, unjudged[index % len(unjudged)]] for index, (query, positive) in enumerate(pairs))
+    return {"sentence-transformers/msmarco-distilbert-margin-mse-sym-mnrl-mean-v2/triplet": {
+        "train": standin("msmarco-triplet-train.csv", ["query", "positive", "negative"], rows)}}
+
+
+def _jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as file:
+        return [json.loads(line) for line in file if line.strip()]
+
+
+def _rows_tsv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as file:
+        return list(csv.DictReader(file, delimiter="\t"))
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

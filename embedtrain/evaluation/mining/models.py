@@ -21,6 +21,7 @@ from embedtrain.models.cross_encoder_io import load_cross_encoder
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.models.form import model_form
 from embedtrain.models.io import load_model, resolve_model_path
+from embedtrain.modules.dense import Activation
 
 Kind = Literal["dense", "sparse"]
 
@@ -49,18 +50,30 @@ def load_embedder(name_or_path: str, kind: Kind | None, option: str = "--model",
     return model.to("cuda") if torch.cuda.is_available() else model
 
 
+def scorer_activation(scorer: PairScorer | None) -> str | None:
+    """The activation a cross-encoder scorer applies to its logits; None for an embedding model (or no scorer)."""
+    return scorer.activation_name if isinstance(scorer, CrossEncoder) else None
+
+
 def load_scorer(name_or_path: str, kind: Kind | None, option: str, kind_option: str = "--kind",
+                activation: Activation | None = None, activation_option: str = "--activation",
                 **bi_encoder_options) -> PairScorer:
-    """A scorer of (query, text) pairs: a cross-encoder as it is (on the GPU when there is one), any embedding model
-    as a `BiEncoderScorer` (its similarity of the two embeddings; `bi_encoder_options` are BiEncoderScorer's).
-    RecipeError (exit 2) for a cross-encoder that gives class logits rather than one score per pair."""
+    """A scorer of (query, text) pairs: a cross-encoder (on the GPU when there is one) with its own activation, or
+    `activation` in its place (identity: its logits, e.g. for dot-product students); any embedding model as a
+    `BiEncoderScorer` (its similarity of the two embeddings; `bi_encoder_options` are BiEncoderScorer's).
+    RecipeError (exit 2) for a cross-encoder that gives class logits rather than one score per pair, or an
+    activation given for an embedding model."""
     path = resolve_model_path(name_or_path)
     if not is_cross_encoder(path):
+        if activation is not None:
+            raise RecipeError(f"{activation_option} {activation}: {option} {name_or_path} is an embedding model, whose "
+                              f"scores are similarities; an activation applies to a cross-encoder's logits only. "
+                              f"Remove {activation_option}")
         return BiEncoderScorer(load_embedder(name_or_path, kind, option, kind_option), **bi_encoder_options)
     if kind is not None:
         raise RecipeError(f"{kind_option} {kind}: {option} {name_or_path} is a cross-encoder (a reranker), which keeps "
                           f"its kind; remove {kind_option}")
-    scorer: CrossEncoder = load_cross_encoder(path)
+    scorer: CrossEncoder = load_cross_encoder(path, activation=activation)
     if scorer.num_labels != 1:
         raise RecipeError(f"{option} {name_or_path}: a cross-encoder with {scorer.num_labels} labels gives a logit per "
                           f"class, not one score per pair; give a reranker (one label) or an embedding model")
