@@ -11,7 +11,6 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
-from accelerate.state import AcceleratorState
 from helpers.mining import tiny_pairs
 from helpers.tiny_cross_encoders import make_tiny_classifier
 from typer.testing import CliRunner
@@ -20,15 +19,8 @@ from embedtrain.cli import app
 from embedtrain.evaluation.mining.output import sidecar_path
 from embedtrain.models.cross_encoder_io import load_cross_encoder
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_thread", "fresh_accelerate_state")
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +130,7 @@ def test_mine_and_score_write_the_logits_with_the_activation_option(tmp_path, ti
 def test_the_command_line_offers_every_activation_a_cross_encoder_has():
     from typing import get_args
 
-    from embedtrain.cli import CrossEncoderActivation
+    from embedtrain.cli.mining import CrossEncoderActivation
     from embedtrain.modules.dense import Activation
 
     assert {choice.value for choice in CrossEncoderActivation} == set(get_args(Activation))
