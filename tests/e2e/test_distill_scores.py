@@ -4,14 +4,13 @@ sigmoid by default) by another, e.g. the identity for a dot-product student; the
 activation of the teacher's logits, the provenance says which, and an activation for an embedding model (whose
 scores are similarities) or without a cross-encoder is refused (exit 2) before anything is mined."""
 
-import csv
 import json
 
 import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
-from helpers.mining import tiny_pairs
+from helpers.mining import write_pairs_csv
 from helpers.tiny_cross_encoders import make_tiny_classifier
 from typer.testing import CliRunner
 
@@ -30,11 +29,7 @@ def reranker(tmp_path_factory):
 
 @pytest.fixture
 def pairs_csv(tmp_path):
-    anchors, positives = tiny_pairs(queries=12)
-    path = tmp_path / "pairs.csv"
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows([("question", "answer"), *zip(anchors, positives)])
-    return path
+    return write_pairs_csv(tmp_path / "pairs.csv", queries=12)
 
 
 def run(*arguments):

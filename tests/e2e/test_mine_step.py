@@ -3,14 +3,13 @@ mine`, the same rows it writes) and caches the rows in the run directory; the dr
 says what will be mined; later runs and `--resume` reuse the rows without loading the mining model; a changed
 option mines again; re-scoring and scores feed a distillation loss."""
 
-import csv
 import json
 import logging
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from helpers.mining import tiny_pairs
+from helpers.mining import write_pairs_csv
 from typer.testing import CliRunner
 
 from embedtrain.cli import app
@@ -23,11 +22,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def pairs_csv(tmp_path):
-    anchors, positives = tiny_pairs(queries=16)
-    path = tmp_path / "pairs.csv"
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows([("question", "answer"), *zip(anchors, positives)])
-    return path
+    return write_pairs_csv(tmp_path / "pairs.csv", queries=16)
 
 
 def write_recipe(tmp_path, model, pairs, loss: str = "MultipleNegativesRankingLoss", **mine) -> str:

@@ -1,6 +1,7 @@
 """Mining with both libraries on the same data (the reference's `mine_hard_negatives`, embedtrain's
 `mine_negatives`), and small mining data built from the tiny model's vocabulary."""
 
+import csv
 import random
 from pathlib import Path
 
@@ -28,6 +29,14 @@ def tiny_pairs(queries: int = 30, seed: int = 0) -> tuple[list[str], list[str]]:
             anchors.append(query)
             positives.append(" ".join(draw.sample(topic, 2) + draw.sample(WORDS, draw.randint(2, 8))))
     return anchors + anchors[:1], positives + positives[:1]
+
+
+def write_pairs_csv(path: Path, queries: int) -> Path:
+    """`tiny_pairs(queries)` as a question,answer CSV file."""
+    anchors, positives = tiny_pairs(queries=queries)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([("question", "answer"), *zip(anchors, positives)])
+    return path
 
 
 def extra_corpus(count: int = 40, seed: int = 1) -> list[str]:

@@ -2,13 +2,12 @@
 sections, and the data plan, which checks the pairs and the loss against the columns mining will write before
 anything is mined (no model is loaded here)."""
 
-import csv
 from pathlib import Path
 
 import pytest
 import yaml
 from helpers.data import SHARED_DATA
-from helpers.mining import extra_corpus, tiny_pairs
+from helpers.mining import extra_corpus, write_pairs_csv
 from helpers.recipes import recipe_error
 
 from embedtrain.data.contract import ColumnContract
@@ -20,11 +19,7 @@ from embedtrain.recipe.plan import plan_data
 
 @pytest.fixture
 def pairs_csv(tmp_path):
-    anchors, positives = tiny_pairs(queries=8)
-    path = tmp_path / "pairs.csv"
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows([("question", "answer"), *zip(anchors, positives)])
-    return path
+    return write_pairs_csv(tmp_path / "pairs.csv", queries=8)
 
 
 def write_recipe(tmp_path, pairs, loss: dict, mine: dict | None = None, **dataset) -> str:
