@@ -29,7 +29,7 @@ RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
 FAMILIES = {"quickstart", "stsb", "nli-mnrl", "nli-softmax", "quora-duplicates", "nli-matryoshka", "nli-adaptive-layer",
             "static-nli", "distill-mse", "distill-multilingual", "tsdae", "simcse", "contrastive-tension", "splade-nq",
             "inference-free-splade-nq", "csr-nq", "nq-mined-mnrl", "cross-encoder-stsb", "reranker-bce", "reranker-lambda",
-            "qwen3-embedding-lora", "splade-distill", "msmarco-margin-mse", "augmented-sbert"}
+            "qwen3-embedding-lora", "splade-distill", "msmarco-margin-mse", "augmented-sbert", "wikiqa-mined-mnrl"}
 MINED_PAIRS = 500
 """At most this many pairs of a dataset with a `mine:` step are mined (and re-scored) in the fast tests."""
 
