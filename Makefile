@@ -50,7 +50,7 @@ splade-nq: mirror
 
 # The whole suite, slow tests (real models, end-to-end runs) included.
 test: install
-	$(PY) -m pytest -m "slow or not slow"
+	$(PY) -m pytest -m "slow or not slow" --durations=25
 
 # The fast tests only (what a bare `pytest` runs).
 test-fast: install
