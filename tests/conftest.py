@@ -14,6 +14,8 @@ from helpers import mirror
 from helpers.data import PAIRS, write_beir_folder
 from helpers.tiny_models import make_tiny_checkpoint
 
+from embedtrain.data.mirror import ENV_VAR
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -37,6 +39,13 @@ def fresh_accelerate_state():
     AcceleratorState._reset_state(reset_partial_state=True)
     yield
     AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.fixture
+def offline_mirror(monkeypatch, tmp_path_factory, fresh_accelerate_state):
+    """For tests that run a shipped recipe for real: the hub ids it names mapped to ../shared/data and the installed
+    models (EMBEDTRAIN_MIRROR, tests/helpers/mirror.py)."""
+    monkeypatch.setenv(ENV_VAR, str(mirror.write_test_mirror(tmp_path_factory.mktemp("mirror"))))
 
 
 @pytest.fixture(scope="module")

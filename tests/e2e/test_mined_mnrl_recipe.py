@@ -11,25 +11,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from accelerate.state import AcceleratorState
 from helpers.data import SHARED_DATA
-from helpers.mirror import write_test_mirror
 from typer.testing import CliRunner
 
 from embedtrain.cli import app
-from embedtrain.data.mirror import ENV_VAR
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("offline_mirror")]
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "wikiqa-mined-mnrl.yaml"
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path_factory):
-    monkeypatch.setenv(ENV_VAR, str(write_test_mirror(tmp_path_factory.mktemp("mirror"))))
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def test_the_recipe_mines_each_question_s_own_wrong_answers_and_never_a_right_one(tmp_path):

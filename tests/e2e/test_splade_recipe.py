@@ -6,28 +6,17 @@ import csv
 from pathlib import Path
 
 import pytest
-from accelerate.state import AcceleratorState
 from helpers.data import SHARED_DATA
-from helpers.mirror import write_test_mirror
 from sentence_transformers import SparseEncoder
 
-from embedtrain.data.mirror import ENV_VAR
 from embedtrain.engine.run import run_training
 from embedtrain.models import load_model
 from embedtrain.recipe.loading import load_recipe
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("offline_mirror")]
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 24
 ACTIVE_DIMS_CAP = 256
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path_factory):
-    monkeypatch.setenv(ENV_VAR, str(write_test_mirror(tmp_path_factory.mktemp("mirror"))))
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def test_splade_tiny_fine_tuned_loads_in_the_reference(tmp_path, splade_tiny_path):
