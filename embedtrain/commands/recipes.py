@@ -105,12 +105,15 @@ def header_metadata(name: str, text: str) -> dict[str, str]:
 
 
 def model_kind(model: dict) -> str:
-    """dense, dense (static), sparse (splade|inference_free_splade|csr), or any other `model.kind` as it is."""
+    """dense, dense (static), dense (LoRA), sparse (splade|inference_free_splade|csr), or any other `model.kind` as it
+    is."""
     kind = model.get("kind", "dense")
     if kind == "sparse":
         return f"sparse ({model['architecture']})" if model.get("architecture") else "sparse"
     if kind == "dense" and model.get("static"):
         return "dense (static)"
+    if kind == "dense" and model.get("lora"):
+        return "dense (LoRA)"
     return str(kind)
 
 

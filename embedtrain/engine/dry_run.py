@@ -125,7 +125,8 @@ def dry_run(recipe: Recipe, *, resume: bool = False) -> DryRunPlan:
         evaluation_steps=(_steps_where(evaluates_after, config, run.total_steps)
                           if trainer.evaluators or trainer.eval_sets else []),
         checkpoint_steps=_steps_where(checkpoints_after, config, run.total_steps), parameters=parameter_counts(trainer),
-        tokens=_token_sample(batches, config.length_chunking and not _pads_left(trainer.model)), estimate=_measure(trainer, run, batches),
+        tokens=_token_sample(batches, config.length_chunking and not _pads_left(trainer.model)),
+        estimate=_measure(trainer, run, batches),
         mining=mining,
     )
 

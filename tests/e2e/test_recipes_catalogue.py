@@ -66,6 +66,7 @@ def test_ls_lists_every_recipe_with_what_it_trains():
         "data": ["sentence-transformers/natural-questions"], "purpose": "", "time": ""}
     assert entries["quora-duplicates"]["losses"] == ["MultipleNegativesRankingLoss", "OnlineContrastiveLoss"]
     assert entries["static-nli"]["kind"] == "dense (static)"
+    assert entries["qwen3-embedding-lora"]["kind"] == "dense (LoRA)"
     assert entries["quickstart"]["data"] == ["demo_sts_train.csv (ships with the recipe)"]
     table = invoke("recipes", "ls")
     assert table.exit_code == 0 and all(name in table.output for name in SOURCES)
