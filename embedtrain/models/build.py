@@ -32,8 +32,8 @@ def build_model(config: ModelConfig) -> SentenceEmbedder | CrossEncoder:
     if is_sentence_model and (config.pooling is not None or config.dense is not None):
         raise RecipeError(f"model.pooling / model.dense: {config.base} is already a sentence-transformers model with its "
                           f"own pooling; remove these keys (they apply to plain Hugging Face checkpoints)")
-    model = load_model(path, trust_remote_code=config.trust_remote_code,
-                       attn_implementation=config.attn_implementation, max_seq_length=config.max_seq_length)
+    model = load_model(path, trust_remote_code=config.trust_remote_code, attn_implementation=config.attn_implementation,
+                       max_seq_length=config.max_seq_length, dtype=config.weights_dtype)
     if isinstance(model, SparseEmbedder):
         raise RecipeError(f"model.kind: {config.base} is a sparse model (SparseEncoder); set `kind: sparse`")
     modules = list(model)

@@ -43,7 +43,7 @@ def is_masked_lm(path: Path, trust_remote_code: bool) -> bool:
 def build_sparse_model(config: ModelConfig) -> SparseEmbedder:
     path = resolve_model_path(config.base, config.revision)
     options = {"trust_remote_code": config.trust_remote_code, "attn_implementation": config.attn_implementation,
-               "max_seq_length": config.max_seq_length}
+               "max_seq_length": config.max_seq_length, "dtype": config.weights_dtype}
     sparse = config.sparse or SparseConfig()
     if (path / "modules.json").exists():
         base = load_model(path, **options)

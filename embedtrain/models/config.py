@@ -5,6 +5,7 @@ Strict (unknown keys are errors) and frozen, like every recipe section; the reci
 
 from typing import Literal
 
+import torch
 from pydantic import Field, StrictBool, model_validator
 
 from embedtrain.config import StrictModel
@@ -135,7 +136,16 @@ class ModelConfig(StrictModel):
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = None
     lora: LoraConfig | None = Field(None, description="dense only: train a LoRA adapter instead of the transformer's "
                                                       "weights (see LoraConfig)")
+    dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="the transformer's weights while training. float32: the weights that train are kept "
+        "in full precision whatever the checkpoint's dtype (training.precision picks the compute dtype); bfloat16, "
+        "with model.lora and training.precision: bf16: the frozen base weights are held in bf16 (half their memory, "
+        "no per-step casts) while the adapter and any new layer train in float32")
     card: CardConfig = Field(default_factory=CardConfig)
+
+    @property
+    def weights_dtype(self) -> torch.dtype:
+        return getattr(torch, self.dtype)
 
     @model_validator(mode="after")
     def _default_prompt_is_defined(self) -> "ModelConfig":
@@ -169,6 +179,16 @@ class ModelConfig(StrictModel):
                              f"{self.kind}; remove model.lora to train all the weights")
         if self.static is not None:
             raise ValueError("lora: a static model (model.static) has no transformer to adapt; remove one of them")
+        return self
+
+    @model_validator(mode="after")
+    def _low_precision_weights_are_frozen(self) -> "ModelConfig":
+        # An optimizer step smaller than bf16's resolution (~0.4% of the weight) rounds away: only frozen weights
+        # may be stored in bf16.
+        if self.dtype == "bfloat16" and self.lora is None:
+            raise ValueError("dtype: bfloat16 would keep the weights that train in bf16, where small optimizer updates "
+                             "round away; keep dtype: float32 and set training.precision: bf16 (bf16 compute over "
+                             "float32 weights), or add model.lora to train an adapter over a bf16 base")
         return self
 
 

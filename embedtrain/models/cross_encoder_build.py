@@ -33,4 +33,4 @@ def build_cross_encoder(config: ModelConfig) -> CrossEncoder:
                               max_length=config.max_seq_length, prompts=config.prompts,
                               default_prompt_name=config.default_prompt_name,
                               trust_remote_code=config.trust_remote_code,
-                              attn_implementation=config.attn_implementation)
+                              attn_implementation=config.attn_implementation, dtype=config.weights_dtype)

@@ -15,6 +15,7 @@ CrossEncoder converts them).
 
 from pathlib import Path
 
+import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from embedtrain.errors import ModelLoadError
@@ -65,11 +66,12 @@ def trained_num_labels(path: Path, trust_remote_code: bool = False) -> int | Non
 def load_cross_encoder(path: Path, *, num_labels: int | None = None, activation: Activation | None = None,
                        max_length: int | None = None, prompts: dict[str, str] | None = None,
                        default_prompt_name: str | None = None, trust_remote_code: bool = False,
-                       attn_implementation: str | None = None) -> CrossEncoder:
+                       attn_implementation: str | None = None, dtype: torch.dtype | None = None) -> CrossEncoder:
     """The cross-encoder in the model folder `path` (see the module docstring for what it may hold).
 
     Arguments override what is saved: `num_labels` sizes a new head (a trained head keeps its own), `activation`
-    and `max_length` replace the saved ones, `prompts` are added to the saved ones. ModelLoadError for a folder that
+    and `max_length` replace the saved ones, `prompts` are added to the saved ones; `dtype` is the weights' (None:
+    the checkpoint's own). ModelLoadError for a folder that
     cannot be read, or a v5.4+ cross-encoder with modules embedtrain does not support (LLM rerankers).
     """
     check_is_model_folder(path)
@@ -85,7 +87,7 @@ def load_cross_encoder(path: Path, *, num_labels: int | None = None, activation:
                                  f"{num_labels}; keep its number of labels, or start from its encoder alone")
         config.num_labels = config.num_labels if trained else num_labels or 1
         options = {"attn_implementation": attn_implementation} if attn_implementation else {}
-        model = AutoModelForSequenceClassification.from_pretrained(path, config=config,
+        model = AutoModelForSequenceClassification.from_pretrained(path, config=config, dtype=dtype or "auto",
                                                                    trust_remote_code=trust_remote_code, **options)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     saved = settings or {}

@@ -9,6 +9,8 @@ SparseEmbedder, cross-encoders (CrossEncoder, either layout) as CrossEncoder (re
 import logging
 from pathlib import Path
 
+import torch
+
 from embedtrain.data.mirror import model_copy
 from embedtrain.errors import ModelLoadError
 from embedtrain.models.cross_encoder import CrossEncoder
@@ -64,24 +66,25 @@ def resolve_model_path(name_or_path: str | Path, revision: str | None = None) ->
 
 
 def load_model(name_or_path: str | Path, *, revision: str | None = None, trust_remote_code: bool = False,
-               attn_implementation: str | None = None,
-               max_seq_length: int | None = None) -> SentenceEmbedder | CrossEncoder:
+               attn_implementation: str | None = None, max_seq_length: int | None = None,
+               dtype: torch.dtype | None = None) -> SentenceEmbedder | CrossEncoder:
     """Load a sentence-transformers model folder (either layout; dense, sparse or a cross-encoder) or a plain Hugging
-    Face checkpoint (as a dense model with mean pooling)."""
+    Face checkpoint (as a dense model with mean pooling). `dtype`: the transformer's weights' dtype (None: the
+    checkpoint's own, as the reference loads it)."""
     path = resolve_model_path(name_or_path, revision)
     with reading_model(path):
         return _load_from_directory(path, trust_remote_code=trust_remote_code, attn_implementation=attn_implementation,
-                                    max_seq_length=max_seq_length)
+                                    max_seq_length=max_seq_length, dtype=dtype)
 
 
 def _load_from_directory(path: Path, *, trust_remote_code: bool, attn_implementation: str | None,
-                         max_seq_length: int | None) -> SentenceEmbedder | CrossEncoder:
+                         max_seq_length: int | None, dtype: torch.dtype | None) -> SentenceEmbedder | CrossEncoder:
     options = {"trust_remote_code": trust_remote_code, "attn_implementation": attn_implementation,
-               "max_seq_length": max_seq_length}
+               "max_seq_length": max_seq_length, "dtype": dtype}
     check_is_model_folder(path)
     if cross_encoder_settings(path) is not None:
         return load_cross_encoder(path, max_length=max_seq_length, trust_remote_code=trust_remote_code,
-                                  attn_implementation=attn_implementation)
+                                  attn_implementation=attn_implementation, dtype=dtype)
     if not (path / "modules.json").exists():
         check_transformer_config(path, trust_remote_code)
         transformer = Transformer.load(path, **options)

@@ -52,12 +52,13 @@ def add_lora(model: nn.Module, settings: LoraSettings):
     """Inject a fresh LoRA adapter into `model` (in place) and freeze every other weight of it; returns the peft
     LoraConfig, which `save_adapter` writes. The adapter starts as a no-op (peft initialises B to zero)."""
     from peft import LoraConfig
-    from peft.functional import inject_adapter_in_model
+    from peft.functional import cast_adapter_dtype, inject_adapter_in_model
 
     target_modules = list(settings.target_modules) if isinstance(settings.target_modules, tuple) else settings.target_modules
     config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
                         target_modules=target_modules, base_model_name_or_path=settings.base_model_name_or_path)
     inject_adapter_in_model(config, model, adapter_name=ADAPTER_NAME)  # fills in target_modules, freezes the rest
+    cast_adapter_dtype(model, ADAPTER_NAME)  # see load_adapter
     return config
 
 
@@ -71,11 +72,14 @@ def load_adapter(model: nn.Module, directory: Path):
     """Inject the adapter saved in `directory` into `model` (its base model, in place), with its trained weights;
     returns its peft config. Only the adapter's weights stay trainable, so training continues the adapter."""
     from peft import LoraConfig
-    from peft.functional import inject_adapter_in_model, set_peft_model_state_dict
+    from peft.functional import cast_adapter_dtype, inject_adapter_in_model, set_peft_model_state_dict
     from safetensors.torch import load_file
 
     config = LoraConfig.from_pretrained(str(directory))
     inject_adapter_in_model(config, model, adapter_name=ADAPTER_NAME)
+    # peft gives the adapter the base layers' dtype; on a bf16 base it is trained and kept in fp32 (as
+    # transformers' and peft's own loaders do), so its small updates are not rounded away.
+    cast_adapter_dtype(model, ADAPTER_NAME)
     weights = {key.removeprefix(PEFT_KEY_PREFIX): value for key, value in load_file(directory / ADAPTER_WEIGHTS_FILE).items()}
     result = set_peft_model_state_dict(model, weights, adapter_name=ADAPTER_NAME)
     if result.unexpected_keys:

@@ -70,17 +70,21 @@ class Transformer(nn.Module):
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, max_seq_length: int | None = None, do_lower_case: bool = False,
                         trust_remote_code: bool = False, attn_implementation: str | None = None,
-                        revision: str | None = None) -> "Transformer":
+                        revision: str | None = None, dtype: torch.dtype | None = None) -> "Transformer":
+        """`dtype`: the weights' dtype; None keeps the checkpoint's own (transformers' "auto", what the reference
+        loads: a bf16 checkpoint stays bf16)."""
         options = {"trust_remote_code": trust_remote_code, "revision": revision}
         config = AutoConfig.from_pretrained(name_or_path, **options)
         model_options = {"attn_implementation": attn_implementation} if attn_implementation else {}
-        model = cls.auto_class.from_pretrained(name_or_path, config=config, **options, **model_options)
+        model = cls.auto_class.from_pretrained(name_or_path, config=config, dtype=dtype or "auto", **options,
+                                               **model_options)
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, **options)
         return cls(model, tokenizer, max_seq_length or default_max_seq_length(tokenizer, config), do_lower_case)
 
     @classmethod
     def load(cls, directory: Path, *, trust_remote_code: bool = False, attn_implementation: str | None = None,
-             max_seq_length: int | None = None, adapter_base: Path | None = None) -> "Transformer":
+             max_seq_length: int | None = None, adapter_base: Path | None = None,
+             dtype: torch.dtype | None = None) -> "Transformer":
         """Reads the legacy `sentence_*_config.json` (max_seq_length) or the v5.4+ layout (length in the tokenizer config).
 
         A folder holding an adapter (see `lora`) is loaded as its base model, `adapter_base` (the local folder of
@@ -92,6 +96,7 @@ class Transformer(nn.Module):
             do_lower_case=config.get("do_lower_case", False),
             trust_remote_code=trust_remote_code,
             attn_implementation=attn_implementation,
+            dtype=dtype,
         )
         if adapter_base is not None:
             module.tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=trust_remote_code)

@@ -39,6 +39,7 @@ def recipe_problems(recipe: Recipe) -> list[Problem]:
             problems += _mining_problems(split, name, dataset)
     problems += _streaming_problems(recipe)
     problems += _lora_problems(recipe)
+    problems += _weights_dtype_problems(recipe)
     problems += model_kind_problems(recipe.losses, recipe.model.kind)
     problems += evaluator_kind_problems(recipe.evaluators, recipe.model.kind)
     names = [evaluator.name for evaluator in recipe.evaluators]
@@ -143,6 +144,15 @@ def _lora_problems(recipe: Recipe) -> list[Problem]:
             for name, params in recipe.losses.items() if getattr(params, "tie_encoder_decoder", False)]
 
 
+def _weights_dtype_problems(recipe: Recipe) -> list[Problem]:
+    """bf16 base weights need bf16 autocast: without it the new layers' float32 weights would meet bf16 inputs, and
+    the losses would compute in bf16."""
+    if recipe.model.dtype != "bfloat16" or recipe.training.precision == "bf16":
+        return []
+    return [(("training", "precision"), f"model.dtype: bfloat16 computes in bf16; set training.precision: bf16 "
+                                        f"(not {recipe.training.precision}), or model.dtype: float32")]
+
+
 def dataset_problems(recipe: Recipe, split: str, name: str, mapping: ColumnMapping, contract: ColumnContract,
                      routes: tuple[str, ...] | None) -> list[str]:
     """Problems of one loaded dataset (its columns matched to `contract`) with the rest of the recipe: its routes.
@@ -210,8 +220,9 @@ def model_problems(recipe: Recipe, datasets: dict[str, dict[str, PreparedDataset
 def built_model_problems(recipe: Recipe, model) -> list[str]:
     """What the built model shows that would otherwise fail hours into a run, or train silently wrong: a
     max_seq_length past the position embeddings, a prompt that leaves no room for the text, CLS pooling on a
-    tokenizer that adds no CLS token. `model`: the SentenceEmbedder or CrossEncoder; a model without a transformer
-    input (static embeddings) has none of these limits."""
+    tokenizer that adds no CLS token, last-token pooling on one that appends no EOS token. `model`: the
+    SentenceEmbedder or CrossEncoder; a model without a transformer input (static embeddings) has none of these
+    limits."""
     # Duck-typed (a Hugging Face model and its tokenizer) so that this module, which every recipe load imports,
     # does not import torch.
     if recipe.model.kind == "cross_encoder":  # one transformer over both texts of a pair
@@ -223,7 +234,8 @@ def built_model_problems(recipe: Recipe, model) -> list[str]:
         return []
     return (_sequence_length_problems(recipe, transformer.auto_model, transformer.max_seq_length)
             + _prompt_room_problems(model.prompts, transformer.tokenizer, transformer.max_seq_length)
-            + _cls_pooling_problems(recipe, model, transformer))
+            + _cls_pooling_problems(recipe, model, transformer)
+            + _last_token_pooling_problems(recipe, model, transformer))
 
 
 def position_limit(auto_model) -> int | None:
@@ -262,8 +274,7 @@ def _prompt_room_problems(prompts: dict[str, str], tokenizer, max_seq_length: in
 
 def _cls_pooling_problems(recipe: Recipe, model, transformer) -> list[str]:
     """CLS pooling takes the first attended token (modules/pooling.py); without a special token there it would
-    embed the first word of each text. (lasttoken pools the last attended token, special or not, as the
-    reference does, so it needs no particular token.)"""
+    embed the first word of each text."""
     if not any("cls" in getattr(module, "modes", ()) for module in model):
         return []
     ids = transformer.tokenizer("a")["input_ids"]
@@ -272,3 +283,20 @@ def _cls_pooling_problems(recipe: Recipe, model, transformer) -> list[str]:
     return [f"model.pooling: cls pooling embeds the first token, but {recipe.model.base}'s tokenizer puts no "
             f"special token (CLS or BOS) there, so it would embed the first word of each text; use mean or "
             f"lasttoken pooling, or a tokenizer that adds a CLS token"]
+
+
+def _last_token_pooling_problems(recipe: Recipe, model, transformer) -> list[str]:
+    """Last-token pooling takes the last attended token (modules/pooling.py, as the reference does). Decoder embedders
+    (Qwen3-Embedding, e5-mistral, gte-Qwen) are trained to summarise a text in the EOS token their tokenizer appends;
+    a tokenizer that appends none (a plain decoder checkpoint's usually does not) would embed each text's last word.
+    An encoder's closing special token (BERT's SEP) passes, as CLS pooling's check lets any special token pass.
+    Padding is no concern: pooling finds the last attended position on either padding side."""
+    if not any("lasttoken" in getattr(module, "modes", ()) for module in model):
+        return []
+    ids = transformer.tokenizer("a")["input_ids"]
+    if ids and ids[-1] in transformer.tokenizer.all_special_ids:
+        return []
+    return [f"model.pooling: lasttoken pooling embeds the last token, but {recipe.model.base}'s tokenizer appends no "
+            f"EOS token to a text, so each text would be embedded by its last word; use a tokenizer that appends EOS "
+            f"(a decoder embedder's, e.g. Qwen3-Embedding's, whose post-processor is '$A <|endoftext|>'), or mean "
+            f"pooling"]

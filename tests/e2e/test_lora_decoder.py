@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from embedtrain.cli import app
 from embedtrain.data.mirror import ENV_VAR
 from embedtrain.engine.run import checked_data, run_training
+from embedtrain.errors import RecipeError
 from embedtrain.models import load_model
 from embedtrain.models.adapters import merge_saved_adapter
 from embedtrain.recipe.build import build_training_model
@@ -105,6 +106,49 @@ def test_the_decoder_adapters_loss_and_gradients_equal_the_references(trained_de
     assert ours.keys() == theirs.keys() and all(".lora_" in name for name in ours)
     for name, gradient in theirs.items():
         torch.testing.assert_close(ours[name], gradient, rtol=1e-4, atol=1e-6, msg=name)
+
+
+
+def test_a_bf16_base_trains_an_fp32_adapter_as_closely_as_bf16_compute_over_fp32_weights(tmp_path, decoder_checkpoint,
+                                                                                        triplet_csv):
+    """model.dtype: bfloat16 holds the frozen base in bf16 (half its memory) while the adapter trains in fp32; under
+    bf16 autocast the losses follow those of fp32 weights within bf16's rounding, and the saved adapter is fp32."""
+    from safetensors.torch import load_file
+
+    losses, adapters = {}, {}
+    for dtype in ("float32", "bfloat16"):
+        AcceleratorState._reset_state(reset_partial_state=True)
+        directory = tmp_path / dtype
+        directory.mkdir()
+        recipe = load_recipe(decoder_recipe(directory, decoder_checkpoint, triplet_csv),
+                             [f"model.dtype={dtype}", "training.precision=bf16", "training.logging_steps=1",
+                              "training.learning_rate=1e-4"])
+        if dtype == "bfloat16":
+            model = build_training_model(recipe, checked_data(recipe)[0])
+            weights = dict(model.input_module.auto_model.named_parameters())
+            assert {w.dtype for name, w in weights.items() if ".lora_" not in name} == {torch.bfloat16}
+            assert {w.dtype for name, w in weights.items() if ".lora_" in name} == {torch.float32}
+            assert all(w.requires_grad == (".lora_" in name) for name, w in weights.items())
+            AcceleratorState._reset_state(reset_partial_state=True)
+        result = run_training(recipe)
+        records = [json.loads(line) for line in (directory / "run" / "metrics.jsonl").read_text().splitlines()]
+        losses[dtype] = [record["loss"] for record in records if "loss" in record]
+        adapters[dtype] = load_file(result.final_dir / "adapter_model.safetensors")
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+    assert len(losses["bfloat16"]) == 3
+    assert losses["bfloat16"] == pytest.approx(losses["float32"], rel=2e-2)
+    assert {weight.dtype for weight in adapters["bfloat16"].values()} == {torch.float32}
+    assert adapters["bfloat16"].keys() == adapters["float32"].keys()
+
+
+def test_bf16_weights_need_an_adapter_and_bf16_compute(tmp_path, decoder_checkpoint, triplet_csv):
+    path = decoder_recipe(tmp_path, decoder_checkpoint, triplet_csv)
+    with pytest.raises(RecipeError, match=r"training\.precision.*model\.dtype: bfloat16 computes in bf16; set "
+                                          r"training\.precision: bf16 \(not auto\)"):
+        load_recipe(path, ["model.dtype=bfloat16"])
+    with pytest.raises(RecipeError, match=r"model: dtype: bfloat16 would keep the weights that train in bf16.*keep dtype: float32"):
+        load_recipe(path, ["model.dtype=bfloat16", "training.precision=bf16", "model.lora=null"])
 
 
 # The shipped decoder recipe (recipes/qwen3-embedding-lora.yaml) through the test mirror, its Qwen3-Embedding mapped to

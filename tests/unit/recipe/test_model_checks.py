@@ -5,7 +5,10 @@ Proven here:
 - `model.max_seq_length` past the position embeddings (100000 on a 64-position BERT) stops `train` with exit 2
   before anything is written; RoBERTa-style models lose padding_idx + 1 positions;
 - a prompt that leaves no room for the text names `model.prompts.<name>`;
-- CLS pooling on a tokenizer that puts no special token first names `model.pooling`;
+- CLS pooling on a tokenizer that puts no special token first names `model.pooling`, and so does last-token pooling
+  on one that appends no EOS (or other special) token;
+- a checkpoint saved in bf16 trains with float32 weights unless `model.dtype` says otherwise, while loading it for
+  inference keeps its dtype, as the reference does;
 - `model.truncate_dim` and Matryoshka dims past the embedding size name their keys.
 """
 
@@ -96,6 +99,45 @@ def test_cls_pooling_needs_a_special_token_first(tmp_path, tiny_checkpoint, sts_
     assert len(problems) == 1
     assert problems[0].startswith("model.pooling: cls pooling embeds the first token, but")
     assert "use mean or lasttoken pooling, or a tokenizer that adds a CLS token" in problems[0]
+
+
+def test_last_token_pooling_needs_a_token_appended_last(tmp_path, tiny_checkpoint, sts_csv):
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    recipe = load_recipe(write_recipe(tmp_path, tiny_checkpoint, sts_csv, model={"pooling": "lasttoken"}))
+    model = build_model(recipe.model)
+    assert built_model_problems(recipe, model) == []  # BERT's tokenizer ends a text with [SEP]
+    vocabulary = {"[UNK]": 0, "<eos>": 1, "a": 2}
+    words = Tokenizer(models.WordLevel(vocabulary, unk_token="[UNK]"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()  # no post-processor: nothing appended
+    model.input_module.tokenizer = PreTrainedTokenizerFast(tokenizer_object=words, unk_token="[UNK]", eos_token="<eos>")
+
+    problems = built_model_problems(recipe, model)
+
+    assert len(problems) == 1
+    assert problems[0].startswith("model.pooling: lasttoken pooling embeds the last token, but")
+    assert "appends no EOS token to a text, so each text would be embedded by its last word" in problems[0]
+    words.post_processor = processors.TemplateProcessing(single="$A <eos>", special_tokens=[("<eos>", 1)])
+    model.input_module.tokenizer = PreTrainedTokenizerFast(tokenizer_object=words, unk_token="[UNK]", eos_token="<eos>")
+    assert built_model_problems(recipe, model) == []
+
+
+def test_a_bf16_checkpoint_trains_in_float32_weights_and_loads_for_inference_in_bf16(tmp_path, tiny_checkpoint,
+                                                                                      sts_csv):
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from embedtrain.models import load_model
+
+    bf16 = tmp_path / "bf16"
+    AutoModel.from_pretrained(tiny_checkpoint, dtype=torch.bfloat16).save_pretrained(bf16)
+    AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(bf16)
+
+    trained = build_model(load_recipe(write_recipe(tmp_path, bf16, sts_csv)).model)
+
+    assert {weight.dtype for weight in trained.parameters()} == {torch.float32}
+    assert {weight.dtype for weight in load_model(bf16).parameters()} == {torch.bfloat16}
 
 
 def test_truncate_dim_past_the_embedding_size_names_its_key(tmp_path, tiny_checkpoint, sts_csv):
