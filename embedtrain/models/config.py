@@ -183,15 +183,16 @@ class ModelConfig(StrictModel):
 
     @model_validator(mode="after")
     def _low_precision_weights_are_frozen(self) -> "ModelConfig":
-        # An optimizer step smaller than bf16's resolution (~0.4% of the weight) rounds away: only frozen weights
-        # may be stored in bf16.
-        if self.dtype == "bfloat16" and self.lora is None:
-            raise ValueError("dtype: bfloat16 would keep the weights that train in bf16, where small optimizer updates "
-                             "round away; keep dtype: float32 and set training.precision: bf16 (bf16 compute over "
-                             "float32 weights), or add model.lora to train an adapter over a bf16 base")
+        # Only a LoRA run has frozen weights to store in bf16; whether a dense model has an adapter (model.lora, or
+        # a base that is an adapter model) is known once it is built (build.py).
+        if self.dtype != "float32" and (self.kind != "dense" or self.static is not None):
+            raise ValueError(f"dtype: {self.dtype} is for the frozen base of a LoRA run (a dense model's adapter); "
+                             f"{BF16_TRAINING_HINT}")
         return self
 
 
+BF16_TRAINING_HINT = ("weights that train would be kept in bf16, where small optimizer updates round away: keep "
+                      "dtype: float32 and set training.precision: bf16 (bf16 compute over float32 weights)")
 SPARSE_KEYS = ("architecture", "sparse", "max_active_dims")
 DENSE_KEYS = ("pooling", "dense", "static", "truncate_dim", "include_prompt")
 EMBEDDING_KEYS = ("normalize", "similarity_fn_name")

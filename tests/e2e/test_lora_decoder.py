@@ -147,9 +147,25 @@ def test_bf16_weights_need_an_adapter_and_bf16_compute(tmp_path, decoder_checkpo
     with pytest.raises(RecipeError, match=r"training\.precision.*model\.dtype: bfloat16 computes in bf16; set "
                                           r"training\.precision: bf16 \(not auto\)"):
         load_recipe(path, ["model.dtype=bfloat16"])
-    with pytest.raises(RecipeError, match=r"model: dtype: bfloat16 would keep the weights that train in bf16.*keep dtype: float32"):
-        load_recipe(path, ["model.dtype=bfloat16", "training.precision=bf16", "model.lora=null"])
+    with pytest.raises(RecipeError, match=r"model: dtype: bfloat16 is for the frozen base of a LoRA run"):
+        load_recipe(path, ["model.dtype=bfloat16", "training.precision=bf16", "model.kind=sparse", "model.lora=null",
+                           "model.pooling=null", "model.normalize=null"])
+    recipe = load_recipe(path, ["model.dtype=bfloat16", "training.precision=bf16", "model.lora=null"])
+    with pytest.raises(RecipeError, match=r"^model\.dtype: bfloat16 is for the frozen base of a LoRA run, and .* "
+                                          r"trains without an adapter .*keep dtype: float32 and set training\.precision: "
+                                          r"bf16"):
+        build_training_model(recipe, checked_data(recipe)[0])
 
+
+def test_a_bf16_base_continues_the_adapter_of_an_adapter_model(trained_decoder, tmp_path, triplet_csv):
+    """A base that is an adapter model (a previous run's final/) trains that adapter: its base may be held in bf16."""
+    recipe = load_recipe(decoder_recipe(tmp_path, trained_decoder, triplet_csv),
+                         ["model.dtype=bfloat16", "training.precision=bf16", "model.lora=null", "model.pooling=null",
+                          "model.normalize=null"])
+    model = build_training_model(recipe, checked_data(recipe)[0])
+    weights = dict(model.input_module.auto_model.named_parameters())
+    assert {w.dtype for name, w in weights.items() if ".lora_" in name} == {torch.float32}
+    assert {w.dtype for name, w in weights.items() if ".lora_" not in name} == {torch.bfloat16}
 
 # The shipped decoder recipe (recipes/qwen3-embedding-lora.yaml) through the test mirror, its Qwen3-Embedding mapped to
 # a tiny random Qwen3 saved in its layout (sentence-transformers modules, left padding, EOS appended, its prompts).

@@ -50,9 +50,11 @@ def make_tiny_checkpoint(directory: Path, seed: int = 0, dropout: float = 0.0, m
 DECODER_EOS = "<|endoftext|>"
 
 
-def make_tiny_decoder_checkpoint(directory: Path, seed: int = 0) -> Path:
+def make_tiny_decoder_checkpoint(directory: Path, seed: int = 0, shape: dict | None = None) -> Path:
     """Write a random 2-layer Qwen3 decoder (hidden 32) and a word-level tokenizer shaped as Qwen3-Embedding's:
-    it appends the EOS token to every text (what last-token pooling reads) and pads on the left."""
+    it appends the EOS token to every text (what last-token pooling reads) and pads on the left. `shape`: Qwen3Config
+    values replacing the tiny ones (the benchmarks' full-size decoder; words outside the small vocabulary are [UNK],
+    one token per word)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3Model
 
@@ -63,11 +65,13 @@ def make_tiny_decoder_checkpoint(directory: Path, seed: int = 0) -> Path:
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     backend.post_processor = processors.TemplateProcessing(single=f"$A {DECODER_EOS}",
                                                            special_tokens=[(DECODER_EOS, vocab[DECODER_EOS])])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=DECODER_EOS, pad_token=DECODER_EOS,
-                                        unk_token="[UNK]", padding_side="left", model_max_length=64)
-    config = Qwen3Config(vocab_size=len(words), hidden_size=TINY_HIDDEN, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=64,
+    config = Qwen3Config(**{"vocab_size": len(words), "hidden_size": TINY_HIDDEN, "intermediate_size": 64,
+                            "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16,
+                            "max_position_embeddings": TINY_MAX_LENGTH} | (shape or {}),
                          eos_token_id=vocab[DECODER_EOS], pad_token_id=vocab[DECODER_EOS])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=DECODER_EOS, pad_token=DECODER_EOS,
+                                        unk_token="[UNK]", padding_side="left",
+                                        model_max_length=min(config.max_position_embeddings, 512))
     torch.manual_seed(seed)
     Qwen3Model(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
@@ -79,16 +83,17 @@ QWEN3_EMBEDDING_QUERY_PROMPT = ("Instruct: Given a web search query, retrieve re
 """Qwen3-Embedding's own query prompt (its config_sentence_transformers.json); documents have none."""
 
 
-def make_tiny_qwen3_embedding(directory: Path, seed: int = 0) -> Path:
+def make_tiny_qwen3_embedding(directory: Path, seed: int = 0, shape: dict | None = None) -> Path:
     """The tiny random decoder saved as Qwen/Qwen3-Embedding-* are on the hub: a sentence-transformers model with
     last-token pooling and normalisation, the tokenizer appending EOS and padding on the left, and the model's query
     and (empty) document prompts. What the test mirror maps a Qwen3-Embedding hub id to."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
-    checkpoint = make_tiny_decoder_checkpoint(directory.with_name(directory.name + "-checkpoint"), seed)
+    checkpoint = make_tiny_decoder_checkpoint(directory.with_name(directory.name + "-checkpoint"), seed, shape)
     transformer = Transformer(str(checkpoint))
-    model = SentenceTransformer(modules=[transformer, Pooling(TINY_HIDDEN, "lasttoken"), Normalize()], device="cpu",
+    hidden = (shape or {}).get("hidden_size", TINY_HIDDEN)
+    model = SentenceTransformer(modules=[transformer, Pooling(hidden, "lasttoken"), Normalize()], device="cpu",
                                 prompts={"query": QWEN3_EMBEDDING_QUERY_PROMPT, "document": ""},
                                 similarity_fn_name="cosine")
     model.save(str(directory))
