@@ -76,8 +76,11 @@ class CheckpointSaving:
         if accelerator.is_fsdp2:
             fill_optimizer_state(optimizer.optimizer)  # the torch optimizer accelerate's wraps
         weights = accelerator.get_state_dict(prepared)  # every process: it gathers sharded parameters
+        # Every process, from the same metrics (an evaluation's are the same on every process): all must agree on
+        # whether final/ is the best checkpoint's, for only the others would gather the weights for it (save_final).
+        self._track_best(state, latest_evaluation)
         model = accelerator.unwrap_model(prepared).model
-        error = self._write(staging, state, latest_evaluation, model, weights)
+        error = self._write(staging, state, model, weights)
         # Every process learns whether any write failed (and this is the barrier before publishing: every process's
         # RNG state is written by then), so that all stop together instead of waiting for each other.
         if on_any_process(accelerator, error is not None):
@@ -93,14 +96,12 @@ class CheckpointSaving:
         self.checkpoints.rotate(keep=best)
         return path
 
-    def _write(self, staging: Path, state: TrainerState, latest_evaluation: Evaluation, model: Model,
-               weights: dict[str, Tensor]) -> OSError | None:
+    def _write(self, staging: Path, state: TrainerState, model: Model, weights: dict[str, Tensor]) -> OSError | None:
         """This process's part of a checkpoint into `staging` (`weights`: the whole model's, see save_whole_model);
         the error if the disk is full or not writable."""
         try:
             self.accelerator.save_state(str(staging / "state"))
             if self.accelerator.is_main_process:
-                self._track_best(state, latest_evaluation)
                 save_whole_model(model, staging / "model", weights)
                 state.save(staging / STATE_FILE)  # written last: its presence marks a complete checkpoint
         except Exception as error:
