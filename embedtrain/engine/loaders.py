@@ -58,8 +58,12 @@ class InMemoryLoader:
         return counts
 
     def set_epoch(self, epoch: int) -> None:
-        # Through the prepared DataLoader, whose own epoch counter would otherwise override the sampler's.
+        # Through the prepared DataLoader, whose own epoch counter would otherwise override the sampler's; and to the
+        # sampler itself, which that DataLoader does not reach when it shards batches between processes: it looks for
+        # the wrapped batch sampler's `.sampler` (torch's BatchSampler has one, ours has not), so with two processes or
+        # more every epoch would replay epoch 0's batches. The reference's trainer reaches the sharded sampler too.
         self.loader.set_epoch(epoch)
+        self.sampler.set_epoch(epoch)
 
     def epoch_batches(self, skip: int = 0) -> Iterable[Batch]:
         return self.accelerator.skip_first_batches(self.loader, skip) if skip else self.loader

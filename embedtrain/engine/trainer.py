@@ -3,7 +3,6 @@
 import contextlib
 import logging
 import math
-import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -11,22 +10,14 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
-from accelerate.utils import send_to_device, set_seed
-from torch import Tensor, nn
+from accelerate.utils import set_seed
+from torch import Tensor
 
 from embedtrain.card import environment
-from embedtrain.data.training_data import Batch, Collator, PreparedDataset, TextCollator, eval_batches
-from embedtrain.engine.checkpoint import (
-    STATE_FILE,
-    CheckpointManager,
-    TrainerState,
-    as_write_error,
-    check_safetensors,
-    fill_optimizer_state,
-    name_or_none,
-    write_failure,
-)
+from embedtrain.data.training_data import Batch, Collator, PreparedDataset, TextCollator
+from embedtrain.engine.checkpoint import CheckpointManager, TrainerState, name_or_none
 from embedtrain.engine.emissions import EmissionsMeter
+from embedtrain.engine.evaluation_pass import EvaluationPass
 from embedtrain.engine.gradient_sync import average_gradients, replays_backward
 from embedtrain.engine.loaders import TrainingLoader, build_training_loader
 from embedtrain.engine.loss_tracking import FirstNonFinite, LossWindow
@@ -35,43 +26,19 @@ from embedtrain.engine.metrics_log import MetricsLog
 from embedtrain.engine.observer import TrainingObserver
 from embedtrain.engine.optim import build_optimizer, build_scheduler, warmup_steps
 from embedtrain.engine.preemption import PreemptionSignals, RunInterrupted
-from embedtrain.engine.run_files import FINAL, METRICS_LOG
+from embedtrain.engine.run_files import METRICS_LOG
+from embedtrain.engine.saving import CheckpointSaving, on_any_process, save_final
 from embedtrain.engine.trackers import build_trackers
-from embedtrain.engine.whole_weights import holding, shards_parameters
+from embedtrain.engine.training_module import Model, TrainingModule, batch_rows
+from embedtrain.engine.whole_weights import shards_parameters
 from embedtrain.errors import TrainingError
-from embedtrain.evaluation import Evaluator, embeddings_across_processes, same_on_every_process, shared_embeddings
-from embedtrain.losses import EmbeddingLoss, total_loss
-from embedtrain.models import SentenceEmbedder, save_model
+from embedtrain.evaluation import Evaluator
+from embedtrain.losses import EmbeddingLoss
 from embedtrain.models.cross_encoder import CrossEncoder
 from embedtrain.modules.length_chunks import fix_forward_calls
-from embedtrain.recipe.training import TrainingConfig, eval_loss_metric
+from embedtrain.recipe.training import TrainingConfig
 
 logger = logging.getLogger(__name__)
-
-
-Model = SentenceEmbedder | CrossEncoder
-
-
-class TrainingModule(nn.Module):
-    """The model and every loss in one module, so that one DDP wrapper covers all trainable parameters."""
-
-    def __init__(self, model: Model, losses: dict[str, EmbeddingLoss], loss_of_dataset: dict[str, str]) -> None:
-        super().__init__()
-        self.model = model
-        self.losses = nn.ModuleDict(losses)
-        self.loss_of_dataset = loss_of_dataset
-
-    def forward(self, batch: Batch | None = None, evaluate: Callable[[Model], dict[str, float]] | None = None):
-        """The loss of `batch`; or, given `evaluate`, `evaluate(self.model)`: evaluation under FSDP2, whose root module
-        gathers its own parameters (the embeddings, a pooler, a head) only inside its own forward call."""
-        if evaluate is not None:
-            return evaluate(self.model)
-        return total_loss(self.losses[self.loss_of_dataset[batch["dataset"]]](self.model, batch["features"], batch["labels"]))
-
-    def set_training_progress(self, step: int, total_steps: int) -> None:
-        """Tell every loss how far training is (for scheduled loss terms, e.g. the SPLADE regulariser warm-up)."""
-        for loss in self.losses.values():
-            loss.set_training_progress(step, total_steps)
 
 
 @dataclass
@@ -127,10 +94,6 @@ def checkpoints_after(config: TrainingConfig, step: int, total_steps: int) -> bo
     return step > 0 and bool(config.save_steps) and step % config.save_steps == 0  # none before training
 
 
-def lower_is_better(metric: str) -> bool:
-    return metric.endswith("_loss")
-
-
 @dataclass
 class TrainingRun:
     """What the set-up hands the loop: the prepared optimizer, schedule and batches, and the run's length."""
@@ -159,6 +122,8 @@ class Trainer:
         self.module = TrainingModule(model, losses, {name: d.loss_name for name, d in train_sets.items() | eval_sets.items()})
         self.collator = collator_for(model)
         self.checkpoints = CheckpointManager(self.output_dir, config.save_total_limit)
+        self.saving = CheckpointSaving(accelerator, self.checkpoints, config.metric_for_best_model)
+        self.evaluation = EvaluationPass(accelerator, evaluators, eval_sets, config.batch_size, self.collator)
         self.metrics_log = MetricsLog(self.output_dir / METRICS_LOG)
         self.state = TrainerState()
         self.latest_evaluation: tuple[int, dict[str, float]] = (-1, {})
@@ -294,7 +259,7 @@ class Trainer:
                         grad_norm = accelerator.clip_grad_norm_(self.module.parameters(), config.max_grad_norm)
                     run.optimizer.step()
                     run.optimizer.zero_grad(set_to_none=True)
-                window.add(batch["dataset"], loss.detach(), batch["diagnostics"], _rows(batch))
+                window.add(batch["dataset"], loss.detach(), batch["diagnostics"], batch_rows(batch))
                 self.non_finite.add(loss.detach(), state.step + 1, batch["dataset"])
                 state.batches_in_epoch += 1
                 if not accelerator.sync_gradients:
@@ -356,27 +321,14 @@ class Trainer:
         """A metrics.jsonl record to the trackers (accelerate logs on the main process only; none: nothing)."""
         self.accelerator.log({name: value for name, value in record.items() if name != "step"}, step=record["step"])
 
-    # -- evaluation ------------------------------------------------------------------------------------------
+    # -- evaluation and checkpoints --------------------------------------------------------------------------
 
     def _evaluate(self) -> dict[str, float]:
-        """Evaluators and eval losses, on every process: each embeds a share of the evaluators' texts and computes
-        the loss of a share of the eval batches; every process gets the main process's metrics (so that all agree on
+        """The evaluation pass on every process; every process gets the main process's metrics (so that all agree on
         the best checkpoint), which the main process writes."""
         metrics: dict[str, float] = {}
-        if self.evaluators or self.eval_sets:
-            module = self.accelerator.unwrap_model(self.module)
-            module.eval()
-            try:
-                if self.accelerator.is_fsdp2:
-                    with torch.no_grad():
-                        metrics = self.module(evaluate=self._run_evaluators_sharded)
-                else:
-                    metrics = self._run_evaluators(module.model)
-                with torch.no_grad():
-                    for name, dataset in self.eval_sets.items():
-                        metrics[eval_loss_metric(name)] = self._eval_loss(module, dataset)
-            finally:
-                module.train()
+        if self.evaluation.has_work():
+            metrics = self.evaluation.run(self.module)
             if self.accelerator.is_main_process:
                 self.metrics_log.write({"step": self.state.step, **metrics})
             self._report({"step": self.state.step, **metrics})
@@ -385,116 +337,18 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         return metrics
 
-    def _run_evaluators_sharded(self, model: Model) -> dict[str, float]:
-        """`_run_evaluators` under FSDP2, called inside the root module's forward. Models embed under
-        torch.inference_mode, and FSDP2 cannot later write into the buffers of a unit whose parameters were first
-        gathered there ("inplace update to inference tensor"): every unit gathers them here first, outside it."""
-        from torch.distributed.fsdp import FSDPModule
-
-        for unit in self.module.modules():
-            if isinstance(unit, FSDPModule):
-                unit.unshard()
-        return self._run_evaluators(model)
-
-    def _run_evaluators(self, model: Model) -> dict[str, float]:
-        metrics: dict[str, float] = {}
-        # shared_embeddings: evaluators that share texts embed them once
-        with shared_embeddings(), embeddings_across_processes():
-            for evaluator in self.evaluators:
-                metrics |= evaluator(model)
-            return same_on_every_process(metrics)
-
-    def _eval_loss(self, module: TrainingModule, dataset: PreparedDataset) -> float:
-        """The mean loss per row over the eval set. With N processes, process r takes batches r, r + N, ... (the
-        batches one process would make, so in-batch negatives are the same) and the sums are added up; each runs as
-        many batches (one short of batches repeats the last, uncounted), as a sharded model (FSDP, ZeRO-3) needs."""
-        accelerator = self.accelerator
-        processes, rank = accelerator.num_processes, accelerator.process_index
-        total, count, mine, batch = 0.0, 0, 0, None
-        for index, batch in enumerate(eval_batches(dataset, self.config.batch_size, self.collator)):
-            if index % processes == rank:
-                size = _rows(batch)
-                total += self._batch_loss(module, batch) * size
-                count += size
-                mine += 1
-        if processes > 1:
-            if batch is not None and mine < -(-(index + 1) // processes):
-                self._batch_loss(module, batch)
-            sums = accelerator.reduce(torch.tensor([total, count], dtype=torch.float64, device=accelerator.device), "sum")
-            total, count = float(sums[0]), int(sums[1])
-        return total / count
-
-    def _batch_loss(self, module: TrainingModule, batch: Batch) -> float:
-        # send_to_device leaves non-tensors (a router's `task`, a cross-encoder's texts and list labels) as they are.
-        batch["features"] = send_to_device(batch["features"], self.accelerator.device)
-        batch["labels"] = send_to_device(batch["labels"], self.accelerator.device)
-        return float(module(batch))
-
-    def _track_best(self) -> None:
-        """At a checkpoint: is the evaluation of this step the best so far? (Only checkpoints can be kept.)"""
-        name = self.config.metric_for_best_model
-        step, metrics = self.latest_evaluation
-        if name is None or step != self.state.step or name not in metrics:
-            return
-        value = metrics[name]
-        best = self.state.best_metric
-        if best is None or (value < best if lower_is_better(name) else value > best):
-            self.state.best_metric = value
-            self.state.best_checkpoint = self.checkpoints.path_for(self.state.step).name
-            self.state.best_metrics = metrics
-
-    # -- checkpoints -----------------------------------------------------------------------------------------
-
     def _save_checkpoint(self) -> None:
         self._raise_if_non_finite()  # never publish weights trained on a non-finite loss
-        accelerator, step = self.accelerator, self.state.step
-        staging = self.checkpoints.staging_path(step)
-        if accelerator.is_main_process:
-            shutil.rmtree(staging, ignore_errors=True)
-        accelerator.wait_for_everyone()
-        if accelerator.is_fsdp2:
-            fill_optimizer_state(self.optimizer.optimizer)  # the torch optimizer accelerate's wraps
-        weights = accelerator.get_state_dict(self.module)  # every process: it gathers sharded parameters
-        error = self._write_checkpoint(staging, weights)
-        # Every process learns whether any write failed (and this is the barrier before publishing: every process's
-        # RNG state is written by then), so that all stop together instead of waiting for each other.
-        if self._on_any_process(error is not None):
-            if accelerator.is_main_process:
-                shutil.rmtree(staging, ignore_errors=True)  # nothing half-written stays behind
-            raise TrainingError(write_failure(f"checkpoint {step}", self.checkpoints.root, error)
-                                + f"; the previous checkpoint ({name_or_none(self.checkpoints.latest())}) is intact: "
-                                  f"free space and continue with --resume")
-        if accelerator.is_main_process:
-            path = self.checkpoints.publish(step)
-            best = self.checkpoints.root / self.state.best_checkpoint if self.state.best_checkpoint else None
-            self.checkpoints.rotate(keep=best)
+        path = self.saving.save(self.state, self.latest_evaluation, self.module, self.optimizer)
+        if path is not None:  # the main process
             if self.record is not None:
                 self.record.checkpoint_written(path, self.state)
             self._notify("on_checkpoint", path)
-        accelerator.wait_for_everyone()
-
-    def _write_checkpoint(self, staging: Path, weights: dict[str, Tensor]) -> OSError | None:
-        """This process's part of a checkpoint into `staging` (`weights`: the whole model's, see _save_model); the
-        error if the disk is full or not writable."""
-        try:
-            self.accelerator.save_state(str(staging / "state"))
-            if self.accelerator.is_main_process:
-                self._track_best()
-                self._save_model(staging / "model", weights)
-                self.state.save(staging / STATE_FILE)  # written last: its presence marks a complete checkpoint
-        except Exception as error:
-            return as_write_error(error)
-        return None
-
-    def _on_any_process(self, flag: bool) -> bool:
-        """Whether `flag` is set on any process (a collective: every process must call it)."""
-        if self.accelerator.num_processes == 1:
-            return flag
-        return bool(self.accelerator.reduce(torch.tensor(float(flag), device=self.accelerator.device), "sum").item())
+        self.accelerator.wait_for_everyone()
 
     def _stop_requested(self) -> bool:
         """A stop signal reached any process (a scheduler may signal only some): all stop at the same step."""
-        return self._on_any_process(self.signals.received is not None)
+        return on_any_process(self.accelerator, self.signals.received is not None)
 
     def _stop_for_preemption(self, already_saved: bool) -> None:
         if not already_saved:
@@ -515,80 +369,22 @@ class Trainer:
             f"learning rate, enable gradient clipping (training.max_grad_norm) or use fp32/bf16")
 
     def _resume(self) -> None:
-        self.checkpoints.remove_partial()
-        candidates = self.checkpoints.completed()
-        if not candidates:
-            logger.warning("--resume: no checkpoint in %s; starting from scratch", self.checkpoints.root)
+        found = self.saving.load_latest()
+        if found is None:
             return
-        for checkpoint in reversed(candidates):  # newest first; a corrupt one falls back to the one before
-            try:
-                self._load_checkpoint(checkpoint)
-            except Exception as error:  # a truncated file raises whatever its reader raises (safetensors, pickle, json)
-                logger.warning("--resume: checkpoint %s cannot be read (%s: %s); falling back to the previous one",
-                               checkpoint, type(error).__name__, error)
-                continue
-            if self.accelerator.is_main_process:
-                self.metrics_log.truncate_after(self.state.step)
-            logger.info("resumed from %s (step %d)", checkpoint, self.state.step)
-            return
-        raise TrainingError(f"--resume: no checkpoint in {self.checkpoints.root} can be read (see the warnings above); "
-                            f"choose another output directory to train from scratch")
-
-    def _load_checkpoint(self, checkpoint: Path) -> None:
-        state = TrainerState.load(checkpoint / STATE_FILE)
-        check_safetensors(checkpoint / "model")  # accelerate reads state/, not the model copy that load_best uses
-        self.accelerator.load_state(str(checkpoint / "state"))
-        self.state = state
+        checkpoint, self.state = found
+        if self.accelerator.is_main_process:
+            self.metrics_log.truncate_after(self.state.step)
+        logger.info("resumed from %s (step %d)", checkpoint, self.state.step)
 
     def _save_final(self, metrics: dict[str, float], facts: environment.TrainingRun) -> Path:
-        """Write output_dir/final atomically: the best checkpoint's model, or the model as trained."""
-        final = self.output_dir / FINAL
-        error = None
-        # Every process: gathering sharded parameters is a collective. Not needed when final/ is the best checkpoint's.
-        weights = {} if self._final_is_best_checkpoint() else self.accelerator.get_state_dict(self.module)
-        if self.accelerator.is_main_process:
-            staging = self.output_dir / ".final.partial"
-            shutil.rmtree(staging, ignore_errors=True)
-            try:
-                self._write_final(staging, metrics, facts, weights)
-            except Exception as raised:
-                error = as_write_error(raised)
-                shutil.rmtree(staging, ignore_errors=True)
-            else:
-                shutil.rmtree(final, ignore_errors=True)
-                staging.rename(final)
-        if self._on_any_process(error is not None):
-            raise TrainingError(write_failure("the final model", self.output_dir, error)
-                                + f"; the checkpoints ({name_or_none(self.checkpoints.latest())}) are intact: free "
-                                  f"space and continue with --resume")
-        self.accelerator.wait_for_everyone()
-        return final
-
-    def _final_is_best_checkpoint(self) -> bool:
-        return bool(self.config.load_best_model_at_end and self.state.best_checkpoint)
-
-    def _write_final(self, staging: Path, metrics: dict[str, float], facts: environment.TrainingRun,
-                     weights: dict[str, Tensor]) -> None:
-        """`metrics`: the evaluation of the model written (see _final_model_metrics); `weights`: see _save_model."""
-        if self._final_is_best_checkpoint():
-            shutil.copytree(self.checkpoints.root / self.state.best_checkpoint / "model", staging)
-        else:
-            self._save_model(staging, weights)
-        if self.on_final_save is not None:
-            self.on_final_save(staging, metrics, self.metrics_log.read(), run=facts)
-
-    def _save_model(self, directory: Path, weights: dict[str, Tensor]) -> None:
-        """The model in `directory`, written from `weights`, the prepared module's whole state dict
-        (`accelerator.get_state_dict`): under FSDP2 and ZeRO-3 the model itself holds only this process's shards."""
-        with holding(self.model, weights, prefix="model."):
-            save_model(self.model, directory)
-
-
-def _rows(batch: Batch) -> int:
-    first = batch["features"][0]
-    if not isinstance(first, dict):  # a cross-encoder's raw texts
-        return len(first)
-    return len(first["offsets"] if "offsets" in first else first["input_ids"])  # static models: flat input_ids
+        """Write output_dir/final: the best checkpoint's model, or the model as trained; `metrics`: the evaluation of
+        the model written (see _final_model_metrics), for its card."""
+        best = self.state.best_checkpoint
+        best_checkpoint = self.checkpoints.root / best if self.config.load_best_model_at_end and best else None
+        describe = None if self.on_final_save is None else (
+            lambda folder: self.on_final_save(folder, metrics, self.metrics_log.read(), run=facts))
+        return save_final(self.accelerator, self.output_dir, self.module, best_checkpoint, self.checkpoints, describe)
 
 
 def _with_rng_state_kept(batches: Iterable[Batch]) -> Iterator[Batch]:

@@ -99,9 +99,13 @@ def test_fsdp_saves_the_whole_model_and_resumes(tmp_path: Path, tiny_checkpoint:
     torch.testing.assert_close(embeddings(checkpoint / "model"), embeddings(one / "checkpoints" / checkpoint.name / "model"),
                                rtol=1e-5, atol=1e-5)
 
-    # Resumed from the sharded checkpoint of step 2: the same final model as the run that was never stopped.
+    # Resumed from the sharded checkpoint of step 2: the same final model as the run that was never stopped. Resumed
+    # with load_best_model_at_end, final/ is the best checkpoint's (step 3's, the last), which only the main process
+    # copies: every process must know it, or the others would gather the weights for a final model alone (a hang).
     final = embeddings(run / "final")
     shutil.rmtree(run / "checkpoints" / "checkpoint-0000003")
     shutil.rmtree(run / "final")
-    launch_fsdp(config, sharded, "--resume")
+    launch_fsdp(config, sharded, "--resume", "--set", "training.load_best_model_at_end=true",
+                "--set", "training.metric_for_best_model=sts-dev_spearman_cosine")
+    assert json.loads((run / "run.json").read_text())["best_checkpoint"]["step"] == 3
     torch.testing.assert_close(embeddings(run / "final"), final, rtol=1e-5, atol=1e-5)
