@@ -91,10 +91,12 @@ def row_bf16_sdpa(quick: bool) -> str:
             return embeddings
         return run
 
+    model.eval()  # the agreement without dropout: two training-mode passes would draw different masks
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
         bf16 = model(dict(features))["sentence_embedding"].float()
     with torch.no_grad():
         fp32 = model(dict(features))["sentence_embedding"]
+    model.train()
     cosine = torch.nn.functional.cosine_similarity(bf16, fp32).min().item()
     torch.cuda.reset_peak_memory_stats()
     seconds = {name: timed(step(dtype), 3 if quick else 20) for name, dtype in (("fp32", None), ("bf16", torch.bfloat16))}

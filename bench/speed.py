@@ -342,7 +342,7 @@ def train_reference(workload: Workload, model_dir: Path, data_file: Path, seed: 
 
 
 def train_embedtrain(workload: Workload, model_dir: Path, data_file: Path, seed: int, workdir: Path,
-                     clock: StepClock, length_chunking: bool) -> list[float]:
+                     clock: StepClock, length_chunking: bool | str) -> list[float]:
     import yaml
 
     from embedtrain.engine.observer import TrainingObserver
@@ -471,7 +471,8 @@ def child(args: argparse.Namespace) -> None:
             result["losses"] = train_reference(workload, model_dir, data_file, args.seed, Path(workdir), clock)
         else:
             result["losses"] = train_embedtrain(workload, model_dir, data_file, args.seed, Path(workdir), clock,
-                                                length_chunking=args.library == "embedtrain")
+                                                # as users run it (auto: on CPU only), or padded
+                                                length_chunking="auto" if args.library == "embedtrain" else False)
     seconds = clock.step_ends[-1] - clock.started
     samples = workload.batch_size * len(clock.step_ends) if workload.loss else None
     steps = [end - start for start, end in zip(clock.step_ends, clock.step_ends[1:])]

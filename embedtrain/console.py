@@ -220,7 +220,8 @@ def dry_run_report(plan: "DryRunPlan") -> Group:
         tokens = plan.tokens
         per_batch = tokens.padded_tokens / tokens.batches
         saved = ("length-aware execution (training.length_chunking) skips most of it" if tokens.length_chunking
-                 else "the encoder computes it (training.length_chunking is off, or the model pads on the left)")
+                 else "the encoder computes it (training.length_chunking is off or auto on a GPU, or the model pads "
+                      "on the left)")
         lines.append(f"[bold]tokens per batch[/bold] {tokens.real_tokens / tokens.batches:.0f} real of {per_batch:.0f} "
                      f"padded ({tokens.padding_share:.0%} padding, first {tokens.batches} batches); {saved}")
     if plan.estimate is not None:

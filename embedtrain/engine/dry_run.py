@@ -23,6 +23,7 @@ from embedtrain.engine.output_dir import check_output_dir
 from embedtrain.engine.run import checked_data, prepare_trainer
 from embedtrain.engine.trackers import check_trackers
 from embedtrain.engine.trainer import Trainer, TrainingRun, build_accelerator, checkpoints_after, evaluates_after
+from embedtrain.modules.length_chunks import length_chunking
 from embedtrain.recipe.schema import Recipe
 from embedtrain.recipe.training import TrainingConfig
 
@@ -125,7 +126,7 @@ def dry_run(recipe: Recipe, *, resume: bool = False) -> DryRunPlan:
         evaluation_steps=(_steps_where(evaluates_after, config, run.total_steps)
                           if trainer.evaluators or trainer.eval_sets else []),
         checkpoint_steps=_steps_where(checkpoints_after, config, run.total_steps), parameters=parameter_counts(trainer),
-        tokens=_token_sample(batches, config.length_chunking and not _pads_left(trainer.model)),
+        tokens=_token_sample(batches, _chunks_batches(config, accelerator.device, trainer.model)),
         estimate=_measure(trainer, run, batches),
         mining=mining,
     )
@@ -179,6 +180,11 @@ def _pads_left(model) -> bool:
     """A left-padding (decoder) tokenizer: its batches run padded, as length-aware execution cuts right padding only."""
     tokenizer = getattr(getattr(model, "input_module", None), "tokenizer", None)
     return getattr(tokenizer, "padding_side", None) == "left"
+
+
+def _chunks_batches(config: TrainingConfig, device: torch.device, model) -> bool:
+    chunking = length_chunking(config.length_chunking)
+    return chunking is not None and chunking.runs_on(device) and not _pads_left(model)
 
 
 def _token_sample(batches: list, length_chunking: bool) -> TokenSample | None:

@@ -34,7 +34,7 @@ def classify(model: PreTrainedModel, inputs: dict[str, Tensor], chunking: Length
     and the batch is right-padded."""
     inputs = {key: inputs[key] for key in MODEL_INPUTS if key in inputs}
     padded = "attention_mask" in inputs and not bool(inputs["attention_mask"].all())
-    if not (chunking and padded and padding_side == "right"):
+    if not (chunking and padded and padding_side == "right" and chunking.runs_on(inputs["attention_mask"].device)):
         return model(**inputs, return_dict=True).logits
     if packing:
         return classify_packed(model, inputs, chunking)

@@ -137,6 +137,7 @@ class SentenceEmbedder(nn.Sequential):
         """Columns merge when the encoder packs them and they hold the same tensor features (no per-column route)."""
         transformer = self.input_module
         return (isinstance(transformer, Transformer) and transformer.packing and bool(transformer.length_chunking)
+                and transformer.length_chunking.runs_on(columns[0]["attention_mask"].device)
                 and all(column.keys() == columns[0].keys() and "attention_mask" in column
                         and all(isinstance(value, Tensor) for value in column.values()) for column in columns))
 

@@ -22,10 +22,26 @@ from torch import Tensor, nn
 @dataclass(frozen=True)
 class LengthChunking:
     """How a batch is cut into chunks; see `plan_chunks`. The defaults were measured on a 2-core CPU with
-    all-MiniLM-L6-v2: 64 tokens per chunk was as fast as 16 or 512 and faster than 2048 or one chunk per column."""
+    all-MiniLM-L6-v2: 64 tokens per chunk was as fast as 16 or 512 and faster than 2048 or one chunk per column.
+
+    `on_accelerators`: also chunk batches that sit on a GPU. Off by default: there the padded batch is one large
+    call that the device computes in about the time of a small one, and chunks add calls and host reads of the
+    lengths; on an H200, MNRL at batch 128 on all-MiniLM-L6-v2 trained 5.9x faster padded (540 samples/s against 92
+    length-aware)."""
 
     chunk_cost: int = 64
     max_chunk_tokens: int = 16384
+    on_accelerators: bool = False
+
+    def runs_on(self, device: torch.device) -> bool:
+        """Whether a batch on `device` runs in chunks."""
+        return device.type == "cpu" or self.on_accelerators
+
+
+def length_chunking(setting: bool | str) -> LengthChunking | None:
+    """A recipe's `training.length_chunking` as a module's setting: "auto" chunks batches on the CPU only, true on
+    GPUs too, false nowhere (None)."""
+    return None if setting is False else LengthChunking(on_accelerators=setting is True)
 
 
 def plan_chunks(lengths: Sequence[int], chunk_cost: int, max_chunk_tokens: int) -> list[list[int]]:

@@ -40,7 +40,8 @@ class Transformer(nn.Module):
 
     `length_chunking` (on unless set to None; an execution setting, not saved) runs each batch without
     padding where the encoder allows it (`packing`: BERT-style encoders, see `packed_attention`) and
-    otherwise in length-homogeneous chunks (see `length_chunks`): the same outputs, far less padding.
+    otherwise in length-homogeneous chunks (see `length_chunks`): the same outputs, far less padding. Batches on
+    a GPU run padded unless the setting says otherwise (`LengthChunking.on_accelerators`).
 
     `adapter` (peft's LoraConfig, or None) is the LoRA adapter the encoder carries (see `lora`): then only the
     adapter trains, and the folder holds the adapter (`adapter_config.json`, `adapter_model.safetensors`) in place
@@ -147,7 +148,8 @@ class Transformer(nn.Module):
     def forward(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
         inputs = {key: features[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in features}
         padded = "attention_mask" in inputs and not bool(inputs["attention_mask"].all())
-        if not (self.length_chunking and padded and self.tokenizer.padding_side == "right"):
+        if not (self.length_chunking and padded and self.tokenizer.padding_side == "right"
+                and self.length_chunking.runs_on(inputs["attention_mask"].device)):
             features["token_embeddings"] = self._token_outputs(inputs)
         elif not self.packing:
             features["token_embeddings"] = run_in_chunks(self._token_outputs, inputs, self.length_chunking)

@@ -8,6 +8,7 @@ from embedtrain.models.build import build_model
 from embedtrain.models.cross_encoder import CrossEncoder
 from embedtrain.models.embedder import SentenceEmbedder
 from embedtrain.modules import Transformer
+from embedtrain.modules.length_chunks import length_chunking
 from embedtrain.recipe.checks import built_model_problems, model_problems
 from embedtrain.recipe.plan import DataPlan
 from embedtrain.recipe.schema import Recipe
@@ -25,13 +26,14 @@ def build_training_model(recipe: Recipe, plan: DataPlan) -> SentenceEmbedder | C
         raise RecipeError("\n".join(problems))
     if recipe.training.gradient_checkpointing:
         _enable_gradient_checkpointing(model)
+    chunking = length_chunking(recipe.training.length_chunking)
     if isinstance(model, CrossEncoder):  # scores pairs: no embedding similarity to save
-        if not recipe.training.length_chunking:
-            model.length_chunking = None
+        model.length_chunking = chunking
         return model
-    if not recipe.training.length_chunking and isinstance(model.input_module, Transformer):
-        model.input_module.length_chunking = None
-    elif isinstance(model.input_module, Transformer) and model.input_module.tokenizer.padding_side == "left":
+    if isinstance(model.input_module, Transformer):
+        model.input_module.length_chunking = chunking
+    if chunking is not None and isinstance(model.input_module, Transformer) \
+            and model.input_module.tokenizer.padding_side == "left":
         # Transformer.forward cuts padding off the end of each text only (right padding).
         logger.info("training.length_chunking: %s pads on the left (as decoders do for last-token pooling), so its "
                     "batches run padded, without length-aware execution", recipe.model.base)

@@ -73,9 +73,11 @@ class TrainingConfig(StrictModel):
         "round_robin (one of each in turn), weighted (by each dataset's weight)")
     dataloader_drop_last: bool = False
     dataloader_num_workers: int = Field(0, ge=0)
-    length_chunking: bool = Field(
-        True, description="run each batch through the encoder in length-homogeneous chunks: the same loss and "
-        "gradients with far less padding (the batches themselves are unchanged)")
+    length_chunking: bool | Literal["auto"] = Field(
+        "auto", description="run each batch through the encoder in length-homogeneous chunks (packed, for BERT-style "
+        "encoders): the same loss and gradients with far less padding (the batches themselves are unchanged). auto: "
+        "on CPU only, where it is 2-3x faster; a GPU computes the padded batch faster (one large call instead of "
+        "several small ones); true: on GPUs too")
     push_to_hub: PushToHubConfig | None = Field(
         None, description="push final/ (with its card) to this Hub repo at the end of training, and with every_save "
         "each checkpoint; a token from HF_TOKEN or `hf auth login`")

@@ -196,7 +196,8 @@ def test_the_decoder_recipes_dry_run_passes_and_says_its_batches_run_padded(tmp_
     assert result.exit_code == 0, result.output
     output = " ".join(result.output.split())
     assert "dry run: every check passed" in output
-    assert "the encoder computes it (training.length_chunking is off, or the model pads on the left)" in output
+    assert ("the encoder computes it (training.length_chunking is off or auto on a GPU, or the model pads on the "
+            "left)") in output
     assert not (tmp_path / "run").exists()
 
 

@@ -116,3 +116,48 @@ def test_left_padded_tokenizers_run_unchunked(tiny_checkpoint: Path) -> None:
     model.input_module.auto_model.register_forward_pre_hook(lambda module, args: calls.append(1))
     model(model.tokenize(ANCHORS))
     assert len(calls) == 1
+
+
+def test_batches_on_a_gpu_run_padded_unless_the_setting_asks_for_chunks(tiny_checkpoint: Path, monkeypatch) -> None:
+    """`training.length_chunking: auto` chunks on the CPU only (on a GPU the padded batch is faster); true chunks on
+    GPUs too. A GPU is stood in for by the device check, which is all that differs."""
+    from embedtrain.modules.length_chunks import length_chunking
+
+    assert length_chunking(False) is None
+    assert not length_chunking("auto").runs_on(torch.device("cuda"))
+    assert length_chunking("auto").runs_on(torch.device("cpu"))
+    assert length_chunking(True).runs_on(torch.device("cuda"))
+
+    model = load_model(tiny_checkpoint)
+    widths = []
+    model.input_module.auto_model.register_forward_pre_hook(
+        lambda module, args, kwargs: widths.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
+    features = model.tokenize(ANCHORS)
+    model.input_module.length_chunking, model.input_module.packing = LengthChunking(chunk_cost=0), False
+    monkeypatch.setattr(LengthChunking, "runs_on", lambda self, device: self.on_accelerators)  # as on a GPU
+    model(dict(features))
+    assert widths == [tuple(features["input_ids"].shape)]  # one padded call
+    widths.clear()
+    model.input_module.length_chunking = LengthChunking(chunk_cost=0, on_accelerators=True)
+    model(dict(features))
+    assert len(widths) > 1
+
+
+@pytest.mark.usefixtures("fresh_accelerate_state")
+@pytest.mark.parametrize("setting, expected", [("auto", False), (True, True), (False, None)])
+def test_the_recipe_setting_reaches_the_encoder(tmp_path, tiny_checkpoint, sts_csv, setting, expected) -> None:
+    import yaml
+
+    from embedtrain.engine.run import checked_data
+    from embedtrain.recipe.build import build_training_model
+    from embedtrain.recipe.loading import load_recipe
+
+    recipe = {"model": {"base": str(tiny_checkpoint)}, "losses": {"main": {"type": "CoSENTLoss"}},
+              "datasets": {"train": {"sts": {"source": str(sts_csv)}}},
+              "training": {"output_dir": str(tmp_path / "run"), "max_steps": 1, "length_chunking": setting}}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    recipe = load_recipe(tmp_path / "recipe.yaml")
+
+    chunking = build_training_model(recipe, checked_data(recipe)[0]).input_module.length_chunking
+
+    assert (chunking if chunking is None else chunking.on_accelerators) == expected
