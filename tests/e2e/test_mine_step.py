@@ -121,14 +121,16 @@ def test_a_run_stopped_after_mining_reuses_the_rows(tmp_path, tiny_checkpoint, p
 
 def test_rescored_triplets_with_scores_train_margin_mse(tmp_path, tiny_checkpoint, pairs_csv):
     recipe = write_recipe(tmp_path, tiny_checkpoint, pairs_csv, loss="MarginMSELoss", num_negatives=1,
-                          output_scores=True, rescore=str(tiny_checkpoint), range_max=6)
+                          output_scores=True, rescore=str(tiny_checkpoint), rescore_kind="dense",
+                          range_max=6)
     result, shown = run("train", recipe)
     assert result.exit_code == 0, result.output
     assert f"re-scored by {tiny_checkpoint.name}" in shown
     [cache] = mined_files(tmp_path)
     rows = pq.read_table(cache).to_pylist()
     assert list(rows[0]) == ["question", "answer", "negative", "scores"] and all(len(r["scores"]) == 2 for r in rows)
-    assert json.loads(sidecar_path(cache).read_text())["rescore_model"] == tiny_checkpoint.name
+    sidecar = json.loads(sidecar_path(cache).read_text())
+    assert sidecar["rescore_model"] == tiny_checkpoint.name and sidecar["rescore_kind"] == "dense"
 
 
 def test_in_two_processes_the_main_one_mines_and_both_stop_on_its_error(tmp_path, tiny_checkpoint, pairs_csv):
