@@ -15,7 +15,6 @@ import pyarrow.compute as pc
 from datasets import Dataset, IterableDataset
 
 from embedtrain.data.contract import LIST_LABEL_KINDS, ColumnContract, ColumnMapping, resolve_columns
-from embedtrain.data.samplers import text_keys
 from embedtrain.data.source import DataSource, load_source, load_stream
 from embedtrain.errors import DataError
 
@@ -361,6 +360,9 @@ def _check_batches_kept_apart(report: DatasetReport, data: LoadedData, batch_siz
     """no_duplicates puts the rows sharing a text in different batches: when one text is in more rows than an epoch
     has batches, the sampler makes as many batches as that text has rows, the extra ones smaller than batch_size
     (fewer in-batch negatives, more steps)."""
+    from embedtrain.data.samplers import text_keys  # the sampler's own keys; imported here: it imports torch, and the
+    # command line imports this module at startup (`embedtrain --version` loads no torch)
+
     keys = text_keys([data.rows.data.column(column) for column in data.mapping.input_columns])
     rows_of_key = np.unique(np.stack([np.repeat(np.arange(len(keys)), keys.shape[1]), keys.ravel()]), axis=1)[1]
     counts = np.bincount(rows_of_key)
