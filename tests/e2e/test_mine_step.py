@@ -156,3 +156,15 @@ def test_in_two_processes_the_main_one_mines_and_both_stop_on_its_error(tmp_path
     completed = train(tmp_path / "bad", max_score=-1.0)
     assert completed.returncode != 0
     assert (completed.stdout + completed.stderr).count("datasets.train.qa.mine: no query got a negative") == 2
+
+
+def test_a_plain_rescorer_is_named_by_the_dry_run_and_by_train_before_mining(tmp_path, tiny_checkpoint, pairs_csv,
+                                                                             monkeypatch):
+    recipe = write_recipe(tmp_path, tiny_checkpoint, pairs_csv, rescore=str(tiny_checkpoint))
+    monkeypatch.setattr(mined_data, "load_embedder", lambda *a, **k: pytest.fail("the mining model was loaded"))
+    for arguments in (["--dry-run"], []):
+        result, shown = run("train", recipe, *arguments)
+        assert result.exit_code == 2, result.output
+        assert f"datasets.train.qa.mine.rescore {tiny_checkpoint}: a plain checkpoint" in shown
+        assert "set datasets.train.qa.mine.rescore_kind dense (or sparse)" in shown
+    assert not mined_files(tmp_path)
