@@ -87,13 +87,14 @@ def mining_caches(steps: list[MiningStep], output_dir: Path) -> list[MinedCache]
             "model": _model_identity(mine.model, f"{step.where}.mine.model"),
             "kind": mine.kind,
             "rescore": _model_identity(mine.rescore, f"{step.where}.mine.rescore") if mine.rescore else None,
-            "rescore_kind": mine.rescore_kind,
             "rescore_activation": mine.rescore_activation,
             "options": step.options.model_dump(mode="json"),
         }
         if mine.rescore:  # what the re-scorer is, from its folder: a dry run names a wrong kind too
             rescorer_kind(mine.rescore, mine.rescore_kind, f"{step.where}.mine.rescore",
                           f"{step.where}.mine.rescore_kind")
+            # Keyed only with a re-scorer, so that the keys of rows mined without one stay what they were.
+            content["rescore_kind"] = mine.rescore_kind
         key = hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()
         name = re.sub(r"[^\w.-]", "_", step.name)
         caches.append(MinedCache(step, output_dir / MINED_DIR / f"{name}-{key[:16]}.parquet", key))
