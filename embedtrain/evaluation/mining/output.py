@@ -88,9 +88,8 @@ def mining_provenance(command: str, model: str, kind: str, rescore: str | None, 
                       corpus: tuple[str, list[str]] | None, options: MiningOptions, result: MiningResult,
                       output: Path, rescore_activation: str | None = None, rescore_kind: str | None = None) -> dict:
     """The sidecar of mined rows: the models (the re-scoring one's kind as loaded, and the activation of a
-    re-scoring cross-encoder's scores), the data
-    (`data`: source and split) and corpus (source and texts) by name and fingerprint, the options as used (the
-    derived range_max included), the output and the counts."""
+    re-scoring cross-encoder's scores), the data (`data`: source and split) and corpus (source and texts) by name and
+    fingerprint, the options as used (the derived range_max included), the output and the counts."""
     columns = {"anchor": pairs.anchor_column, "positive": pairs.positive_column, "label": pairs.label_column}
     return {
         "embedtrain": __version__,
