@@ -28,6 +28,16 @@ class EmbeddingKind(str, Enum):
     sparse = "sparse"
 
 
+class RescoreKind(str, Enum):
+    """What the `mine --rescore` model is (embedtrain.evaluation.mining.options.RescoreKind, not imported: it loads
+    torch)."""
+
+    auto = "auto"
+    cross_encoder = "cross_encoder"
+    dense = "dense"
+    sparse = "sparse"
+
+
 MINE_EXAMPLES = """
 [bold]Examples[/bold]
 
@@ -62,6 +72,11 @@ def mine(
     rescore_activation: Annotated[CrossEncoderActivation | None, typer.Option(
         "--rescore-activation", show_default=False, help="The activation of the --rescore cross-encoder's scores, in "
                                                          "place of its own (identity: its logits).")] = None,
+    rescore_kind: Annotated[RescoreKind, typer.Option(
+        "--rescore-kind", help="What the --rescore model is: auto (its folder says: a saved model's kind, or a "
+                               "trained sequence classifier as a cross-encoder), cross_encoder (needs a trained "
+                               "classification head), dense or sparse (re-score by embedding similarity; needed for "
+                               "a plain checkpoint).")] = RescoreKind.auto,
     kind: Annotated[EmbeddingKind | None, typer.Option("--kind", show_default=False,
                                                    help="Build --model as dense or sparse (default: a saved model's "
                                                         "own kind, else dense).")] = None,
@@ -123,6 +138,7 @@ def mine(
              "chunk_size": chunk_size, "search": search}
     request = MineRequest(data, model, output, split=split, columns=columns, corpus=corpus, corpus_column=corpus_column,
                           rescore=rescore, rescore_activation=rescore_activation.value if rescore_activation else None,
+                          rescore_kind=rescore_kind.value,
                           kind=kind.value if kind else None, force=force,
                           options={key: value for key, value in given.items() if value is not None})
     with user_errors(), RichProgress() as progress:

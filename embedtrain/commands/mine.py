@@ -16,8 +16,8 @@ from embedtrain.console import mining_summary
 from embedtrain.data.source import DataSource, public_name
 from embedtrain.errors import RecipeError
 from embedtrain.evaluation.mining.mine import MiningResult, mine_negatives
-from embedtrain.evaluation.mining.models import Kind, load_embedder, load_scorer, scorer_activation
-from embedtrain.evaluation.mining.options import MiningOptions
+from embedtrain.evaluation.mining.models import Kind, load_embedder, load_rescorer, scorer_activation, scorer_kind
+from embedtrain.evaluation.mining.options import MiningOptions, RescoreKind
 from embedtrain.evaluation.mining.output import check_output, mining_provenance, sidecar_path, write_rows
 from embedtrain.evaluation.mining.pairs import load_corpus, load_pairs, prepare_input
 from embedtrain.evaluation.mining.progress import Progress
@@ -37,6 +37,7 @@ class MineRequest:
     corpus_column: str | None = None
     rescore: str | None = None
     rescore_activation: Activation | None = None
+    rescore_kind: RescoreKind = "auto"
     kind: Kind | None = None
     force: bool = False
     options: dict = field(default_factory=dict)
@@ -56,6 +57,9 @@ def run_mine(request: MineRequest, progress: Progress) -> MineOutcome:
     if request.rescore_activation is not None and request.rescore is None:
         raise RecipeError("--rescore-activation applies to the scores of a --rescore cross-encoder, and none is given: "
                           "add --rescore, or remove --rescore-activation")
+    if request.rescore_kind != "auto" and request.rescore is None:
+        raise RecipeError(f"--rescore-kind {request.rescore_kind} says what the --rescore model is, and none is given: "
+                          f"add --rescore, or remove --rescore-kind")
     check_output(request.output, request.force)
     source = DataSource(source=request.data, split=request.split,
                         columns=parse_columns(request.columns) if request.columns else None)
@@ -63,15 +67,16 @@ def run_mine(request: MineRequest, progress: Progress) -> MineOutcome:
     corpus = (load_corpus(DataSource(source=request.corpus), request.corpus_column, "--corpus")
               if request.corpus else None)
     data = prepare_input(pairs, corpus)
+    # The re-scorer first: its kind is checked from its folder, before the mining model loads.
+    rescorer = (load_rescorer(request.rescore, request.rescore_kind, request.rescore_activation)
+                if request.rescore else None)
     model = load_embedder(request.model, request.kind)
-    rescorer = (load_scorer(request.rescore, None, "--rescore", activation=request.rescore_activation,
-                            activation_option="--rescore-activation") if request.rescore else None)
     result = mine_negatives(model, data, options, rescorer, progress)
     kind = "sparse" if model.model_type == "SparseEncoder" else "dense"
     write_rows(result.columns, request.output, mining_provenance(
         "mine", request.model, kind, request.rescore, (request.data, request.split), pairs,
         (request.corpus, corpus) if corpus is not None else None, options, result, request.output,
-        scorer_activation(rescorer)))
+        scorer_activation(rescorer), scorer_kind(rescorer) if rescorer is not None else None))
     return MineOutcome(request, options, result, kind)
 
 

@@ -85,6 +85,16 @@ class DatasetReport:
 
 
 @dataclass(frozen=True)
+class Batching:
+    """How a dataset's rows will be batched, when a recipe says it: what is left to fix about its duplicates
+    depends on it. `sampler` is training.batch_sampler for a training dataset, `in_order` for an eval dataset (eval
+    batches are the rows in order)."""
+
+    sampler: Literal["random", "no_duplicates", "group_by_label", "in_order"]
+    batch_size: int
+
+
+@dataclass(frozen=True)
 class Tokenization:
     """What the length checks need from the model: its tokenizer and maximum sequence length."""
 
@@ -93,11 +103,12 @@ class Tokenization:
 
 
 def inspect_source(config: DataSource, contract: ColumnContract, where: str, tokenization: Tokenization | None = None,
-                   streaming: bool = False) -> tuple[DatasetReport, LoadedData | None]:
+                   streaming: bool = False, batching: Batching | None = None) -> tuple[DatasetReport, LoadedData | None]:
     """Load a data source and check it against `contract`; never raises DataError, it reports it.
 
     Returns the report and the loaded data (None when it could not be read or its columns do not match).
-    A streamed source is checked on its first STREAM_SAMPLE rows.
+    A streamed source is checked on its first STREAM_SAMPLE rows. `batching` (a recipe's) decides what the
+    duplicate check advises; without it (a file checked alone), it advises training.batch_sampler: no_duplicates.
     """
     report = DatasetReport(where=where, source=config.source, contract=contract)
     try:
@@ -112,7 +123,7 @@ def inspect_source(config: DataSource, contract: ColumnContract, where: str, tok
         report.error(str(error))
         return report, None
     data = LoadedData(rows, report.mapping, stream)
-    inspect_rows(report, data, tokenization)
+    inspect_rows(report, data, tokenization, batching)
     return report, data
 
 
@@ -123,7 +134,8 @@ def _first_rows_of(stream: IterableDataset, where: str) -> Dataset:
         raise DataError(f"{where}: cannot read the stream: {type(error).__name__}: {error}") from error
 
 
-def inspect_rows(report: DatasetReport, data: LoadedData, tokenization: Tokenization | None) -> None:
+def inspect_rows(report: DatasetReport, data: LoadedData, tokenization: Tokenization | None,
+                 batching: Batching | None = None) -> None:
     rows, mapping, where = data.rows, data.mapping, report.where
     if len(rows) == 0:
         report.error(f"{where}: the dataset has no rows")
@@ -139,7 +151,7 @@ def inspect_rows(report: DatasetReport, data: LoadedData, tokenization: Tokeniza
     if report.errors:
         return
     if report.contract.in_batch_negatives:
-        _check_duplicates(report, data)
+        _check_duplicates(report, data, batching)
     if tokenization is not None:
         _check_lengths(report, data, tokenization)
 
@@ -311,8 +323,10 @@ def _duplicate_share(values: pa.ChunkedArray) -> float:
     return 1.0 - len(pc.unique(values)) / len(values)
 
 
-def _check_duplicates(report: DatasetReport, data: LoadedData) -> None:
-    """Duplicates are false negatives for in-batch-negative losses: the same text counted as another row's negative."""
+def _check_duplicates(report: DatasetReport, data: LoadedData, batching: Batching | None) -> None:
+    """Duplicates are false negatives for in-batch-negative losses: the same text counted as another row's negative,
+    unless the batches keep equal texts apart (batch_sampler no_duplicates), which then needs as many batches as
+    the rows that share a text."""
     columns = dict(data.mapping.inputs)
     anchors = data.rows.data.column(columns["anchor"])
     positives = data.rows.data.column(columns["positive"])
@@ -325,10 +339,43 @@ def _check_duplicates(report: DatasetReport, data: LoadedData) -> None:
     if same.any():
         report.warning(f"{report.where}: {int(same.sum())} rows have the anchor equal to the positive (at {_rows(same)}); "
                        f"they teach nothing")
-    for name, share in report.duplicates.items():
-        if name != "anchor_equals_positive" and share > DUPLICATE_WARNING_RATE:
-            report.warning(f"{report.where}: {share:.1%} {name.replace('_', ' ')}: in-batch negatives can then be "
-                           f"false negatives; use training.batch_sampler: no_duplicates")
+    duplicated = [f"{share:.1%} {name.replace('_', ' ')}" for name, share in report.duplicates.items()
+                  if name != "anchor_equals_positive" and share > DUPLICATE_WARNING_RATE]
+    if not duplicated:
+        return
+    if batching is not None and batching.sampler == "no_duplicates":
+        _check_batches_kept_apart(report, data, batching.batch_size)
+        return
+    if batching is not None and batching.sampler == "in_order":
+        advice = ("eval batches take the rows in order (training.batch_sampler applies to training only), so the "
+                  "eval loss counts them; deduplicate the data, or read the eval loss as pessimistic")
+    else:
+        now = f" (now {batching.sampler})" if batching is not None else ""
+        advice = f"use training.batch_sampler: no_duplicates{now}, which keeps equal texts out of the same batch"
+    report.warning(f"{report.where}: {' and '.join(duplicated)}: in-batch negatives can then be false negatives; "
+                   f"{advice}")
+
+
+def _check_batches_kept_apart(report: DatasetReport, data: LoadedData, batch_size: int) -> None:
+    """no_duplicates puts the rows sharing a text in different batches: when one text is in more rows than an epoch
+    has batches, the sampler makes as many batches as that text has rows, the extra ones smaller than batch_size
+    (fewer in-batch negatives, more steps)."""
+    from embedtrain.data.samplers import text_keys  # the sampler's own keys; imported here: it imports torch, and the
+    # command line imports this module at startup (`embedtrain --version` loads no torch)
+
+    keys = text_keys([data.rows.data.column(column) for column in data.mapping.input_columns])
+    rows_of_key = np.unique(np.stack([np.repeat(np.arange(len(keys)), keys.shape[1]), keys.ravel()]), axis=1)[1]
+    counts = np.bincount(rows_of_key)
+    most, needed = int(counts.max()), -(-len(keys) // batch_size)
+    if most <= needed:
+        return
+    row, column = np.argwhere(keys == counts.argmax())[0]
+    text = str(data.rows[int(row)][data.mapping.input_columns[column]])
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    report.warning(f"{report.where}: {most} rows share the text {shown!r}: batch_sampler no_duplicates keeps them in "
+                   f"different batches (no false negatives), so an epoch takes at least {most} batches where "
+                   f"{needed} batches of {batch_size} would hold the {len(keys)} rows, and the extra ones are smaller (fewer "
+                   f"in-batch negatives per row); fewer rows per text, or a smaller batch_size, evens them out")
 
 
 def _check_lengths(report: DatasetReport, data: LoadedData, tokenization: Tokenization) -> None:

@@ -29,7 +29,13 @@ from embedtrain.engine.observer import TrainingObserver
 from embedtrain.errors import DataError, ModelLoadError, RecipeError, TrainingError
 from embedtrain.evaluation.mining.formats import output_columns
 from embedtrain.evaluation.mining.mine import mine_negatives
-from embedtrain.evaluation.mining.models import load_embedder, load_scorer, scorer_activation
+from embedtrain.evaluation.mining.models import (
+    load_embedder,
+    load_rescorer,
+    rescorer_kind,
+    scorer_activation,
+    scorer_kind,
+)
 from embedtrain.evaluation.mining.output import fingerprint, mining_provenance, sidecar_path, write_rows
 from embedtrain.models.io import resolve_model_path
 from embedtrain.recipe.plan import MiningStep
@@ -67,7 +73,8 @@ class MinedCache:
 
 def mining_caches(steps: list[MiningStep], output_dir: Path) -> list[MinedCache]:
     """The cache of each step, keyed by its data, models and options. Resolves the models (a hub id to its local
-    copy), reading only their file listings; ModelLoadError (exit 2) naming the key for one that is not there."""
+    copy), reading only their file listings and a re-scoring model's configuration (what it is); ModelLoadError or
+    RecipeError (exit 2) naming the key for one that is not there or not of its `rescore_kind`."""
     caches = []
     for step in steps:
         mine = step.config.mine
@@ -83,6 +90,11 @@ def mining_caches(steps: list[MiningStep], output_dir: Path) -> list[MinedCache]
             "rescore_activation": mine.rescore_activation,
             "options": step.options.model_dump(mode="json"),
         }
+        if mine.rescore:  # what the re-scorer is, from its folder: a dry run names a wrong kind too
+            rescorer_kind(mine.rescore, mine.rescore_kind, f"{step.where}.mine.rescore",
+                          f"{step.where}.mine.rescore_kind")
+            # Keyed only with a re-scorer, so that the keys of rows mined without one stay what they were.
+            content["rescore_kind"] = mine.rescore_kind
         key = hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()
         name = re.sub(r"[^\w.-]", "_", step.name)
         caches.append(MinedCache(step, output_dir / MINED_DIR / f"{name}-{key[:16]}.parquet", key))
@@ -141,11 +153,12 @@ def _mine(cache: MinedCache, observer: TrainingObserver) -> None:
     step, mine, options = cache.step, cache.step.config.mine, cache.step.options
     where = f"{step.where}.mine"
     logger.info("%s: mining negatives with %s (cached in %s)", step.where, public_name(mine.model), cache.path)
+    rescorer = (load_rescorer(mine.rescore, mine.rescore_kind, mine.rescore_activation, f"{where}.rescore",
+                              f"{where}.rescore_kind", f"{where}.rescore_activation") if mine.rescore else None)
     model = load_embedder(mine.model, mine.kind, f"{where}.model", f"{where}.kind", f"{where}.rescore")
     kind = "sparse" if model.model_type == "SparseEncoder" else "dense"
-    rescorer = (load_scorer(mine.rescore, None, f"{where}.rescore", f"{where}.kind", mine.rescore_activation,
-                            f"{where}.rescore_activation") if mine.rescore else None)
     activation = scorer_activation(rescorer)
+    rescored_as = scorer_kind(rescorer) if rescorer is not None else None
     try:
         with observer.mining(step.where) as progress:
             result = mine_negatives(model, step.data, options, rescorer, progress)
@@ -159,7 +172,7 @@ def _mine(cache: MinedCache, observer: TrainingObserver) -> None:
     provenance = mining_provenance(
         "train", mine.model, kind, mine.rescore, (step.config.source, step.config.split),
         step.pairs, (mine.corpus.source, step.corpus) if mine.corpus is not None else None, options, result,
-        cache.path, activation)
+        cache.path, activation, rescored_as)
     write_rows(result.columns, cache.path, provenance | {"dataset": step.where, "cache_key": cache.key})
     scored_by = (f"re-scored by {public_name(mine.rescore)}" if mine.rescore else
                  f"{public_name(mine.model)}, {result.similarity}")

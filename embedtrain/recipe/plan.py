@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datasets import Dataset
 
 from embedtrain.data.checks import (
+    Batching,
     DatasetReport,
     LoadedData,
     Tokenization,
@@ -108,7 +109,8 @@ def plan_data(recipe: Recipe, tokenization: Tokenization | None = None) -> DataP
                 reports.append(report)
                 mining += [step] if step is not None else []
                 continue
-            report, data = inspect_source(config, contract, f"datasets.{split}.{name}", tokenization, config.streaming)
+            report, data = inspect_source(config, contract, f"datasets.{split}.{name}", tokenization, config.streaming,
+                                          batching_of(recipe, split))
             reports.append(report)
             if data is None:
                 continue
@@ -197,13 +199,19 @@ def with_mined(recipe: Recipe, plan: DataPlan, mined: dict[str, Dataset], tokeni
         except DataError as error:
             report.error(str(error))
         else:
-            inspect_rows(report, LoadedData(rows, report.mapping), tokenization)
+            inspect_rows(report, LoadedData(rows, report.mapping), tokenization, batching_of(recipe, step.split))
             prepared[step.split][step.name] = _prepared(step.name, step.config, LoadedData(rows, report.mapping),
                                                         step.contract, step.loss_name, recipe.model.prompts)
         reports.append(report)
     ordered = {split: {name: prepared[split][name] for name in getattr(recipe.datasets, split)
                        if name in prepared[split]} for split in SPLITS}
     return replace(plan, reports=reports, train=ordered["train"], eval=ordered["eval"])
+
+
+def batching_of(recipe: Recipe, split: str) -> Batching:
+    """How the rows of a dataset of `split` are batched: by training.batch_sampler, or in order for evaluation."""
+    sampler = recipe.training.batch_sampler if split == "train" else "in_order"
+    return Batching(sampler, recipe.training.batch_size)
 
 
 def _prepared(name: str, config: DatasetConfig, data: LoadedData, contract: ColumnContract, loss_name: str,

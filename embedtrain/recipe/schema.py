@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 from embedtrain.config import StrictModel
 from embedtrain.data.source import DataSource
 from embedtrain.evaluation import EVALUATORS, metric_names
-from embedtrain.evaluation.mining.options import MiningOptions
+from embedtrain.evaluation.mining.options import MiningOptions, RescoreKind
 from embedtrain.losses import loss_config_union
 from embedtrain.models.config import ModelConfig
 from embedtrain.modules.dense import Activation
@@ -46,6 +46,11 @@ class MineStep(MiningOptions):
         "dense; sparse builds SPLADE from a masked-LM checkpoint)")
     rescore: str | None = Field(None, description="a cross-encoder (or an embedding model) that re-scores the "
                                 "candidates; the margins, filters and ranking then use its scores")
+    rescore_kind: RescoreKind = Field(
+        "auto", description="what the `rescore` model is: auto (a saved model's own kind; a trained sequence "
+        "classifier is a cross-encoder; a plain checkpoint is an error), cross_encoder (needs a trained "
+        "classification head), dense or sparse (re-scores by the similarity of its embeddings, built as `kind` "
+        "builds the mining model)")
     rescore_activation: Activation | None = Field(
         None, description="the activation a `rescore` cross-encoder's scores get, in place of its own (identity: "
         "its logits, unbounded like a dot-product student's scores; sigmoid: 0..1)")
@@ -53,10 +58,13 @@ class MineStep(MiningOptions):
                                         "positives of the data only)")
 
     @model_validator(mode="after")
-    def _activation_needs_rescore(self) -> "MineStep":
+    def _rescore_settings_need_rescore(self) -> "MineStep":
         if self.rescore_activation is not None and self.rescore is None:
             raise ValueError("rescore_activation applies to the scores of a `rescore` cross-encoder, and none is "
                              "given: add `rescore`, or remove rescore_activation")
+        if self.rescore_kind != "auto" and self.rescore is None:
+            raise ValueError(f"rescore_kind {self.rescore_kind} says what the `rescore` model is, and none is given: "
+                             f"add `rescore`, or remove rescore_kind")
         return self
 
     def options(self) -> MiningOptions:

@@ -85,7 +85,7 @@ def test_an_activation_without_a_cross_encoder_is_refused_before_mining(tmp_path
     assert result.exit_code == 2, result.output
     assert "datasets.train.qa.mine" in shown and "rescore_activation applies to the scores of a `rescore`" in shown
 
-    recipe = write_recipe(tmp_path, tiny_checkpoint, pairs_csv, rescore=str(tiny_checkpoint),
+    recipe = write_recipe(tmp_path, tiny_checkpoint, pairs_csv, rescore=str(tiny_checkpoint), rescore_kind="dense",
                           rescore_activation="identity")  # an embedding model re-scores by similarity
     result, shown = run("train", recipe)
     assert result.exit_code == 2, result.output

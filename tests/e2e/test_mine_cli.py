@@ -179,7 +179,8 @@ def test_rescoring_with_another_model_uses_its_scores(labelled_pairs, tiny_check
                                                       tmp_path):
     output = tmp_path / "rescored.jsonl"
     result, shown = run("mine", "--data", labelled_pairs, "--model", tiny_checkpoint, "--rescore",
-                        second_tiny_checkpoint, "--output", output, "--output-scores", "--num-negatives", "2")
+                        second_tiny_checkpoint, "--rescore-kind", "dense", "--output", output, "--output-scores",
+                        "--num-negatives", "2")
     assert result.exit_code == 0, result.output
     assert f"re-scored by {second_tiny_checkpoint.name}" in shown
     teacher = BiEncoderScorer(load_model(second_tiny_checkpoint))
@@ -187,7 +188,7 @@ def test_rescoring_with_another_model_uses_its_scores(labelled_pairs, tiny_check
         expected = teacher.predict([(row["question"], row["answer"]), (row["question"], row["negative"])], 8)
         torch.testing.assert_close(torch.tensor(row["scores"]), expected, rtol=0, atol=1e-5)
     provenance = json.loads(sidecar_path(output).read_text())
-    assert provenance["rescore_model"] == second_tiny_checkpoint.name
+    assert provenance["rescore_model"] == second_tiny_checkpoint.name and provenance["rescore_kind"] == "dense"
 
 
 def test_faiss_search_without_faiss_says_how_to_install_it(labelled_pairs, tiny_checkpoint, tmp_path, monkeypatch):

@@ -121,14 +121,16 @@ def test_a_run_stopped_after_mining_reuses_the_rows(tmp_path, tiny_checkpoint, p
 
 def test_rescored_triplets_with_scores_train_margin_mse(tmp_path, tiny_checkpoint, pairs_csv):
     recipe = write_recipe(tmp_path, tiny_checkpoint, pairs_csv, loss="MarginMSELoss", num_negatives=1,
-                          output_scores=True, rescore=str(tiny_checkpoint), range_max=6)
+                          output_scores=True, rescore=str(tiny_checkpoint), rescore_kind="dense",
+                          range_max=6)
     result, shown = run("train", recipe)
     assert result.exit_code == 0, result.output
     assert f"re-scored by {tiny_checkpoint.name}" in shown
     [cache] = mined_files(tmp_path)
     rows = pq.read_table(cache).to_pylist()
     assert list(rows[0]) == ["question", "answer", "negative", "scores"] and all(len(r["scores"]) == 2 for r in rows)
-    assert json.loads(sidecar_path(cache).read_text())["rescore_model"] == tiny_checkpoint.name
+    sidecar = json.loads(sidecar_path(cache).read_text())
+    assert sidecar["rescore_model"] == tiny_checkpoint.name and sidecar["rescore_kind"] == "dense"
 
 
 def test_in_two_processes_the_main_one_mines_and_both_stop_on_its_error(tmp_path, tiny_checkpoint, pairs_csv):
@@ -154,3 +156,15 @@ def test_in_two_processes_the_main_one_mines_and_both_stop_on_its_error(tmp_path
     completed = train(tmp_path / "bad", max_score=-1.0)
     assert completed.returncode != 0
     assert (completed.stdout + completed.stderr).count("datasets.train.qa.mine: no query got a negative") == 2
+
+
+def test_a_plain_rescorer_is_named_by_the_dry_run_and_by_train_before_mining(tmp_path, tiny_checkpoint, pairs_csv,
+                                                                             monkeypatch):
+    recipe = write_recipe(tmp_path, tiny_checkpoint, pairs_csv, rescore=str(tiny_checkpoint))
+    monkeypatch.setattr(mined_data, "load_embedder", lambda *a, **k: pytest.fail("the mining model was loaded"))
+    for arguments in (["--dry-run"], []):
+        result, shown = run("train", recipe, *arguments)
+        assert result.exit_code == 2, result.output
+        assert f"datasets.train.qa.mine.rescore {tiny_checkpoint}: a plain checkpoint" in shown
+        assert "set datasets.train.qa.mine.rescore_kind dense (or sparse)" in shown
+    assert not mined_files(tmp_path)

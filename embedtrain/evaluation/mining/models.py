@@ -5,6 +5,11 @@ A cross-encoder (a reranker) is recognised from its folder before anything loads
 recognises it): a saved cross-encoder (either reference layout), or a plain `*ForSequenceClassification` checkpoint.
 It scores pairs (its predictions, activation applied) but cannot embed texts, so a mining model refuses it. `option`
 names where the model was given (`--model`, `datasets.train.x.mine.model`) in the errors.
+
+A re-scoring model (`--rescore`, `mine: rescore`) is any scorer of pairs, and its kind (`--rescore-kind`) is what its
+folder says unless said outright. A plain checkpoint says nothing: re-scoring with it as a cross-encoder would read
+a new, untrained classification head (random scores), and as an embedding model is rarely what was meant of a
+re-scorer, so it needs its kind said (dense or sparse), and cross_encoder needs a trained head.
 """
 
 from pathlib import Path
@@ -13,6 +18,7 @@ from typing import Literal
 import torch
 
 from embedtrain.errors import RecipeError
+from embedtrain.evaluation.mining.options import RescoreKind
 from embedtrain.evaluation.mining.scoring import BiEncoderScorer, PairScorer
 from embedtrain.models.build_sparse import build_sparse_model
 from embedtrain.models.config import ModelConfig
@@ -48,6 +54,51 @@ def load_embedder(name_or_path: str, kind: Kind | None, option: str = "--model",
     model = (build_sparse_model(ModelConfig(base=str(path), kind="sparse"))
              if chosen == "sparse" and form.saved_kind != "sparse" else load_model(path))
     return model.to("cuda") if torch.cuda.is_available() else model
+
+
+def rescorer_kind(name_or_path: str, kind: RescoreKind, option: str = "--rescore",
+                  kind_option: str = "--rescore-kind") -> Literal["cross_encoder", "dense", "sparse"]:
+    """What the re-scoring model at `name_or_path` is, read from its folder before any weights load (see the module
+    docstring). RecipeError (exit 2) naming `kind_option` for a plain checkpoint under auto, cross_encoder for a
+    folder without a trained classification head, and dense or sparse for a cross-encoder."""
+    form = model_form(name_or_path)
+    cross_encoder = form.saved_kind == "cross_encoder" or form.classifier
+    if kind == "auto":
+        if cross_encoder:
+            return "cross_encoder"
+        if form.saved_kind is None:
+            raise RecipeError(
+                f"{option} {name_or_path}: a plain checkpoint (no saved sentence-transformers settings, no trained "
+                f"classification head) could re-score as an embedding model or as a cross-encoder, and its folder "
+                f"does not say which; set {kind_option} dense (or sparse) to re-score by the similarity of its "
+                f"embeddings, or give a trained cross-encoder (a reranker recipe's final model)")
+        return form.saved_kind
+    if kind == "cross_encoder" and not cross_encoder:
+        what = f"a saved {form.saved_kind} model" if form.saved_kind else "a plain checkpoint"
+        raise RecipeError(
+            f"{kind_option} cross_encoder: {option} {name_or_path} is {what}, without a trained classification head; "
+            f"a new head is untrained, and its scores would be noise. Give a trained cross-encoder (train one with a "
+            f"reranker recipe, e.g. reranker-bce), or set {kind_option} dense or sparse to re-score by the similarity "
+            f"of its embeddings")
+    if kind in ("dense", "sparse") and cross_encoder:
+        raise RecipeError(f"{kind_option} {kind}: {option} {name_or_path} is a cross-encoder (a reranker), which keeps "
+                          f"its kind; set {kind_option} auto or cross_encoder")
+    return kind
+
+
+def load_rescorer(name_or_path: str, kind: RescoreKind, activation: Activation | None, option: str = "--rescore",
+                  kind_option: str = "--rescore-kind", activation_option: str = "--rescore-activation") -> PairScorer:
+    """The re-scoring model at `name_or_path`, of the kind `rescorer_kind` finds (checked before it loads)."""
+    resolved = rescorer_kind(name_or_path, kind, option, kind_option)
+    return load_scorer(name_or_path, None if resolved == "cross_encoder" else resolved, option, kind_option,
+                       activation, activation_option)
+
+
+def scorer_kind(scorer: PairScorer) -> str:
+    """cross_encoder, dense or sparse: what a loaded scorer is (what a sidecar records)."""
+    if isinstance(scorer, BiEncoderScorer):
+        return "sparse" if scorer.model.model_type == "SparseEncoder" else "dense"
+    return "cross_encoder"
 
 
 def scorer_activation(scorer: PairScorer | None) -> str | None:

@@ -20,6 +20,9 @@ from embedtrain.config import StrictModel
 from embedtrain.similarity import SimilarityName
 
 OutputFormat = Literal["triplet", "n-tuple", "labeled-pair", "labeled-list"]
+RescoreKind = Literal["auto", "cross_encoder", "dense", "sparse"]
+"""What a re-scoring model is: auto (what its folder says: a saved model's kind, a cross-encoder for a trained
+sequence classifier), or said outright (a plain checkpoint has to be)."""
 
 
 class MiningOptions(StrictModel):

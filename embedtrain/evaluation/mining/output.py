@@ -86,16 +86,17 @@ def fingerprint(*columns: Iterable) -> str:
 
 def mining_provenance(command: str, model: str, kind: str, rescore: str | None, data: tuple[str, str], pairs: PairRows,
                       corpus: tuple[str, list[str]] | None, options: MiningOptions, result: MiningResult,
-                      output: Path, rescore_activation: str | None = None) -> dict:
-    """The sidecar of mined rows: the models (and the activation of a re-scoring cross-encoder's scores), the data
-    (`data`: source and split) and corpus (source and texts) by name and fingerprint, the options as used (the
-    derived range_max included), the output and the counts."""
+                      output: Path, rescore_activation: str | None = None, rescore_kind: str | None = None) -> dict:
+    """The sidecar of mined rows: the models (the re-scoring one's kind as loaded, and the activation of a
+    re-scoring cross-encoder's scores), the data (`data`: source and split) and corpus (source and texts) by name and
+    fingerprint, the options as used (the derived range_max included), the output and the counts."""
     columns = {"anchor": pairs.anchor_column, "positive": pairs.positive_column, "label": pairs.label_column}
     return {
         "embedtrain": __version__,
         "command": command,
         "model": {"name": public_name(model), "kind": kind, "similarity": result.similarity},
         "rescore_model": public_name(rescore) if rescore else None,
+        "rescore_kind": rescore_kind,
         "rescore_activation": rescore_activation,
         "data": {"source": public_name(data[0]), "split": data[1],
                  "columns": {role: column for role, column in columns.items() if column is not None},

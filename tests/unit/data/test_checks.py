@@ -11,7 +11,7 @@ import math
 import pytest
 from datasets import Dataset
 
-from embedtrain.data.checks import DatasetReport, LoadedData, Tokenization, inspect_rows, raise_on_errors
+from embedtrain.data.checks import Batching, DatasetReport, LoadedData, Tokenization, inspect_rows, raise_on_errors
 from embedtrain.data.contract import ColumnContract, resolve_columns
 from embedtrain.errors import DataError
 
@@ -23,11 +23,12 @@ PAIR_BINARY = ColumnContract(inputs=("sentence1", "sentence2"), label="binary")
 MNRL = ColumnContract(inputs=("anchor", "positive"), repeated_input="negative", in_batch_negatives=True)
 
 
-def report_for(data: dict, contract: ColumnContract, tokenization: Tokenization | None = None) -> DatasetReport:
+def report_for(data: dict, contract: ColumnContract, tokenization: Tokenization | None = None,
+               batching: Batching | None = None) -> DatasetReport:
     rows = Dataset.from_dict(data)
     mapping = resolve_columns(rows.column_names, contract, None, [], WHERE)
     report = DatasetReport(where=WHERE, source="test", contract=contract, row_count=len(rows), mapping=mapping)
-    inspect_rows(report, LoadedData(rows, mapping), tokenization)
+    inspect_rows(report, LoadedData(rows, mapping), tokenization, batching)
     return report
 
 
@@ -109,8 +110,37 @@ def test_duplicates_are_warnings_for_in_batch_negative_losses():
     assert report.duplicates == {"duplicate_anchors": 0.25, "duplicate_positives": 0.0, "anchor_equals_positive": 0.25}
     warnings = "\n".join(report.warnings)
     assert "1 rows have the anchor equal to the positive (at row 2)" in warnings
-    assert "25.0% duplicate anchors" in warnings and "no_duplicates" in warnings
+    assert "25.0% duplicate anchors" in warnings and "use training.batch_sampler: no_duplicates" in warnings
     assert report_for(data, ColumnContract(inputs=("anchor", "positive"))).warnings == []  # no in-batch negatives
+
+
+DUPLICATED = {"q": ["x", "x", "y", "z"], "p": ["a", "b", "c", "d"]}
+
+
+def test_the_duplicates_advice_follows_the_recipe_s_batch_sampler():
+    [warning] = report_for(DUPLICATED, MNRL, batching=Batching("random", 2)).warnings
+    assert "25.0% duplicate anchors" in warning and "use training.batch_sampler: no_duplicates (now random)" in warning
+    # no_duplicates already keeps the two rows of "x" in different batches: nothing left to fix (2 batches of 2 hold
+    # the 4 rows, and "x" needs only 2).
+    assert report_for(DUPLICATED, MNRL, batching=Batching("no_duplicates", 2)).warnings == []
+    # Eval batches are the rows in order: the training sampler does not apply, so it is not what is advised.
+    [warning] = report_for(DUPLICATED, MNRL, batching=Batching("in_order", 2)).warnings
+    assert "eval loss counts them" in warning and "no_duplicates" not in warning
+
+
+def test_under_no_duplicates_a_text_in_more_rows_than_batches_is_what_is_left(tmp_path):
+    from embedtrain.data.samplers import no_duplicate_batches, text_keys
+
+    # One question with 5 answers among 8 rows: batches of 4 would hold the rows in 2, but no two of its rows may
+    # share a batch; the negative "n" is in 2 rows, no more than the batches needed, and is not what is named.
+    data = {"q": ["what"] * 5 + ["who", "where", "how"], "p": [f"answer {i}" for i in range(8)],
+            "n": ["n", "n", "m1", "m2", "m3", "m4", "m5", "m6"]}
+    [warning] = report_for(data, MNRL, batching=Batching("no_duplicates", 4)).warnings
+    assert ("5 rows share the text 'what': batch_sampler no_duplicates keeps them in different batches (no false "
+            "negatives), so an epoch takes at least 5 batches where 2 batches of 4 would hold the 8 rows") in warning
+    rows = Dataset.from_dict(data)
+    batches = no_duplicate_batches(list(range(8)), text_keys([rows.data.column(c) for c in ("q", "p", "n")]), 4)
+    assert len(batches) == 5 and min(len(batch) for batch in batches) < 4  # what the warning says
 
 
 def test_token_lengths_and_truncation(tiny_checkpoint):

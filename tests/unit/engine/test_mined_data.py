@@ -60,7 +60,8 @@ def test_the_key_follows_the_data_the_models_and_the_options(folder, tiny_checkp
     changed = {
         "an option": cache_of(folder, model, range_min=1),
         "the corpus": cache_of(folder, model, corpus={"source": str(folder / "corpus.csv")}),
-        "the re-scoring model": cache_of(folder, model, rescore=str(model)),
+        "the re-scoring model": cache_of(folder, model, rescore=str(model), rescore_kind="dense"),
+        "the re-scoring model's kind": cache_of(folder, model, rescore=str(model), rescore_kind="sparse"),
         "the kind": cache_of(folder, model, kind="dense"),
     }
     with (folder / "pairs.csv").open("a", encoding="utf-8") as handle:

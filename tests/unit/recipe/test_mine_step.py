@@ -51,6 +51,10 @@ README = Path(__file__).resolve().parents[3] / "README.md"
       "(4)"]),
     ({"relative_margin": 1.0}, {}, ["datasets.train.qa.mine.relative_margin: Input should be less than 1"]),
     ({"kind": "cross_encoder"}, {}, ["datasets.train.qa.mine.kind: Input should be 'dense' or 'sparse'"]),
+    ({"rescore": "reranker", "rescore_kind": "reranker"}, {},
+     ["datasets.train.qa.mine.rescore_kind: Input should be 'auto', 'cross_encoder', 'dense' or 'sparse'"]),
+    ({"rescore_kind": "dense"}, {}, ["datasets.train.qa.mine: rescore_kind dense says what the `rescore` model is, "
+                                     "and none is given: add `rescore`, or remove rescore_kind"]),
     ({"corpus": {"source": "c.csv", "colum": "text"}}, {},
      ["datasets.train.qa.mine.corpus.colum: unknown key (did you mean 'column'?)"]),
     ({}, {"columns": {"anchor": "question", "positive": "answer", "negative": "other"}},
@@ -78,7 +82,7 @@ def test_the_mining_options_are_those_of_the_mine_command(tmp_path, pairs_csv):
     step = load_recipe(write_recipe(tmp_path, pairs_csv, MNRL, mine)).datasets.train["qa"].mine
     assert step.options() == MiningOptions(num_negatives=2, range_min=1, range_max=20, relative_margin=0.05,
                                            sampling="random", seed=3, output_format="n-tuple")
-    assert step.rescore == "reranker" and step.corpus.data_source().source == "c.csv"
+    assert step.rescore == "reranker" and step.rescore_kind == "auto" and step.corpus.data_source().source == "c.csv"
 
 
 # -- the plan: the pairs, and the loss against the columns mining will write (exit 3) -------------------------------
@@ -216,3 +220,32 @@ def test_the_readme_example_passes_the_plan_on_the_trecqa_pairs(tmp_path):
     assert step.mapping.describe() == ("anchor=question, positive=answer, negative_1=negative_1, negative_2=negative_2, "
                                        "negative_3=negative_3")
     assert step.pairs.label_column == "label" and len(step.data.queries) < report.row_count
+
+
+# -- the duplicate check under the recipe's batch_sampler (the mined rows repeat each question) ---------------------
+
+def test_the_mined_rows_duplicate_advice_follows_the_recipe_s_batch_sampler(tmp_path, pairs_csv):
+    from datasets import Dataset
+
+    from embedtrain.recipe.plan import with_mined
+
+    # What mining writes for one question with 5 answers and three with one: the question is in 5 of the 8 rows.
+    mined = Dataset.from_dict({"question": ["what"] * 5 + ["who", "where", "how"],
+                               "answer": [f"answer {i}" for i in range(8)],
+                               "negative": [f"wrong {i}" for i in range(8)]})
+
+    def mined_warnings(sampler: str, batch_size: int) -> list[str]:
+        path = write_recipe(tmp_path, pairs_csv, MNRL)
+        recipe = yaml.safe_load(Path(path).read_text())
+        recipe["training"] |= {"batch_sampler": sampler, "batch_size": batch_size}
+        Path(path).write_text(yaml.safe_dump(recipe))
+        loaded = load_recipe(path)
+        plan = plan_data(loaded)
+        return with_mined(loaded, plan, {"datasets.train.qa": mined}, None).reports[-1].warnings
+
+    [warning] = mined_warnings("random", 4)
+    assert "50.0% duplicate anchors" in warning and "use training.batch_sampler: no_duplicates (now random)" in warning
+    [warning] = mined_warnings("no_duplicates", 4)  # already set: not advised again; what is left is named instead
+    assert "no_duplicates (now" not in warning and "use training.batch_sampler" not in warning
+    assert "5 rows share the text 'what'" in warning and "at least 5 batches where 2 batches of 4" in warning
+    assert mined_warnings("no_duplicates", 1) == []  # 8 batches of one row: the 5 fit, nothing left to fix
