@@ -10,7 +10,8 @@ differently, and only throughput could be compared.
 Per run: samples/s (from the start of training to the last step; model loading and data checks are
 not timed), real tokens/s, the share of computed tokens that are padding (counted at the word
 embedding of the encoder, so every forward pass counts, GradCache's two included), peak RSS, peak GPU
-memory on a GPU, the median time of a step after the first (which carries one-off start-up work: CUDA
+memory on a GPU, the CPU time (user and system) and minor page faults of the training span, the median time of
+a step after the first (which carries one-off start-up work: CUDA
 kernels' first launches, allocator growth), and the loss at every step. Summary: the speed ratio embedtrain/reference of each
 repetition, their median and spread, and the largest per-step loss difference.
 
@@ -271,17 +272,26 @@ class TokenCounter:
 
 
 class StepClock:
-    """Wall time from the start of training to the end of each optimizer step."""
+    """Wall time from the start of training to the end of each optimizer step, and the process's CPU time (user,
+    system) and minor page faults over that span (the kernel's share: zeroing and mapping freshly allocated pages)."""
 
     def __init__(self) -> None:
         self.started = 0.0
         self.step_ends: list[float] = []
+        self.usage_start = self.usage_end = None
 
     def start(self) -> None:
         self.started = time.perf_counter()
+        self.usage_start = resource.getrusage(resource.RUSAGE_SELF)
 
     def step(self) -> None:
         self.step_ends.append(time.perf_counter())
+        self.usage_end = resource.getrusage(resource.RUSAGE_SELF)
+
+    def usage(self) -> dict[str, float]:
+        start, end = self.usage_start, self.usage_end
+        return {"user_seconds": end.ru_utime - start.ru_utime, "system_seconds": end.ru_stime - start.ru_stime,
+                "minor_faults": end.ru_minflt - start.ru_minflt}
 
 
 def train_reference(workload: Workload, model_dir: Path, data_file: Path, seed: int, workdir: Path,
@@ -483,6 +493,7 @@ def child(args: argparse.Namespace) -> None:
         "real_tokens_per_second": counter.real / seconds,
         "padding_fraction": 1 - counter.real / counter.computed,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **clock.usage(),
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
     }
     Path(args.result).write_text(json.dumps(result))
@@ -510,7 +521,8 @@ def summarise(runs: list[dict]) -> dict:
         for library, library_runs in by_library.items():
             entry[library] = {name: statistics.median(run[name] for run in library_runs)
                               for name in ("seconds", "samples_per_second", "real_tokens_per_second",
-                                           "padding_fraction", "peak_rss_mb", "peak_gpu_mb", "step_seconds_median")
+                                           "padding_fraction", "peak_rss_mb", "peak_gpu_mb", "step_seconds_median",
+                                           "user_seconds", "system_seconds", "minor_faults")
                               if library_runs[0].get(name) is not None}
             # Times faster than the reference, per repetition (the runs of one repetition ran back to back).
             ratios = [reference[key] / run[key] if key == "seconds" else run[key] / reference[key]
@@ -534,7 +546,7 @@ def summarise(runs: list[dict]) -> dict:
 
 def print_table(summary: dict) -> None:
     print(f"\n{'workload':<24}{'library':<20}{'samples/s':>10}{'tokens/s':>10}{'padding':>9}{'RSS MB':>8}"
-          f"{'GPU MiB':>9}{'step ms':>9}{'seconds':>9}")
+          f"{'GPU MiB':>9}{'step ms':>9}{'seconds':>9}{'user s':>8}{'sys s':>7}{'faults':>10}")
     for workload, entry in summary.items():
         for library in (name for name in entry if isinstance(entry[name], dict) and "seconds" in entry[name]):
             row = entry[library]
@@ -542,7 +554,8 @@ def print_table(summary: dict) -> None:
             gpu = f"{row['peak_gpu_mb']:.0f}" if "peak_gpu_mb" in row else "-"
             step = f"{row['step_seconds_median'] * 1000:.0f}" if "step_seconds_median" in row else "-"
             print(f"{workload:<24}{library:<20}{samples:>10}{row['real_tokens_per_second']:>10.0f}"
-                  f"{row['padding_fraction']:>9.1%}{row['peak_rss_mb']:>8.0f}{gpu:>9}{step:>9}{row['seconds']:>9.1f}")
+                  f"{row['padding_fraction']:>9.1%}{row['peak_rss_mb']:>8.0f}{gpu:>9}{step:>9}{row['seconds']:>9.1f}"
+                  f"{row.get('user_seconds', 0):>8.1f}{row.get('system_seconds', 0):>7.1f}{row.get('minor_faults', 0):>10.0f}")
         for library in (name for name in entry if isinstance(entry[name], dict) and name != "reference"
                         and "speedup" in entry[name]):
             row = entry[library]
