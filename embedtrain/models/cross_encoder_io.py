@@ -71,8 +71,8 @@ def load_cross_encoder(path: Path, *, num_labels: int | None = None, activation:
 
     Arguments override what is saved: `num_labels` sizes a new head (a trained head keeps its own), `activation`
     and `max_length` replace the saved ones, `prompts` are added to the saved ones; `dtype` is the weights' (None:
-    the checkpoint's own). ModelLoadError for a folder that
-    cannot be read, or a v5.4+ cross-encoder with modules embedtrain does not support (LLM rerankers).
+    the checkpoint's own). ModelLoadError for a folder that cannot be read, or a v5.4+ cross-encoder with modules
+    embedtrain does not support (LLM rerankers).
     """
     check_is_model_folder(path)
     settings = cross_encoder_settings(path)
