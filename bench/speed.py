@@ -127,6 +127,13 @@ WORKLOADS = {
         "loss": "SparseMultipleNegativesRankingLoss", "document_regularizer_weight": 3e-5,
         "query_regularizer_weight": 5e-5}, model="splade-shipped", batch_sampler="no_duplicates"),
     "shipped-reranker-bce": Workload("trecqa-pairs", "BinaryCrossEntropyLoss", 32, 20, model="minilm-ce-shipped"),
+    "shipped-reranker-lambda": Workload("trecqa-lists", "LambdaLoss", 16, 20, model="minilm-ce-shipped"),
+    "shipped-nli-matryoshka": Workload("nli", "MatryoshkaLoss", 64, 10, {
+        "loss": "MultipleNegativesRankingLoss", "matryoshka_dims": [384, 256, 128, 64, 32]}, model="minilm-shipped"),
+    "shipped-nli-adaptive-layer": Workload("nli", "AdaptiveLayerLoss", 64, 10, {
+        "loss": "MultipleNegativesRankingLoss", "n_layers_per_step": 1}, model="minilm-shipped"),
+    "shipped-nli-gradcache": Workload("nli", "CachedMultipleNegativesRankingLoss", 256, 2, {"mini_batch_size": 32},
+                                      model="minilm-shipped"),
     "ir-eval": Workload("msmarco"),
     # The settings of the orientation run (range 5-50, relative margin 0.05), top sampling so that both
     # libraries must mine exactly the same rows.
