@@ -415,12 +415,16 @@ def train_embedtrain(workload: Workload, model_dir: Path, data_file: Path, seed:
     (workdir / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     try:
         run_training(load_recipe(workdir / "recipe.yaml"), observer=Record())
-    finally:  # a failed run's losses up to the failure, for its log
-        metrics = workdir / "run" / "metrics.jsonl"
-        records = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
-        losses = [record["loss"] for record in records if "loss" in record]
-        print(f"embedtrain losses: {losses}", file=sys.stderr)
-    return losses
+    except Exception:  # the losses up to the failure, for its log
+        print(f"embedtrain losses before the failure: {_logged_losses(workdir / 'run')}", file=sys.stderr)
+        raise
+    return _logged_losses(workdir / "run")
+
+
+def _logged_losses(output_dir: Path) -> list[float]:
+    metrics = output_dir / "metrics.jsonl"
+    records = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
+    return [record["loss"] for record in records if "loss" in record]
 
 
 def evaluate(library: str, model_dir: Path, clock: StepClock) -> dict[str, float]:

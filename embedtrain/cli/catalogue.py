@@ -1,15 +1,28 @@
 """What recipes can use and where they start: list (losses, modules), recipes (ls, show, cp) and schema."""
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import RenderableType
 from rich.markup import escape
 
 from embedtrain.cli.app import app
 from embedtrain.cli.boundary import user_errors
 from embedtrain.console import console
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def show(as_json: bool, data, table: Callable[[], RenderableType]) -> None:
+    """A catalogue as JSON on stdout (`--json`, for scripts), or as the table `table()` builds."""
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        console.print(table())
+
 
 LIST_EXAMPLES = """
 [bold]Examples[/bold]
@@ -32,14 +45,12 @@ LIST_LOSSES_EXAMPLES = """
 
 
 @list_app.command("losses", epilog=LIST_LOSSES_EXAMPLES)
-def list_losses(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
+def list_losses(as_json: JsonOption = False) -> None:
     """Every loss a recipe can name in `losses:` (its `type`), with its inputs, label and parameter defaults."""
     from embedtrain.commands.list_losses import loss_catalogue, loss_table
 
-    if as_json:
-        typer.echo(json.dumps(loss_catalogue(), indent=2))
-    else:
-        console.print(loss_table(loss_catalogue()))
+    losses = loss_catalogue()
+    show(as_json, losses, lambda: loss_table(losses))
 
 
 LIST_MODULES_EXAMPLES = """
@@ -57,7 +68,7 @@ LIST_MODULES_EXAMPLES = """
 def list_modules(
     recipe_or_model: Annotated[str, typer.Argument(help="A recipe (.yaml) or a saved model folder.", show_default=False)],
     overrides: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Override a recipe field.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Every parameter of the model with the two names training.learning_rate_mapping patterns are matched against:
     its path (e.g. 0.sub_modules.query.0.weight) and its typed name (e.g. SparseStaticEmbedding.weight)."""
@@ -65,10 +76,7 @@ def list_modules(
 
     with user_errors():
         catalogue = module_catalogue(load_for_listing(recipe_or_model, list(overrides or [])))
-    if as_json:
-        typer.echo(json.dumps(catalogue, indent=2))
-    else:
-        console.print(module_table(catalogue))
+    show(as_json, catalogue, lambda: module_table(catalogue))
 
 
 RECIPES_EXAMPLES = """
@@ -93,16 +101,13 @@ RECIPES_LS_EXAMPLES = """
 
 
 @recipes_app.command("ls", epilog=RECIPES_LS_EXAMPLES)
-def recipes_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
+def recipes_ls(as_json: JsonOption = False) -> None:
     """Every recipe of the catalogue: model kind, losses, training data, purpose and expected time."""
     from embedtrain.commands.recipes import catalogue, recipe_table
 
     with user_errors():
         recipes = catalogue()
-    if as_json:
-        typer.echo(json.dumps([recipe.as_json() for recipe in recipes], indent=2))
-    else:
-        console.print(recipe_table(recipes))
+    show(as_json, [recipe.as_json() for recipe in recipes], lambda: recipe_table(recipes))
 
 
 RECIPES_SHOW_EXAMPLES = """
