@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -19,6 +20,11 @@ LEGACY_CONFIG_FILES = (
     "sentence_xlm-roberta_config.json",
     "sentence_xlnet_config.json",
 )
+
+
+def encoder_inputs(features: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The features the encoder takes."""
+    return {key: features[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in features}
 
 
 def saved_settings(directory: Path) -> dict:
@@ -146,21 +152,32 @@ class Transformer(nn.Module):
         return self._prompt_lengths[prompt]
 
     def forward(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
-        inputs = {key: features[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in features}
-        padded = "attention_mask" in inputs and not bool(inputs["attention_mask"].all())
-        if not (self.length_chunking and padded and self.tokenizer.padding_side == "right"
-                and self.length_chunking.runs_on(inputs["attention_mask"].device)):
-            features["token_embeddings"] = self._token_outputs(inputs)
-        elif not self.packing:
-            features["token_embeddings"] = run_in_chunks(self._token_outputs, inputs, self.length_chunking)
+        inputs = encoder_inputs(features)
+        outputs, tokens = self._run(self._token_outputs, inputs, keep_packed=self.packed_outputs)
+        if tokens is None:
+            features["token_embeddings"] = outputs
         else:
-            outputs, tokens = run_packed(self._token_outputs, inputs, self.length_chunking)
-            batch, seq = inputs["attention_mask"].shape
-            if self.packed_outputs:
-                features["packed_token_embeddings"], features["packed_token_rows"] = outputs, tokens // seq
-            else:
-                features["token_embeddings"] = unpack(outputs, tokens, batch, seq)
+            features["packed_token_embeddings"] = outputs
+            features["packed_token_rows"] = tokens // inputs["attention_mask"].size(1)
         return features
+
+    def _run(self, encode: Callable[..., Tensor], inputs: dict[str, Tensor],
+             keep_packed: bool = False) -> tuple[Tensor, Tensor | None]:
+        """`encode(inputs, **options)`'s per-token outputs, run without padding where `length_chunking`, the batch
+        (right-padded, with padding) and its device allow: packed when the encoder qualifies, else in chunks.
+
+        Returns the padded (batch, seq, dim) outputs and None; or, for a packed run with `keep_packed`, the real
+        tokens' outputs (tokens, dim) and their flat positions in the padded (batch * seq) layout."""
+        mask = inputs.get("attention_mask")
+        if not (self.length_chunking and mask is not None and not bool(mask.all())
+                and self.tokenizer.padding_side == "right" and self.length_chunking.runs_on(mask.device)):
+            return encode(inputs), None
+        if not self.packing:
+            return run_in_chunks(encode, inputs, self.length_chunking), None
+        outputs, tokens = run_packed(encode, inputs, self.length_chunking)
+        if keep_packed:
+            return outputs, tokens
+        return unpack(outputs, tokens, *mask.shape), None
 
     def _token_outputs(self, inputs: dict[str, Tensor], **options) -> Tensor:
         return self.token_outputs(self.auto_model(**inputs, **options, return_dict=True))
@@ -170,12 +187,19 @@ class Transformer(nn.Module):
         return output.last_hidden_state
 
     def forward_all_layers(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
-        """`forward`, plus `all_layer_embeddings`: the embedding layer's output and every layer's (num_layers + 1)."""
-        inputs = {key: features[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in features}
-        output = self.auto_model(**inputs, output_hidden_states=True, return_dict=True)
-        features["token_embeddings"] = output.last_hidden_state
-        features["all_layer_embeddings"] = output.hidden_states
+        """`forward`'s `token_embeddings` (the last hidden state), plus `all_layer_embeddings`: the embedding layer's
+        output and every layer's (num_layers + 1), all padded (batch, seq, hidden); run length-aware as `forward`."""
+        outputs, _ = self._run(self._all_layer_outputs, encoder_inputs(features))
+        *layers, last = outputs.split(self.auto_model.config.hidden_size, dim=-1)
+        features["token_embeddings"], features["all_layer_embeddings"] = last, tuple(layers)
         return features
+
+    def _all_layer_outputs(self, inputs: dict[str, Tensor], **options) -> Tensor:
+        """Every hidden state, then the last hidden state, side by side along the last dimension: one per-token
+        tensor, which the length-aware runners (packing, chunks) handle as they handle `_token_outputs`'. The last
+        hidden state gets its own slice: transformers makes it the last hidden_states entry for most models, not all."""
+        output = self.auto_model(**inputs, **options, output_hidden_states=True, return_dict=True)
+        return torch.cat([*output.hidden_states, output.last_hidden_state], dim=-1)
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
 """Length-aware execution changes how a batch is executed, never what it computes.
 
 Packed (unpadded), chunked and plain padded forward passes give the same loss and gradients (rel.
-1e-5) for MNRL, CoSENT and CachedMNRL; the chunk planner covers every row once, respects its cap
-and is optimal.
+1e-5) for MNRL, CoSENT, CachedMNRL and AdaptiveLayerLoss (every layer's hidden states); the chunk planner
+covers every row once, respects its cap and is optimal.
 """
 
 import itertools
@@ -77,6 +77,10 @@ CASES = {
     "CoSENTLoss": ({"type": "CoSENTLoss"}, [ANCHORS, POSITIVES], torch.linspace(0, 1, len(ANCHORS))),
     "CachedMultipleNegativesRankingLoss": (
         {"type": "CachedMultipleNegativesRankingLoss", "mini_batch_size": 3}, QUADRUPLET, None),
+    # Every layer (n_layers_per_step -1: no sampling), through Transformer.forward_all_layers.
+    "AdaptiveLayerLoss": (
+        {"type": "AdaptiveLayerLoss", "loss": {"type": "MultipleNegativesRankingLoss"}, "n_layers_per_step": -1},
+        QUADRUPLET, None),
 }
 
 
@@ -94,6 +98,33 @@ def test_length_aware_execution_gives_the_padded_loss_and_gradients(case: str, p
     scale = max(grad.abs().max().item() for grad in padded[1].values())
     for name, grad in padded[1].items():
         torch.testing.assert_close(chunked[1][name], grad, rtol=1e-5, atol=1e-6 * scale)
+
+
+@pytest.mark.parametrize("packing", [False, True], ids=["chunked", "packed"])
+def test_every_layer_runs_length_aware_and_gives_the_padded_hidden_states(packing: bool, tiny_checkpoint: Path) -> None:
+    model = load_model(tiny_checkpoint)
+    transformer = model.input_module
+    features = model.tokenize(ANCHORS + POSITIVES)
+    mask = features["attention_mask"].bool()
+    assert not mask.all()  # the batch has padding to skip
+    padded = transformer.forward_all_layers(dict(features))
+    assert len(padded["all_layer_embeddings"]) == transformer.auto_model.config.num_hidden_layers + 1
+
+    token_counts = []
+    transformer.auto_model.embeddings.word_embeddings.register_forward_pre_hook(
+        lambda module, args: token_counts.append(args[0].numel()))
+    transformer.length_chunking, transformer.packing = EAGER, packing
+    length_aware = transformer.forward_all_layers(dict(features))
+
+    assert sum(token_counts) == mask.sum()  # the encoder computed the real tokens only
+    assert len(token_counts) == (1 if packing else len(set(mask.sum(dim=1).tolist())))
+    pairs = [*zip(length_aware["all_layer_embeddings"], padded["all_layer_embeddings"], strict=True),
+             (length_aware["token_embeddings"], padded["token_embeddings"])]
+    for ours, reference in pairs:
+        assert ours.shape == reference.shape
+        torch.testing.assert_close(ours[mask], reference[mask], rtol=1e-5, atol=1e-5)
+        assert not ours[~mask].any()
+    torch.testing.assert_close(length_aware["token_embeddings"], length_aware["all_layer_embeddings"][-1])
 
 
 def test_chunking_really_splits_the_batch(tiny_checkpoint: Path) -> None:
