@@ -8,7 +8,7 @@ from embedtrain.data.checks import DatasetReport, inspect_source
 from embedtrain.data.source import DataSource
 from embedtrain.errors import RecipeError, did_you_mean
 from embedtrain.losses import LOSSES, loss_contract
-from embedtrain.models.tokenization import load_tokenization
+from embedtrain.models.tokenization import load_tokenization, recipe_tokenization
 from embedtrain.recipe.loading import load_recipe
 from embedtrain.recipe.overrides import parse_overrides
 from embedtrain.recipe.plan import plan_data
@@ -64,9 +64,7 @@ def run_validation(request: ValidationRequest) -> Validation:
 
 def validate_recipe(recipe: Recipe) -> tuple[list[DatasetReport], list[str]]:
     """Reports of every training and eval dataset, and the problems of the evaluators' data."""
-    model = recipe.model
-    tokenization = load_tokenization(model.base, revision=model.revision, max_seq_length=model.max_seq_length,
-                                     trust_remote_code=model.trust_remote_code, cross_encoder=model.kind == "cross_encoder")
+    tokenization = recipe_tokenization(recipe.model)
     plan = plan_data(recipe, tokenization)
     return plan.reports, plan.evaluator_errors
 

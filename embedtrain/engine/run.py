@@ -20,7 +20,7 @@ from embedtrain.engine.preemption import RunInterrupted
 from embedtrain.engine.trackers import check_trackers, finish_trackers, start_trackers
 from embedtrain.engine.trainer import Trainer, TrainingResult, build_accelerator
 from embedtrain.models.adapters import merge_saved_adapter
-from embedtrain.models.tokenization import load_tokenization
+from embedtrain.models.tokenization import recipe_tokenization
 from embedtrain.recipe.build import build_losses, build_training_model
 from embedtrain.recipe.plan import DataPlan, plan_data, with_mined
 from embedtrain.recipe.schema import Recipe
@@ -53,21 +53,17 @@ def run_training(recipe: Recipe, *, resume: bool = False, observer: TrainingObse
             finish_trackers(accelerator)
 
 
-def checked_data(recipe: Recipe) -> tuple[DataPlan, Tokenization]:
+def checked_data(recipe: Recipe) -> tuple[DataPlan, Tokenization | None]:
     """Every dataset loaded and checked against its loss or evaluator (a dataset to be mined: its pairs, and its loss
     against the rows mining will write), before any model weights are loaded; DataError listing every problem."""
-    model_config = recipe.model
-    tokenization = load_tokenization(model_config.base, revision=model_config.revision,
-                                     max_seq_length=model_config.max_seq_length,
-                                     trust_remote_code=model_config.trust_remote_code,
-                                     cross_encoder=model_config.kind == "cross_encoder")
+    tokenization = recipe_tokenization(recipe.model)
     plan = plan_data(recipe, tokenization)
     plan.raise_on_errors()
     plan.log_warnings()
     return plan, tokenization
 
 
-def prepare_trainer(recipe: Recipe, plan: DataPlan, mined: dict[str, Dataset], tokenization: Tokenization,
+def prepare_trainer(recipe: Recipe, plan: DataPlan, mined: dict[str, Dataset], tokenization: Tokenization | None,
                     accelerator: Accelerator, observer: TrainingObserver | None = None) -> Trainer:
     """Everything a run builds before training, from the checked data and the mined rows (`mined`: each mining step's
     `where` -> rows), writing nothing: the path a real run and a dry run (`embedtrain train --dry-run`) share."""

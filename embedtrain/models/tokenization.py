@@ -5,6 +5,7 @@ from pathlib import Path
 from transformers import AutoConfig, AutoTokenizer
 
 from embedtrain.data.checks import Tokenization
+from embedtrain.models.config import ModelConfig
 from embedtrain.models.io import resolve_model_path
 from embedtrain.models.load_errors import check_is_model_folder, check_transformer_config, reading_model
 from embedtrain.modules.files import read_json
@@ -22,14 +23,32 @@ def transformer_folder(path: Path) -> Path:
                        next(iter(types)))
 
 
+def recipe_tokenization(model: ModelConfig) -> Tokenization | None:
+    """What the data checks of a recipe's model need (see `load_tokenization`); None for a static model
+    (`model.static`, or a static base), which truncates nothing."""
+    if model.static is not None:
+        return None
+    return load_tokenization(model.base, revision=model.revision, max_seq_length=model.max_seq_length,
+                             trust_remote_code=model.trust_remote_code, cross_encoder=model.kind == "cross_encoder")
+
+
+def is_static_model(path: Path) -> bool:
+    """Whether the sentence-transformers model folder `path` starts with a StaticEmbedding (no transformer)."""
+    modules = path / "modules.json"
+    return modules.exists() and read_json(modules)[0]["type"].endswith("StaticEmbedding")
+
+
 def load_tokenization(name_or_path: str, *, revision: str | None = None, max_seq_length: int | None = None,
-                      trust_remote_code: bool = False, cross_encoder: bool = False) -> Tokenization:
+                      trust_remote_code: bool = False, cross_encoder: bool = False) -> Tokenization | None:
     """The tokenizer and the maximum length the model built from `name_or_path` will have: `max_seq_length`, else
     the saved one (sentence_bert_config.json), else the tokenizer's capped by the position embeddings. A
-    `cross_encoder` reads no sentence_bert_config.json (an embedder's setting), as the reference's CrossEncoder."""
+    `cross_encoder` reads no sentence_bert_config.json (an embedder's setting), as the reference's CrossEncoder.
+    None for a static model: it truncates nothing, so its texts' lengths need no check."""
     root = resolve_model_path(name_or_path, revision)
     # Runs before the model is built, so a broken model is first seen here: a ModelLoadError, not transformers' own.
     check_is_model_folder(root)
+    if is_static_model(root):
+        return None
     with reading_model(root):
         path = transformer_folder(root)
         check_transformer_config(path, trust_remote_code)
