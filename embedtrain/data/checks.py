@@ -336,9 +336,11 @@ def _check_duplicates(report: DatasetReport, data: LoadedData, batching: Batchin
         "anchor_equals_positive": float(np.asarray(pc.equal(anchors, positives)).mean()),
     }
     same = np.asarray(pc.equal(anchors, positives))
-    if same.any():
+    # One column in both roles is SimCSE by intent: dropout makes the two views of a text differ.
+    if same.any() and columns["anchor"] != columns["positive"]:
         report.warning(f"{report.where}: {int(same.sum())} rows have the anchor equal to the positive (at {_rows(same)}); "
-                       f"they teach nothing")
+                       f"they teach nothing, unless dropout makes the two differ (SimCSE): then map one column to "
+                       f"both, e.g. columns: {{anchor: {columns['anchor']}, positive: {columns['anchor']}}}")
     duplicated = [f"{share:.1%} {name.replace('_', ' ')}" for name, share in report.duplicates.items()
                   if name != "anchor_equals_positive" and share > DUPLICATE_WARNING_RATE]
     if not duplicated:

@@ -114,6 +114,19 @@ def test_duplicates_are_warnings_for_in_batch_negative_losses():
     assert report_for(data, ColumnContract(inputs=("anchor", "positive"))).warnings == []  # no in-batch negatives
 
 
+def test_one_column_in_both_roles_is_simcse_not_a_mistake():
+    """simcse.yaml's `columns: {anchor: sentence, positive: sentence}`: every anchor equals its positive on purpose."""
+    rows = Dataset.from_dict({"sentence": ["x", "y", "z"]})
+    mapping = resolve_columns(rows.column_names, MNRL, {"anchor": "sentence", "positive": "sentence"}, [], WHERE)
+    report = DatasetReport(where=WHERE, source="test", contract=MNRL, row_count=3, mapping=mapping)
+    inspect_rows(report, LoadedData(rows, mapping), None, None)
+    assert report.duplicates["anchor_equals_positive"] == 1.0
+    assert report.warnings == []
+    # Two columns that happen to hold the same texts: the warning says how to ask for SimCSE.
+    [warning] = report_for({"q": ["x", "y"], "p": ["x", "w"]}, MNRL).warnings
+    assert "unless dropout makes the two differ (SimCSE)" in warning and "{anchor: q, positive: q}" in warning
+
+
 DUPLICATED = {"q": ["x", "x", "y", "z"], "p": ["a", "b", "c", "d"]}
 
 
