@@ -46,6 +46,18 @@ float32 weights (`qwen3-lora-b64`), with the frozen base held in bf16 (`qwen3-lo
 checkpointing (`qwen3-lora-bf16-gc-b64`). On a GPU both libraries compute in bf16 (embedtrain's `precision: auto`,
 the reference's `bf16=True`), on a CPU in fp32.
 
+Every shipped recipe's workload as its users run it (`shipped-<recipe>`): the model as it ships (dropout 0.1, its
+max length), the recipe's loss, batch size, sampler, multi-dataset sampler, learning rate (and mapping) and router
+mapping, on the benchmark's stand-in for the recipe's data (write_data). Models not installed here are stand-ins of
+their shape, drawn once by the parent with a seed and saved through embedtrain, so that both libraries load the same
+weights (STAND_INS: bert-base, distilbert-base, XLM-R base, MiniLM-L3, and the CSR, static and inference-free SPLADE
+models the recipes build). A recipe's mining and evaluation steps are timed by `mine-trecqa` and `ir-eval`. With a
+teacher (MSELoss), embedtrain embeds each batch with the teacher inside its steps; the reference's users compute the
+teacher's embeddings into a label column before training, which is timed as part of its run (both train on one
+epoch's rows).
+
+    python bench/speed.py --workloads shipped-stsb shipped-nli-mnrl ... --repeats 2
+
     python bench/speed.py --workloads mnrl-b32 lora-mnrl-b32 lora-gc-mnrl-b32 decoder-mnrl-b32 decoder-lora-b32
     python bench/speed.py --workloads qwen3-lora-b64 qwen3-lora-bf16-b64 qwen3-lora-bf16-gc-b64 --repeats 2
 
@@ -88,6 +100,20 @@ class Workload:
     gradient_checkpointing: bool = False
     dtype: str = "float32"  # the weights' dtype: "bfloat16" holds a LoRA run's frozen base in bf16
     batch_sampler: str = "batch_sampler"  # or "no_duplicates" (the reference's BatchSamplers names)
+    learning_rate: float = 2e-5
+    columns: dict | None = None  # embedtrain's column roles (`columns:`); the reference reads the file's column order
+    second: "SecondDataset | None" = None  # a second training dataset, drawn per `multi_dataset_sampler`
+    multi_dataset_sampler: str = "proportional"  # or "round_robin"
+    router_mapping: dict | None = None  # inference-free SPLADE: which column takes which route
+    learning_rate_mapping: dict | None = None  # parameter-name pattern -> its learning rate
+
+
+@dataclass(frozen=True)
+class SecondDataset:
+    data: str
+    loss: str | None = None  # its own loss, or None: the first dataset's
+    loss_params: dict = field(default_factory=dict)
+    columns: dict | None = None
 
 
 WORKLOADS = {
@@ -134,11 +160,61 @@ WORKLOADS = {
         "loss": "MultipleNegativesRankingLoss", "n_layers_per_step": 1}, model="minilm-shipped"),
     "shipped-nli-gradcache": Workload("nli", "CachedMultipleNegativesRankingLoss", 256, 2, {"mini_batch_size": 32},
                                       model="minilm-shipped"),
+    # The other shipped recipes (their mining, re-scoring and evaluation steps aside: `mine-trecqa` and `ir-eval`
+    # time those). A model that is not installed here is a stand-in of its shape (weights drawn once, with a seed,
+    # by the parent; see write_stand_ins) and the data a stand-in of the recipe's kind (see write_data).
+    "shipped-quickstart": Workload("demo-sts", "CoSENTLoss", 16, 30, model="minilm-shipped"),
+    "shipped-augmented-sbert": Workload("stsb", "CoSENTLoss", 16, 30, {"scale": 20.0}, model="minilm-shipped",
+                                        second=SecondDataset("stsb-silver")),
+    "shipped-cross-encoder-stsb": Workload("stsb", "BinaryCrossEntropyLoss", 16, 30, model="minilm-ce-shipped",
+                                           columns={"sentence1": "sentence1", "sentence2": "sentence2",
+                                                    "label": "score"}),
+    "shipped-quora-duplicates": Workload(
+        "msrp-duplicates", "MultipleNegativesRankingLoss", 64, 6, model="minilm-shipped", batch_sampler="no_duplicates",
+        multi_dataset_sampler="round_robin", second=SecondDataset("msrp", "OnlineContrastiveLoss", {"margin": 0.5})),
+    "shipped-nq-mined-mnrl": Workload("mined-tuples", "MultipleNegativesRankingLoss", 64, 6, {"scale": 20.0},
+                                      model="minilm-shipped", batch_sampler="no_duplicates"),
+    "shipped-wikiqa-mined-mnrl": Workload("mined-tuples", "MultipleNegativesRankingLoss", 32, 10, {"scale": 20.0},
+                                          model="minilm-shipped", batch_sampler="no_duplicates", learning_rate=5e-5),
+    "shipped-msmarco-margin-mse": Workload("mined-margins", "MarginMSELoss", 32, 10, model="minilm-dot-shipped"),
+    "shipped-splade-distill": Workload("mined-margins", "SpladeLoss", 16, 10, {
+        "loss": "SparseMarginMSELoss", "query_regularizer_weight": 5e-5, "document_regularizer_weight": 3e-5},
+        model="splade-shipped"),
+    "shipped-csr-nq": Workload("pairs", "CSRLoss", 64, 6, {"loss": "SparseMultipleNegativesRankingLoss", "gamma": 0.1},
+                               model="csr-shipped", batch_sampler="no_duplicates", learning_rate=4e-5),
+    "shipped-inference-free-splade-nq": Workload(
+        "pairs", "SpladeLoss", 32, 6, {"loss": "SparseMultipleNegativesRankingLoss", "query_regularizer_weight": 0,
+                                        "document_regularizer_weight": 3e-4},
+        model="inference-free-splade-shipped", batch_sampler="no_duplicates",
+        router_mapping={"anchor": "query", "positive": "document"},
+        learning_rate_mapping={r"SparseStaticEmbedding\.weight": 1e-3}),
+    "shipped-static-nli": Workload("nli", "MultipleNegativesRankingLoss", 128, 40, model="static-shipped",
+                                   learning_rate=0.2),
+    "shipped-distill-mse": Workload("nli-pairs", "MSELoss", 64, 10, {"teacher": "minilm-shipped"},
+                                    model="minilm-l3-shipped", learning_rate=1e-4,
+                                    columns={"sentence": "anchor", "other": "positive"}),
+    "shipped-distill-multilingual": Workload(
+        "msrp-duplicates", "MSELoss", 64, 4, {"teacher": "minilm-shipped", "teacher_embeds": "first_column"},
+        model="xlmr-shipped", columns={"sentence": "anchor", "other": "positive"}),
+    "shipped-nli-softmax": Workload("nli-class", "SoftmaxLoss", 16, 8, {"num_labels": 3}, model="bert-base-shipped",
+                                    columns={"sentence1": "premise", "sentence2": "hypothesis", "label": "label"}),
+    "shipped-simcse": Workload("simcse", "MultipleNegativesRankingLoss", 64, 4, model="bert-base-shipped",
+                               learning_rate=3e-5, columns={"anchor": "anchor", "positive": "anchor"}),
+    "shipped-contrastive-tension": Workload("sentences", "ContrastiveTensionLossInBatchNegatives", 32, 4,
+                                            {"scale": 20.0}, model="bert-base-shipped", learning_rate=5e-5),
+    "shipped-tsdae": Workload("tsdae", "DenoisingAutoEncoderLoss", 8, 8, model="bert-base-cls-shipped",
+                              learning_rate=3e-5, columns={"damaged": "damaged", "original": "original"}),
+    # For a GPU (a 0.6B model at batch 64 does not fit a 24 GB CPU machine in float32): the recipe's own settings.
+    "shipped-qwen3-embedding-lora": Workload("pairs", "MultipleNegativesRankingLoss", 64, 12, {"scale": 20.0},
+                                             model="qwen3-lora", batch_sampler="no_duplicates", learning_rate=1e-4),
     "ir-eval": Workload("msmarco"),
     # The settings of the issue's orientation run (range 5-50, relative margin 0.05), top sampling so that both
     # libraries must mine exactly the same rows.
     "mine-trecqa": Workload("trecqa", mining={"range_min": 5, "range_max": 50, "relative_margin": 0.05,
                                               "num_negatives": 3, "output_scores": True}),
+    # nq-mined-mnrl.yaml's mining step (random sampling: the libraries draw different rows, so only time compares).
+    "shipped-nq-mined-mnrl-mining": Workload("trecqa", model="minilm-shipped", mining={
+        "range_min": 10, "range_max": 50, "relative_margin": 0.05, "sampling": "random", "num_negatives": 3}),
 }
 
 
@@ -168,6 +244,106 @@ def write_pairs(path: Path, passages_per_query: int = 30) -> None:
         writer.writerows(pairs)
 
 
+def write_data(data_dir: Path, names: set[str]) -> None:
+    """The workloads' training data, each a file `<name>.csv` or `<name>.jsonl` in `data_dir`."""
+    copies = {"stsb": DATA / "stsb" / "train.csv", "trecqa-pairs": DATA / "trecqa" / "train_pairs.csv",
+              "msrp": DATA / "msrp" / "train.csv", "demo-sts": ROOT / "recipes" / "data" / "demo_sts_train.csv"}
+    for name in names & copies.keys():
+        (data_dir / f"{name}.csv").write_bytes(copies[name].read_bytes())
+    if names & {"pairs", "mined-tuples", "mined-margins"}:
+        write_pairs(data_dir / "pairs.csv")
+    sentences = single_sentences() if names & {"sentences", "simcse", "tsdae"} else []
+    triplets = [row for split in ("dev", "test") for row in _csv(DATA / "snli_partial" / f"{split}_triplets.csv")]
+    nli_labels = {"entailment": 0, "neutral": 1, "contradiction": 2}
+    tables = {
+        "nli": (["anchor", "positive", "negative"], lambda: [(r["anchor"], r["positive"], r["negative"]) for r in triplets]),
+        "nli-pairs": (["anchor", "positive"], lambda: [(r["anchor"], r["positive"]) for r in triplets]),
+        "nli-class": (["premise", "hypothesis", "label"], lambda: [
+            (r["premise"], r["hypothesis"], nli_labels[r["label"]])
+            for split in ("dev", "test") for r in _csv(DATA / "snli_partial" / f"{split}_pairs.csv")]),
+        "msrp-duplicates": (["anchor", "positive"], lambda: [
+            (r["sentence1"], r["sentence2"]) for r in _csv(DATA / "msrp" / "train.csv") if r["label"] == "1"]),
+        "sentences": (["sentence"], lambda: [(text,) for text in sentences]),
+        "simcse": (["anchor", "positive"], lambda: [(text, text) for text in sentences]),
+        # TSDAE's input: the sentence with 60% of its words deleted (its paper's noise), at a fixed seed.
+        "tsdae": (["damaged", "original"], lambda: [(_delete_words(text, index), text)
+                                                   for index, text in enumerate(sentences)]),
+        # Augmented SBERT's silver pairs: a sentence with another sampled one, scored in 0..1 (the teacher's range).
+        "stsb-silver": (["sentence1", "sentence2", "score"], lambda: _silver_pairs(DATA / "stsb" / "train.csv")),
+    }
+    for name in names & tables.keys():
+        header, rows = tables[name]
+        with (data_dir / f"{name}.csv").open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(rows())
+    if "trecqa-lists" in names:
+        write_trecqa_lists(data_dir / "trecqa-lists.jsonl")
+    if "mined-tuples" in names:
+        write_mined_tuples(data_dir / "pairs.csv", data_dir / "mined-tuples.csv", negatives=3)
+    if "mined-margins" in names:
+        write_mined_tuples(data_dir / "pairs.csv", data_dir / "mined-margins.jsonl", negatives=4, margins=True)
+
+
+def single_sentences() -> list[str]:
+    """Single sentences, for ContrastiveTension, SimCSE and TSDAE (the recipes' Wikipedia sentences): every distinct
+    sentence of MSRP, SNLI and TrecQA (MS MARCO's passages are paragraphs), in a seeded order."""
+    import random
+
+    texts = [text for row in _csv(DATA / "msrp" / "train.csv") for text in (row["sentence1"], row["sentence2"])]
+    for split in ("dev", "test"):
+        texts += [text for row in _csv(DATA / "snli_partial" / f"{split}_pairs.csv")
+                  for text in (row["premise"], row["hypothesis"])]
+    texts += [text for row in _csv(DATA / "trecqa" / "train_pairs.csv") for text in (row["question"], row["answer"])]
+    sentences = list(dict.fromkeys(texts))
+    random.Random(0).shuffle(sentences)
+    return sentences
+
+
+def _delete_words(text: str, seed: int, ratio: float = 0.6) -> str:
+    import random
+
+    words = text.split()
+    kept = [word for word in words if random.Random(f"{seed}-{word}").random() > ratio]
+    return " ".join(kept or words[:1])
+
+
+def _silver_pairs(path: Path, per_sentence: int = 3) -> list[tuple[str, str, float]]:
+    import random
+
+    generator = random.Random(0)
+    rows = _csv(path)
+    others = [row["sentence2"] for row in rows]
+    return [(row["sentence1"], other, round(generator.random(), 4))
+            for row in rows for other in [row["sentence2"], *generator.sample(others, per_sentence)]]
+
+
+def write_mined_tuples(pairs: Path, path: Path, negatives: int, margins: bool = False) -> None:
+    """Mined n-tuples as the mining recipes write them: (query, positive, `negatives` negatives), one row per distinct
+    query of the pairs (the recipes' Natural Questions and WikiQA rows have unique questions), its negatives the
+    positives of other rows drawn with a seed (as mining draws them from the corpus); with `margins`, a JSON lines file
+    whose `label` holds a teacher's margin (positive score - negative score) per negative, seeded numbers in the range
+    a cross-encoder gives (MarginMSE's and SparseMarginMSE's input)."""
+    import random
+
+    generator = random.Random(0)
+    rows = _csv(pairs)
+    first = {row["anchor"]: row["positive"] for row in reversed(rows)}
+    corpus = [row["positive"] for row in rows]
+    header = ["query", "positive"] + [f"negative_{index + 1}" for index in range(negatives)]
+    tuples = [[query, positive, *generator.sample(corpus, negatives)] for query, positive in first.items()]
+    if not margins:
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(tuples)
+        return
+    with path.open("w", encoding="utf-8") as handle:
+        for row in tuples:
+            record = dict(zip(header, row)) | {"label": [round(generator.uniform(-2, 10), 4) for _ in range(negatives)]}
+            handle.write(json.dumps(record) + "\n")
+
+
 def write_trecqa_lists(path: Path, max_negatives: int = 9) -> None:
     """TrecQA's train candidate lists as (query, documents, labels) rows: one per correct answer, that answer first,
     then up to `max_negatives` of its question's wrong answers (dealt to the question's rows in turn)."""
@@ -187,7 +363,10 @@ def _csv(path: Path, delimiter: str = ",") -> list[dict]:
 
 
 MODEL_NEEDS = {"minilm-ce": "minilm", "minilm-lora": "minilm", "decoder-lora": "decoder",
-               "minilm-ce-shipped": "minilm-shipped"}
+               "minilm-ce-shipped": "minilm-shipped", "minilm-dot-shipped": "minilm-shipped",
+               "minilm-l3-shipped": "minilm-shipped", "csr-shipped": "minilm-shipped", "static-shipped": "minilm-shipped",
+               "bert-base-shipped": "minilm-shipped", "bert-base-cls-shipped": "minilm-shipped",
+               "xlmr-shipped": "minilm-shipped", "inference-free-splade-shipped": "minilm-shipped"}
 """Models written from another one (that one is written first)."""
 QWEN3_EMBEDDING_06B_SHAPE = {"vocab_size": 151669, "hidden_size": 1024, "intermediate_size": 3072,
                              "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8,
@@ -229,6 +408,7 @@ def write_models(scratch: Path, dropout: float, names: set[str], minilm: Path | 
     if "minilm-ce-shipped" in names:  # reranker-bce.yaml: max_seq_length 256
         write_cross_encoder(scratch / "minilm-shipped", scratch / "minilm-ce-shipped")
         _edit_json(scratch / "minilm-ce-shipped" / "tokenizer_config.json", model_max_length=256)
+    write_stand_ins(scratch, names)
     if "decoder" in names:
         write_decoder(scratch / "decoder")
     if "minilm-lora" in names:
@@ -238,6 +418,74 @@ def write_models(scratch: Path, dropout: float, names: set[str], minilm: Path | 
     if "qwen3-lora" in names:
         write_decoder(scratch / "qwen3", QWEN3_EMBEDDING_06B_SHAPE)
         write_adapter(scratch / "qwen3", scratch / "qwen3-lora", DECODER_PROJECTIONS, r=16, alpha=32.0)
+
+
+STAND_INS = {
+    # name: (checkpoint, the recipe's `model:` keys on it); a checkpoint "random-<architecture>" is drawn from that
+    # architecture's default config (bert-base-uncased's, distilbert-base-uncased's shape), "xlm-roberta-base" has
+    # XLM-R base's shape and 250,002-entry vocabulary, "minilm-l3" is all-MiniLM-L6-v2's first 3 layers (the shape
+    # of nreimers/MiniLM-L3-H384-uncased); all read with all-MiniLM-L6-v2's tokenizer (bert-base-uncased's
+    # vocabulary; XLM-R's own tokenizer is not installed here: English splits into about as many tokens).
+    "minilm-dot-shipped": ("minilm-shipped", {"normalize": False, "similarity_fn_name": "dot"}),
+    "minilm-l3-shipped": ("minilm-l3", {"pooling": "mean", "normalize": True}),
+    "csr-shipped": ("minilm-shipped", {"kind": "sparse", "architecture": "csr"}),
+    "static-shipped": ("minilm-shipped", {"static": {"embedding_dim": 256}}),
+    "bert-base-shipped": ("random-bert", {"pooling": "mean"}),
+    "bert-base-cls-shipped": ("random-bert", {"pooling": "cls"}),
+    "xlmr-shipped": ("xlm-roberta-base", {"pooling": "mean", "dense": {"out_features": 384, "activation": "identity"}}),
+    "inference-free-splade-shipped": ("random-distilbert-mlm", {"kind": "sparse",
+                                                                "architecture": "inference_free_splade"}),
+}
+"""Models the parent builds with embedtrain from a recipe's `model:` keys and saves: both libraries load the saved
+folder, so both start from the same weights (new layers included)."""
+
+
+SPARSE_MODELS = {"splade", "splade-shipped", "csr-shipped", "inference-free-splade-shipped"}
+CROSS_ENCODERS = {"minilm-ce", "minilm-ce-shipped"}
+
+
+def kind_of(model: str) -> str:
+    return "sparse" if model in SPARSE_MODELS else "cross_encoder" if model in CROSS_ENCODERS else "dense"
+
+
+def write_stand_ins(scratch: Path, names: set[str]) -> None:
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from embedtrain.models.build import build_model
+    from embedtrain.models.config import ModelConfig
+    from embedtrain.models.io import save_model
+
+    minilm = scratch / "minilm-shipped"
+    for name in names & STAND_INS.keys():
+        checkpoint, keys = STAND_INS[name]
+        source = scratch / checkpoint
+        torch.manual_seed(0)
+        if not source.exists():
+            if checkpoint == "minilm-l3":
+                model = AutoModel.from_pretrained(minilm)
+                model.encoder.layer = model.encoder.layer[:3]
+                model.config.num_hidden_layers = 3
+            else:
+                from transformers import (
+                    BertConfig,
+                    BertModel,
+                    DistilBertConfig,
+                    DistilBertForMaskedLM,
+                    XLMRobertaConfig,
+                    XLMRobertaModel,
+                )
+
+                model = {"random-bert": lambda: BertModel(BertConfig()),
+                         "random-distilbert-mlm": lambda: DistilBertForMaskedLM(DistilBertConfig()),
+                         "xlm-roberta-base": lambda: XLMRobertaModel(XLMRobertaConfig(
+                             vocab_size=250002, max_position_embeddings=514, type_vocab_size=1,
+                             pad_token_id=0))}[checkpoint]()  # the tokenizer's padding id
+            model.save_pretrained(source)
+            tokenizer = AutoTokenizer.from_pretrained(minilm)
+            tokenizer.model_max_length = 512  # these models' length, as their tokenizers say
+            tokenizer.save_pretrained(source)
+        save_model(build_model(ModelConfig(base=str(source), **keys)), scratch / name)
 
 
 def write_decoder(path: Path, shape: dict | None = None) -> None:
@@ -295,6 +543,9 @@ class TokenCounter:
                 ids = inputs[0]
                 self.computed += ids.numel()
                 self.real += int((ids != pad_id).sum())
+            elif isinstance(module, torch.nn.EmbeddingBag):  # a static model's: every token it is given is real
+                self.computed += inputs[0].numel()
+                self.real += inputs[0].numel()
 
         torch.nn.modules.module.register_module_forward_pre_hook(count)
 
@@ -309,8 +560,10 @@ class StepClock:
         self.usage_start = self.usage_end = None
 
     def start(self) -> None:
-        self.started = time.perf_counter()
-        self.usage_start = resource.getrusage(resource.RUSAGE_SELF)
+        """The span's start; a later call keeps the first (a run may start it before its trainer does)."""
+        if self.usage_start is None:
+            self.started = time.perf_counter()
+            self.usage_start = resource.getrusage(resource.RUSAGE_SELF)
 
     def step(self) -> None:
         self.step_ends.append(time.perf_counter())
@@ -322,17 +575,22 @@ class StepClock:
                 "minor_faults": end.ru_minflt - start.ru_minflt}
 
 
-def train_reference(workload: Workload, model_dir: Path, data_file: Path, seed: int, workdir: Path,
+REFERENCE_PARAMETER_PATTERNS = {r"SparseStaticEmbedding\.weight": r"sub_modules\.query\.0\.weight"}
+"""embedtrain's pattern -> the reference's for the same parameters (its path: the query side of a Router)."""
+
+
+def train_reference(workload: Workload, model_dir: Path, data_files: list[Path], seed: int, workdir: Path,
                     clock: StepClock) -> list[float]:
     from datasets import load_dataset
     from transformers import TrainerCallback
 
-    if workload.model.startswith("minilm-ce"):
+    kind = kind_of(workload.model)
+    if kind == "cross_encoder":
         from sentence_transformers.cross_encoder import CrossEncoder as Model
         from sentence_transformers.cross_encoder import CrossEncoderTrainer as Trainer
         from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments as Arguments
         from sentence_transformers.cross_encoder import losses
-    elif workload.model.startswith("splade"):
+    elif kind == "sparse":
         from sentence_transformers.sparse_encoder import SparseEncoder as Model
         from sentence_transformers.sparse_encoder import SparseEncoderTrainer as Trainer
         from sentence_transformers.sparse_encoder import SparseEncoderTrainingArguments as Arguments
@@ -364,22 +622,66 @@ def train_reference(workload: Workload, model_dir: Path, data_file: Path, seed: 
     if (model_dir / "adapter_config.json").exists():  # loaded for inference: train the adapter, as embedtrain does
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(".lora_" in name)
+    # The reference matches learning-rate patterns against parameter paths only (embedtrain: also typed names).
+    rates = {REFERENCE_PARAMETER_PATTERNS.get(pattern, pattern): rate
+             for pattern, rate in (workload.learning_rate_mapping or {}).items()}
+    mappings = {name: value for name, value in (("router_mapping", workload.router_mapping),
+                                                ("learning_rate_mapping", rates)) if value}
     arguments = Arguments(
         output_dir=str(workdir), max_steps=workload.steps, per_device_train_batch_size=workload.batch_size,
-        learning_rate=2e-5, seed=seed, logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True,
-        bf16=bf16, gradient_checkpointing=workload.gradient_checkpointing, batch_sampler=workload.batch_sampler,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if workload.gradient_checkpointing else None)
-    params = dict(workload.loss_params)
-    if "loss" in params:  # a wrapper: its inner loss by name
-        params["loss"] = getattr(losses, params["loss"])(model)
-    loss = getattr(losses, workload.loss)(model, **params)
-    train = load_dataset(data_file.suffix.lstrip(".").replace("jsonl", "json"), data_files=str(data_file),
-                         split="train")
-    Trainer(model=model, args=arguments, train_dataset=train, loss=loss, callbacks=[Record()]).train()
+        learning_rate=workload.learning_rate, seed=seed, logging_steps=1, save_strategy="no", report_to="none",
+        disable_tqdm=True, bf16=bf16, gradient_checkpointing=workload.gradient_checkpointing,
+        batch_sampler=workload.batch_sampler, multi_dataset_batch_sampler=workload.multi_dataset_sampler,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if workload.gradient_checkpointing else None, **mappings)
+
+    def loss_of(name: str, params: dict):
+        params = dict(params)
+        if "loss" in params:  # a wrapper: its inner loss by name
+            params["loss"] = getattr(losses, params["loss"])(model)
+        if name == "SoftmaxLoss":
+            params["embedding_dimension"] = model.get_sentence_embedding_dimension()
+        params.pop("teacher", None), params.pop("teacher_embeds", None)  # its embeddings are the labels (teacher_labels)
+        return getattr(losses, name)(model, **params)
+
+    datasets = [load_dataset(path.suffix.lstrip(".").replace("jsonl", "json"), data_files=str(path), split="train")
+                for path in data_files]
+    if "teacher" in workload.loss_params:
+        # The reference's MSELoss reads the teacher's embeddings from a label column, which its users compute before
+        # training (its distillation examples): that is part of their run, so the clock starts here. Both libraries
+        # train on the rows of one epoch (`teacher_rows`), so each embeds as many texts with the teacher.
+        clock.start()
+        datasets[0] = teacher_labels(datasets[0].select(range(teacher_rows(workload))), model_dir.parent / workload.loss_params["teacher"],
+                                     workload.loss_params.get("teacher_embeds", "each_column"))
+    loss = loss_of(workload.loss, workload.loss_params)
+    train, loss_by_dataset = datasets[0], loss
+    if workload.second is not None:
+        second = workload.second
+        train = {"first": datasets[0], "second": datasets[1]}
+        loss_by_dataset = {"first": loss, "second": loss if second.loss is None else loss_of(second.loss,
+                                                                                                second.loss_params)}
+    Trainer(model=model, args=arguments, train_dataset=train, loss=loss_by_dataset, callbacks=[Record()]).train()
     return step_losses
 
 
-def train_embedtrain(workload: Workload, model_dir: Path, data_file: Path, seed: int, workdir: Path,
+def teacher_rows(workload: Workload) -> int:
+    """The rows a workload with a teacher trains on: one epoch of its steps (the embedtrain run embeds each batch
+    with the teacher; the reference's users embed every row before training)."""
+    return workload.steps * workload.batch_size
+
+
+def teacher_labels(dataset, teacher_dir: Path, teacher_embeds: str):
+    """`dataset` with a `label` column of the teacher's embeddings: of its first column, or of each column."""
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    teacher = SentenceTransformer(str(teacher_dir), device=_device())
+    columns = dataset.column_names[:1] if teacher_embeds == "first_column" else dataset.column_names
+    embeddings = [teacher.encode(dataset[column], batch_size=64) for column in columns]
+    labels = embeddings[0] if teacher_embeds == "first_column" else np.stack(embeddings, axis=1)
+    return dataset.add_column("label", labels.tolist())
+
+
+def train_embedtrain(workload: Workload, model_dir: Path, data_files: list[Path], seed: int, workdir: Path,
                      clock: StepClock, length_chunking: bool | str) -> list[float]:
     import yaml
 
@@ -394,23 +696,45 @@ def train_embedtrain(workload: Workload, model_dir: Path, data_file: Path, seed:
         def on_step(self, step: int) -> None:
             clock.step()
 
-    params = dict(workload.loss_params)
-    if "loss" in params:
-        params["loss"] = {"type": params["loss"]}
-    kind = ({"kind": "sparse"} if workload.model.startswith("splade") else
-            {"kind": "cross_encoder"} if workload.model.startswith("minilm-ce") else {})
-    columns = {"trecqa-pairs": {"sentence1": "question", "sentence2": "answer", "label": "label"},
-               "trecqa-lists": {"query": "query", "documents": "documents", "label": "labels"}}.get(workload.data)
+    def loss_entry(name: str, params: dict) -> dict:
+        params = dict(params)
+        if "loss" in params:
+            params["loss"] = {"type": params["loss"]}
+        if "teacher" in params:
+            params["teacher"] = str(model_dir.parent / params["teacher"])
+        return {"type": name, **params}
+
+    def dataset_entry(path: Path, columns: dict | None, loss: str) -> dict:
+        columns = columns or {"trecqa-pairs": {"sentence1": "question", "sentence2": "answer", "label": "label"},
+                              "trecqa-lists": {"query": "query", "documents": "documents", "label": "labels"},
+                              }.get(path.stem)
+        # A column read twice (SimCSE: one column as anchor and positive) leaves the file's copy for the reference.
+        ignored = [name for name in _header(path) if name not in columns.values()] if columns else []
+        return ({"source": str(path), "loss": loss} | ({"columns": columns} if columns else {})
+                | ({"ignore_columns": ignored} if ignored else {})
+                | ({"router_mapping": workload.router_mapping} if workload.router_mapping else {}))
+
+    kind = kind_of(workload.model)
+    losses = {"loss": loss_entry(workload.loss, workload.loss_params)}
+    datasets = {"data": dataset_entry(data_files[0], workload.columns, "loss")
+                | ({"max_samples": teacher_rows(workload)} if "teacher" in workload.loss_params else {})}
+    if workload.second is not None:
+        second = workload.second
+        if second.loss is not None:
+            losses["second"] = loss_entry(second.loss, second.loss_params)
+        datasets["second"] = dataset_entry(data_files[1], second.columns, "second" if second.loss else "loss")
     recipe = {
-        "model": {"base": str(model_dir), "dtype": workload.dtype} | kind,
-        "losses": {"loss": {"type": workload.loss, **params}},
-        "datasets": {"train": {"data": {"source": str(data_file)} | ({"columns": columns} if columns else {})}},
+        "model": {"base": str(model_dir), "dtype": workload.dtype} | ({"kind": kind} if kind != "dense" else {}),
+        "losses": losses,
+        "datasets": {"train": datasets},
         "training": {"output_dir": str(workdir / "run"), "max_steps": workload.steps, "batch_size": workload.batch_size,
-                     "learning_rate": 2e-5, "seed": seed, "logging_steps": 1, "eval_before_training": False,
-                     "length_chunking": length_chunking,
+                     "learning_rate": workload.learning_rate, "seed": seed, "logging_steps": 1,
+                     "eval_before_training": False, "length_chunking": length_chunking,
                      "precision": "bf16" if workload.dtype == "bfloat16" else "auto",
                      "batch_sampler": {"batch_sampler": "random"}.get(workload.batch_sampler, workload.batch_sampler),
-                     "gradient_checkpointing": workload.gradient_checkpointing},
+                     "multi_dataset_sampler": workload.multi_dataset_sampler,
+                     "gradient_checkpointing": workload.gradient_checkpointing}
+        | ({"learning_rate_mapping": workload.learning_rate_mapping} if workload.learning_rate_mapping else {}),
     }
     (workdir / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     try:
@@ -419,6 +743,13 @@ def train_embedtrain(workload: Workload, model_dir: Path, data_file: Path, seed:
         print(f"embedtrain losses before the failure: {_logged_losses(workdir / 'run')}", file=sys.stderr)
         raise
     return _logged_losses(workdir / "run")
+
+
+def _header(path: Path) -> list[str]:
+    if path.suffix == ".jsonl":
+        return list(json.loads(path.open(encoding="utf-8").readline()))
+    with path.open(newline="", encoding="utf-8") as handle:
+        return next(csv.reader(handle))
 
 
 def _logged_losses(output_dir: Path) -> list[float]:
@@ -489,6 +820,16 @@ def mine(library: str, model_dir: Path, mining: dict, clock: StepClock) -> dict:
     return {"rows": len(next(iter(columns.values()))), "texts_sha256": hashlib.sha256(texts.encode()).hexdigest()}
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux keeps ru_maxrss across exec, so a child started by a parent that
+    once held more (it writes the models) would report the parent's peak; VmHWM belongs to this program's own memory."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        line = next(line for line in status.read_text().splitlines() if line.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
+
+
 def _device() -> str:
     import torch
 
@@ -497,15 +838,23 @@ def _device() -> str:
 
 def child(args: argparse.Namespace) -> None:
     import torch
+    from tokenizers import Tokenizer
     from transformers import AutoTokenizer
+
+    from embedtrain.models.tokenization import is_static_model, transformer_folder
 
     workload = WORKLOADS[args.workload]
     if args.steps:
         workload = replace(workload, steps=int(args.steps))
     model_dir = Path(args.model_dir) / workload.model
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    counter, clock = TokenCounter(tokenizer.vocab_size, tokenizer.pad_token_id), StepClock()
-    data_file = next(Path(args.data_dir).glob(f"{workload.data}.*"), None)
+    if is_static_model(model_dir):  # no padding: any id counts as a real token
+        counter = TokenCounter(Tokenizer.from_file(str(model_dir / "tokenizer.json")).get_vocab_size(), -1)
+    else:  # the transformer's (inference-free SPLADE: the document side's, in its router's folder)
+        tokenizer = AutoTokenizer.from_pretrained(transformer_folder(model_dir))
+        counter = TokenCounter(tokenizer.vocab_size, tokenizer.pad_token_id)
+    clock = StepClock()
+    data_files = [next(Path(args.data_dir).glob(f"{name}.*"), None)
+                  for name in (workload.data, *([workload.second.data] if workload.second else []))]
     result: dict = {}
     with tempfile.TemporaryDirectory(prefix="embedtrain-speed-") as workdir:
         if workload.mining is not None:
@@ -513,9 +862,9 @@ def child(args: argparse.Namespace) -> None:
         elif workload.loss is None:
             result["metrics"] = evaluate(args.library, model_dir, clock)
         elif args.library == "reference":
-            result["losses"] = train_reference(workload, model_dir, data_file, args.seed, Path(workdir), clock)
+            result["losses"] = train_reference(workload, model_dir, data_files, args.seed, Path(workdir), clock)
         else:
-            result["losses"] = train_embedtrain(workload, model_dir, data_file, args.seed, Path(workdir), clock,
+            result["losses"] = train_embedtrain(workload, model_dir, data_files, args.seed, Path(workdir), clock,
                                                 # as users run it (auto: on CPU only), or padded
                                                 length_chunking="auto" if args.library == "embedtrain" else False)
     seconds = clock.step_ends[-1] - clock.started
@@ -527,7 +876,7 @@ def child(args: argparse.Namespace) -> None:
         "samples_per_second": samples / seconds if samples else None,
         "real_tokens_per_second": counter.real / seconds,
         "padding_fraction": 1 - counter.real / counter.computed,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         **clock.usage(),
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
     }
@@ -571,7 +920,9 @@ def summarise(runs: list[dict]) -> dict:
         elif WORKLOADS[workload].mining is not None:
             mined = {library: library_runs[0]["mined"] for library, library_runs in by_library.items()}
             entry["mined"] = mined
-            entry["same_rows"] = len({(run["rows"], run["texts_sha256"]) for run in mined.values()}) == 1
+            # Random sampling draws each library's own rows: only top sampling must give the same ones.
+            entry["same_rows"] = (len({(run["rows"], run["texts_sha256"]) for run in mined.values()}) == 1
+                                  if WORKLOADS[workload].mining.get("sampling", "top") == "top" else None)
         else:
             entry["ndcg@10"] = {library: library_runs[0]["metrics"]["ndcg@10"]
                                 for library, library_runs in by_library.items()}
@@ -629,24 +980,9 @@ def main() -> None:
     runs, failed = [], []
     with tempfile.TemporaryDirectory(prefix="embedtrain-speed-") as scratch:
         data_dir, model_dir = Path(scratch), Path(scratch) / "models"
-        data = {WORKLOADS[name].data for name in args.workloads}
-        if "pairs" in data:
-            write_pairs(data_dir / "pairs.csv")
-        if "stsb" in data:
-            (data_dir / "stsb.csv").write_bytes((DATA / "stsb" / "train.csv").read_bytes())
-        if "trecqa-pairs" in data:
-            (data_dir / "trecqa-pairs.csv").write_bytes((DATA / "trecqa" / "train_pairs.csv").read_bytes())
-        if "nli" in data:
-            with (data_dir / "nli.csv").open("w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["anchor", "positive", "negative"])
-                for split in ("dev", "test"):
-                    writer.writerows((row["anchor"], row["positive"], row["negative"])
-                                     for row in _csv(DATA / "snli_partial" / f"{split}_triplets.csv"))
-        if "msrp" in data:
-            (data_dir / "msrp.csv").write_bytes((DATA / "msrp" / "train.csv").read_bytes())
-        if "trecqa-lists" in data:
-            write_trecqa_lists(data_dir / "trecqa-lists.jsonl")
+        workloads = [WORKLOADS[name] for name in args.workloads]
+        write_data(data_dir, {workload.data for workload in workloads}
+                   | {workload.second.data for workload in workloads if workload.second})
         write_models(model_dir, args.dropout, {WORKLOADS[name].model for name in args.workloads}, args.minilm)
         for repetition in range(args.repeats):
             for workload in args.workloads:
