@@ -5,6 +5,7 @@ from pathlib import Path
 from transformers import AutoConfig, AutoTokenizer
 
 from embedtrain.data.checks import Tokenization
+from embedtrain.errors import ModelLoadError
 from embedtrain.models.config import ModelConfig
 from embedtrain.models.io import resolve_model_path
 from embedtrain.models.load_errors import check_is_model_folder, check_transformer_config, reading_model
@@ -33,9 +34,13 @@ def recipe_tokenization(model: ModelConfig) -> Tokenization | None:
 
 
 def is_static_model(path: Path) -> bool:
-    """Whether the sentence-transformers model folder `path` starts with a StaticEmbedding (no transformer)."""
-    modules = path / "modules.json"
-    return modules.exists() and read_json(modules)[0]["type"].endswith("StaticEmbedding")
+    """Whether the sentence-transformers model folder `path` starts with a StaticEmbedding (no transformer). A
+    modules.json that cannot say is not one here: reading the model reports what is wrong with it."""
+    try:
+        first = read_json(path / "modules.json")[0]
+    except (OSError, ModelLoadError, LookupError, TypeError):
+        return False
+    return isinstance(first, dict) and str(first.get("type", "")).endswith("StaticEmbedding")
 
 
 def load_tokenization(name_or_path: str, *, revision: str | None = None, max_seq_length: int | None = None,
