@@ -72,6 +72,7 @@ import csv
 import json
 import os
 import platform
+import random
 import resource
 import statistics
 import subprocess
@@ -288,8 +289,6 @@ def write_data(data_dir: Path, names: set[str]) -> None:
 def single_sentences() -> list[str]:
     """Single sentences, for ContrastiveTension, SimCSE and TSDAE (the recipes' Wikipedia sentences): every distinct
     sentence of MSRP, SNLI and TrecQA (MS MARCO's passages are paragraphs), in a seeded order."""
-    import random
-
     texts = [text for row in _csv(DATA / "msrp" / "train.csv") for text in (row["sentence1"], row["sentence2"])]
     for split in ("dev", "test"):
         texts += [text for row in _csv(DATA / "snli_partial" / f"{split}_pairs.csv")
@@ -301,16 +300,12 @@ def single_sentences() -> list[str]:
 
 
 def _delete_words(text: str, seed: int, ratio: float = 0.6) -> str:
-    import random
-
     words = text.split()
     kept = [word for word in words if random.Random(f"{seed}-{word}").random() > ratio]
     return " ".join(kept or words[:1])
 
 
 def _silver_pairs(path: Path, per_sentence: int = 3) -> list[tuple[str, str, float]]:
-    import random
-
     generator = random.Random(0)
     rows = _csv(path)
     others = [row["sentence2"] for row in rows]
@@ -324,8 +319,6 @@ def write_mined_tuples(pairs: Path, path: Path, negatives: int, margins: bool = 
     positives of other rows drawn with a seed (as mining draws them from the corpus); with `margins`, a JSON lines file
     whose `label` holds a teacher's margin (positive score - negative score) per negative, seeded numbers in the range
     a cross-encoder gives (MarginMSE's and SparseMarginMSE's input)."""
-    import random
-
     generator = random.Random(0)
     rows = _csv(pairs)
     first = {row["anchor"]: row["positive"] for row in reversed(rows)}
