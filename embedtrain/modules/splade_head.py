@@ -10,13 +10,15 @@ page-faulting gigabytes of fresh memory per step.
 (tokens x slice) block of logits exists at once, and keeps for the backward nothing of size tokens x
 vocabulary:
 - max pooling: the activation is monotonic, so the pooled weight is the activation of each text's largest
-  logit, a segment max over the raw logits. The gradient reaches only the token that won that max, and only
-  where the weight is positive (a few hundred entries per text): the backward recomputes just those
-  entries' logits for their text's tokens to find the winner, then adds its gradient.
+  logit. The forward finds that logit and the token it came from (texts x vocabulary: a max over each text's
+  tokens, laid out padded one block at a time). The gradient reaches only that token, and only where the
+  weight is positive (a few hundred entries per text once trained, most of the vocabulary at the start):
+  the backward adds it as sparse (tokens x vocabulary) products, one value per winner, recomputing nothing.
 - sum pooling: every token contributes, so the backward recomputes each slice's logits.
 
-Ties: when two tokens of a text share the largest positive logit, the gradient goes to the first, where
-autograd's max would split it; exact ties of contextual logits do not occur in practice.
+Ties: when two tokens of a text share the largest positive logit, the gradient goes to one of them (the
+first, on the CPU), where autograd's max would split it; exact ties of contextual logits do not occur in
+practice.
 """
 
 import torch
@@ -38,11 +40,16 @@ def splade_pool(hidden: Tensor, weight: Tensor, bias: Tensor | None, rows: Tenso
         order = torch.argsort(rows, stable=True)
         hidden, rows = hidden.index_select(0, order), rows.index_select(0, order)
     lengths = torch.bincount(rows, minlength=num_texts)
-    return _SpladePool.apply(hidden, weight, bias, lengths, strategy, activation)
+    # Inside the autograd function grad mode is off and needs_input_grad ignores it: the winners are kept for a
+    # backward only here, where encoding without gradients (evaluation) can be told apart.
+    keep_winners = torch.is_grad_enabled() and any(tensor is not None and tensor.requires_grad
+                                                    for tensor in (hidden, weight, bias))
+    return _SpladePool.apply(hidden, weight, bias, lengths, strategy, activation, keep_winners)
 
 
-def _slices(num_tokens: int, vocabulary: int) -> list[slice]:
-    width = max(1, min(vocabulary, TOKENS_TIMES_SLICE // max(num_tokens, 1)))
+def _slices(rows: int, vocabulary: int) -> list[slice]:
+    """Vocabulary slices so that a block of `rows` logits per entry stays within TOKENS_TIMES_SLICE."""
+    width = max(1, min(vocabulary, TOKENS_TIMES_SLICE // max(rows, 1)))
     return [slice(start, min(start + width, vocabulary)) for start in range(0, vocabulary, width)]
 
 
@@ -67,93 +74,115 @@ def _derivative(logits: Tensor, activation: str) -> Tensor:
     return derivative / (1 + torch.log1p(positive)) if activation == "log1p_relu" else derivative
 
 
+def _starts(lengths: Tensor) -> Tensor:
+    return torch.cumsum(lengths, 0) - lengths
+
+
 class _SpladePool(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden, weight, bias, lengths, strategy, activation):
+    def forward(ctx, hidden, weight, bias, lengths, strategy, activation, keep_winners):
         # Under autocast the logits come out in half precision; the pooled vectors keep the hidden states' dtype.
         pooled = hidden.new_empty(lengths.numel(), weight.size(0))
         inputs, projection = _with_bias(hidden, weight, bias)
-        for columns in _slices(hidden.size(0), weight.size(0)):
-            logits = (inputs @ projection[columns].t()).to(pooled.dtype)
-            if strategy == "max":  # 0 for a text without a positive logit (or without tokens): its weights are 0
-                pooled[:, columns] = torch.segment_reduce(logits, "max", lengths=lengths, axis=0, unsafe=True, initial=0)
-            else:
+        if strategy == "max":
+            largest_logits, winners = _largest_logits(inputs, projection, lengths, pooled, keep_winners)
+            pooled = _activate(largest_logits, activation)
+        else:
+            for columns in _slices(hidden.size(0), weight.size(0)):
+                logits = (inputs @ projection[columns].t()).to(pooled.dtype)
                 pooled[:, columns] = torch.segment_reduce(_activate(logits, activation), "sum", lengths=lengths,
                                                           axis=0, unsafe=True, initial=0)
-        if strategy == "max":
-            largest_logits, pooled = pooled, _activate(pooled, activation)
+            largest_logits = winners = hidden.new_empty(0)
         ctx.strategy, ctx.activation, ctx.has_bias = strategy, activation, bias is not None
         ctx.save_for_backward(hidden, weight, bias if bias is not None else hidden.new_empty(0), lengths,
-                              largest_logits if strategy == "max" else hidden.new_empty(0))
+                              largest_logits, winners)
         return pooled
 
     @staticmethod
     def backward(ctx, grad_pooled):
-        hidden, weight, bias, lengths, largest_logits = ctx.saved_tensors
+        hidden, weight, bias, lengths, largest_logits, winners = ctx.saved_tensors
         bias = bias if ctx.has_bias else None
-        grad_hidden = torch.zeros_like(hidden) if ctx.needs_input_grad[0] else None
-        grad_weight = torch.zeros_like(weight) if ctx.needs_input_grad[1] else None
-        grad_bias = torch.zeros_like(bias) if bias is not None and ctx.needs_input_grad[2] else None
+        needs_hidden, needs_weight = ctx.needs_input_grad[:2]
+        needs_bias = bias is not None and ctx.needs_input_grad[2]
         if ctx.strategy == "max":
             texts, entries = (largest_logits > 0).nonzero(as_tuple=True)
-            tokens = _winning_tokens(hidden, weight, bias, lengths, texts, entries)
+            tokens = _starts(lengths)[texts] + winners[texts, entries]
             grad_logit = grad_pooled[texts, entries] * _derivative(largest_logits[texts, entries], ctx.activation)
-            _add_gradients(grad_logit, tokens, entries, hidden, weight, grad_hidden, grad_weight, grad_bias)
-        else:
-            rows = torch.repeat_interleave(torch.arange(lengths.numel(), device=lengths.device), lengths)
-            inputs, projection = _with_bias(hidden, weight, bias)
-            for columns in _slices(hidden.size(0), weight.size(0)):
-                grad_logits = (grad_pooled[:, columns].index_select(0, rows)
-                               * _derivative(inputs @ projection[columns].t(), ctx.activation))
-                if grad_hidden is not None:
-                    grad_hidden += grad_logits @ weight[columns]
-                if grad_weight is not None:
-                    grad_weight[columns] = grad_logits.t() @ hidden
-                if grad_bias is not None:
-                    grad_bias[columns] = grad_logits.sum(0)
-        return grad_hidden, grad_weight, grad_bias, None, None, None
+            return (*_winners_gradients(grad_logit, tokens, entries, hidden, weight, needs_hidden, needs_weight,
+                                        needs_bias), None, None, None, None)
+        grad_hidden = torch.zeros_like(hidden) if needs_hidden else None
+        grad_weight = torch.zeros_like(weight) if needs_weight else None
+        grad_bias = torch.zeros_like(bias) if needs_bias else None
+        rows = torch.repeat_interleave(torch.arange(lengths.numel(), device=lengths.device), lengths)
+        inputs, projection = _with_bias(hidden, weight, bias)
+        for columns in _slices(hidden.size(0), weight.size(0)):
+            grad_logits = (grad_pooled[:, columns].index_select(0, rows)
+                           * _derivative(inputs @ projection[columns].t(), ctx.activation))
+            if grad_hidden is not None:
+                grad_hidden += grad_logits @ weight[columns]
+            if grad_weight is not None:
+                grad_weight[columns] = grad_logits.t() @ hidden
+            if grad_bias is not None:
+                grad_bias[columns] = grad_logits.sum(0)
+        return grad_hidden, grad_weight, grad_bias, None, None, None, None
 
 
-def _winning_tokens(hidden: Tensor, weight: Tensor, bias: Tensor | None, lengths: Tensor, texts: Tensor,
-                    entries: Tensor) -> Tensor:
-    """For each (text, vocabulary entry) pair, sorted by text, the token of that text with the largest logit.
+def _largest_logits(inputs: Tensor, projection: Tensor, lengths: Tensor, out: Tensor,
+                    keep_winners: bool) -> tuple[Tensor, Tensor]:
+    """Each text's largest logit per vocabulary entry, 0 where none is positive (or the text has no tokens), into
+    `out` (texts, vocabulary); with `keep_winners`, also the position within its text of the token it came from.
 
-    Per text, its tokens' logits for its own entries only: (tokens of the text x its positive entries), laid
-    out padded as (texts, longest text, most entries of a text), a group of texts at a time.
+    A block of logits (tokens x slice) is laid out padded (texts x longest text x slice, -inf where a text has no
+    token) so that one max over the token dimension gives both.
     """
-    num_texts = lengths.numel()
-    starts = torch.cumsum(lengths, 0) - lengths
-    entries_per_text = torch.bincount(texts, minlength=num_texts)
-    entry_starts = torch.cumsum(entries_per_text, 0) - entries_per_text
-    longest, most_entries = int(lengths.max()), int(entries_per_text.max()) if texts.numel() else 0
-    winners = torch.empty_like(entries)
-    if not texts.numel():
-        return winners
-    group = max(1, TOKENS_TIMES_SLICE // max(longest * most_entries, 1))
-    offsets = torch.arange(longest, device=hidden.device)
-    entry_offsets = torch.arange(most_entries, device=hidden.device)
-    for first in range(0, num_texts, group):
-        span = slice(first, min(first + group, num_texts))
-        token_valid = offsets < lengths[span].unsqueeze(1)  # (texts, longest)
-        token_index = torch.where(token_valid, starts[span].unsqueeze(1) + offsets, 0)
-        entry_valid = entry_offsets < entries_per_text[span].unsqueeze(1)  # (texts, most_entries)
-        pair_index = torch.where(entry_valid, entry_starts[span].unsqueeze(1) + entry_offsets, 0)
-        vocabulary_ids = entries[pair_index]
-        logits = torch.bmm(hidden[token_index], weight[vocabulary_ids].transpose(1, 2))  # (texts, longest, entries)
-        if bias is not None:
-            logits = logits + bias[vocabulary_ids].unsqueeze(1)
-        logits = logits.masked_fill(~token_valid.unsqueeze(2), float("-inf"))
-        best = starts[span].unsqueeze(1) + logits.argmax(dim=1)  # first of tied maxima
-        winners[pair_index[entry_valid]] = best[entry_valid]
-    return winners
+    num_texts, longest = lengths.numel(), int(lengths.max()) if lengths.numel() else 0
+    winners = torch.zeros(out.shape if keep_winners else (0,), dtype=torch.int32, device=out.device)
+    if longest == 0:
+        return out.zero_(), winners
+    starts = _starts(lengths)
+    text_of_token = torch.repeat_interleave(torch.arange(num_texts, device=lengths.device), lengths)
+    padded_position = text_of_token * longest + torch.arange(inputs.size(0), device=lengths.device) - starts[text_of_token]
+    padded = None
+    for columns in _slices(num_texts * longest, projection.size(0)):
+        width = columns.stop - columns.start
+        if padded is None or padded.size(1) != width:  # the padding stays -inf: only tokens' rows are copied in
+            padded = out.new_full((num_texts * longest, width), float("-inf"))
+        padded.index_copy_(0, padded_position, (inputs @ projection[columns].t()).to(out.dtype))
+        largest, position = padded.view(num_texts, longest, width).max(dim=1)
+        out[:, columns] = largest.clamp_(min=0)
+        if keep_winners:
+            winners[:, columns] = position.to(torch.int32)
+    return out, winners
 
 
-def _add_gradients(grad_logit: Tensor, tokens: Tensor, vocabulary_ids: Tensor, hidden: Tensor, weight: Tensor,
-                   grad_hidden: Tensor | None, grad_weight: Tensor | None, grad_bias: Tensor | None) -> None:
-    """The gradients of the logits `grad_logit` at (tokens, vocabulary_ids), through logit = hidden . weight + bias."""
-    if grad_hidden is not None:
-        grad_hidden.index_add_(0, tokens, grad_logit.unsqueeze(1) * weight[vocabulary_ids])
-    if grad_weight is not None:
-        grad_weight.index_add_(0, vocabulary_ids, grad_logit.unsqueeze(1) * hidden[tokens])
-    if grad_bias is not None:
-        grad_bias.index_add_(0, vocabulary_ids, grad_logit)
+def _winners_gradients(grad_logit: Tensor, tokens: Tensor, vocabulary_ids: Tensor, hidden: Tensor, weight: Tensor,
+                       needs_hidden: bool, needs_weight: bool, needs_bias: bool) -> tuple[Tensor | None, ...]:
+    """The gradients of hidden, weight and bias from the logits' gradients `grad_logit` at (tokens, vocabulary_ids),
+    through logit = hidden . weight + bias.
+
+    The logits' gradient is a sparse (tokens x vocabulary) matrix G with one value per winning (token, entry):
+    grad_hidden = G @ weight and grad_weight = G^T @ hidden, as sparse-dense products in at least float32
+    (half-precision sparse products are not available on every device). Gathering a decoder row per value instead
+    would write (values x hidden) floats, gigabytes while most of the vocabulary is active.
+    """
+    dtype = torch.promote_types(torch.promote_types(hidden.dtype, weight.dtype), torch.float32)
+    values = grad_logit.to(dtype)
+    grad_hidden = grad_weight = grad_bias = None
+    if needs_hidden:
+        logit_grads = _sorted_sparse(tokens, vocabulary_ids, values, (hidden.size(0), weight.size(0)))
+        grad_hidden = torch.sparse.mm(logit_grads, weight.to(dtype)).to(hidden.dtype)
+    if needs_weight:
+        transposed = _sorted_sparse(vocabulary_ids, tokens, values, (weight.size(0), hidden.size(0)))
+        grad_weight = torch.sparse.mm(transposed, hidden.to(dtype)).to(weight.dtype)
+    if needs_bias:
+        grad_bias = values.new_zeros(weight.size(0)).index_add_(0, vocabulary_ids, values).to(weight.dtype)
+    return grad_hidden, grad_weight, grad_bias
+
+
+def _sorted_sparse(rows: Tensor, columns: Tensor, values: Tensor, size: tuple[int, int]) -> Tensor:
+    """A coalesced sparse COO matrix of distinct (rows, columns) positions (each winner is one): sorted here, so
+    that torch need not coalesce it again."""
+    order = torch.argsort(rows * size[1] + columns)
+    indices = torch.stack([rows.index_select(0, order), columns.index_select(0, order)])
+    return torch.sparse_coo_tensor(indices, values.index_select(0, order), size, is_coalesced=True,
+                                   check_invariants=False)
