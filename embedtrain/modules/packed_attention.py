@@ -7,8 +7,8 @@ through `packed_attention`, registered with transformers' AttentionInterface, wh
 sequence back into its texts and runs scaled-dot-product attention on length-homogeneous chunks of
 them (the `length_chunks` planner), so attention itself carries little padding either.
 
-Only encoders whose token positions are 0..n-1 for a right-padded text qualify (BERT and its
-descendants, `PACKABLE_MODEL_TYPES`): others (RoBERTa's positions start after the padding index,
+Only encoders whose token positions are 0..n-1 for a right-padded text, and whose forward pass hands its
+keyword arguments on to the attention function, qualify (BERT and DistilBERT, `PACKABLE_MODEL_TYPES`): others (RoBERTa's positions start after the padding index,
 relative and rotary schemes, custom code) run padded, in chunks. The outputs are the padded
 computation's up to float rounding (tests/unit/modules/test_packed_attention.py).
 
@@ -34,7 +34,7 @@ from embedtrain.errors import IncompatibleDependencyError
 from embedtrain.modules.length_chunks import LengthChunking, plan_chunks
 
 ATTENTION_NAME = "embedtrain_packed"
-PACKABLE_MODEL_TYPES = frozenset({"bert"})
+PACKABLE_MODEL_TYPES = frozenset({"bert", "distilbert"})
 
 TESTED_TRANSFORMERS = ">=5.0,<6"
 """The transformers versions embedtrain is tested with: the requirement in pyproject.toml (a test keeps them equal)."""

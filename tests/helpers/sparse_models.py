@@ -19,18 +19,32 @@ from sentence_transformers.sparse_encoder.modules import (
 from helpers.tiny_models import build_vocab
 
 
-def make_tiny_mlm_checkpoint(directory: Path, seed: int = 0) -> Path:
-    """A random 2-layer BertForMaskedLM (hidden 32, no dropout) and its tokenizer, as a plain Hugging Face checkpoint."""
-    from transformers import BertConfig, BertForMaskedLM, BertTokenizer
+def make_tiny_mlm_checkpoint(directory: Path, seed: int = 0, architecture: str = "bert") -> Path:
+    """A random 2-layer BertForMaskedLM (hidden 32, no dropout), or DistilBertForMaskedLM with `architecture`
+    "distilbert", and its tokenizer, as a plain Hugging Face checkpoint."""
+    from transformers import (
+        BertConfig,
+        BertForMaskedLM,
+        BertTokenizer,
+        DistilBertConfig,
+        DistilBertForMaskedLM,
+        DistilBertTokenizer,
+    )
 
     directory.mkdir(parents=True, exist_ok=True)
     vocab = {token: index for index, token in enumerate(build_vocab())}
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
-                        attention_probs_dropout_prob=0.0)
+    if architecture == "distilbert":
+        model_class, tokenizer_class = DistilBertForMaskedLM, DistilBertTokenizer
+        config = DistilBertConfig(vocab_size=len(vocab), dim=32, n_layers=2, n_heads=2, hidden_dim=64,
+                                  max_position_embeddings=64, dropout=0.0, attention_dropout=0.0)
+    else:
+        model_class, tokenizer_class = BertForMaskedLM, BertTokenizer
+        config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
+                            attention_probs_dropout_prob=0.0)
     torch.manual_seed(seed)
-    BertForMaskedLM(config).save_pretrained(directory)
-    BertTokenizer(vocab=vocab, do_lower_case=True, model_max_length=64).save_pretrained(directory)
+    model_class(config).save_pretrained(directory)
+    tokenizer_class(vocab=vocab, do_lower_case=True, model_max_length=64).save_pretrained(directory)
     return directory
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
+from helpers.sparse_models import make_tiny_mlm_checkpoint
 from helpers.texts import ANCHORS, POSITIVES
-from transformers import AutoModel, RobertaConfig, RobertaModel
+from transformers import AutoModel, AutoTokenizer, RobertaConfig, RobertaModel
 
 from embedtrain.errors import IncompatibleDependencyError
 from embedtrain.models.io import load_model
@@ -63,6 +64,22 @@ def test_the_layout_packs_texts_chunk_by_chunk() -> None:
     assert chunk.key_mask.flatten().tolist() == [True] * 6 + [True, True, False] + [True, False, False]
 
 
+def test_packed_distilbert_gives_the_padded_hidden_states(tmp_path: Path) -> None:
+    checkpoint = make_tiny_mlm_checkpoint(tmp_path / "distilbert", architecture="distilbert")
+    encoder = AutoModel.from_pretrained(checkpoint)
+    assert enable_packing(encoder)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    inputs = dict(tokenizer(ANCHORS + POSITIVES, padding=True, return_tensors="pt"))
+    mask = inputs["attention_mask"].bool()
+    padded = encoder(**inputs).last_hidden_state
+
+    def encode(packed_inputs, **options):
+        return encoder(**packed_inputs, **options).last_hidden_state
+
+    packed = unpack(*run_packed(encode, inputs, LengthChunking()), *mask.shape)
+    torch.testing.assert_close(packed[mask], padded[mask], rtol=1e-5, atol=1e-5)
+
+
 def test_only_bert_style_sdpa_encoders_are_packed(tiny_checkpoint: Path) -> None:
     assert enable_packing(AutoModel.from_pretrained(tiny_checkpoint))
     assert not enable_packing(AutoModel.from_pretrained(tiny_checkpoint, attn_implementation="eager"))
@@ -71,13 +88,16 @@ def test_only_bert_style_sdpa_encoders_are_packed(tiny_checkpoint: Path) -> None
     assert not enable_packing(roberta)  # its positions start after the padding index
 
 
-def test_splade_pools_the_packed_tokens_as_the_padded_ones(tiny_mlm_checkpoint: Path) -> None:
+@pytest.mark.parametrize("architecture", ["bert", "distilbert"])
+def test_splade_pools_the_packed_tokens_as_the_padded_ones(tmp_path: Path, architecture: str) -> None:
     from embedtrain.models.build import build_model
     from embedtrain.models.config import ModelConfig
 
+    checkpoint = make_tiny_mlm_checkpoint(tmp_path / architecture, architecture=architecture)
     results = {}
     for packed in (True, False):
-        model = build_model(ModelConfig(base=str(tiny_mlm_checkpoint), kind="sparse")).train()
+        model = build_model(ModelConfig(base=str(checkpoint), kind="sparse")).train()
+        assert model.input_module.packing
         model.input_module.packing = packed
         features = model.tokenize(ANCHORS + POSITIVES)
         embeddings = model(features)["sentence_embedding"]
