@@ -24,8 +24,13 @@ practice.
 import torch
 from torch import Tensor
 
+from embedtrain.modules.length_chunks import plan_chunks
+
 TOKENS_TIMES_SLICE = 1 << 22
 """Elements of one block of logits (16 MiB in float32): a vocabulary slice is as wide as this allows."""
+
+GROUP_COST = 64
+"""What one more group of texts (one more max per block) costs, in padded slots: the length chunks' chunk cost."""
 
 
 def splade_pool(hidden: Tensor, weight: Tensor, bias: Tensor | None, rows: Tensor, num_texts: int,
@@ -132,27 +137,50 @@ def _largest_logits(inputs: Tensor, projection: Tensor, lengths: Tensor, out: Te
     """Each text's largest logit per vocabulary entry, 0 where none is positive (or the text has no tokens), into
     `out` (texts, vocabulary); with `keep_winners`, also the position within its text of the token it came from.
 
-    A block of logits (tokens x slice) is laid out padded (texts x longest text x slice, -inf where a text has no
-    token) so that one max over the token dimension gives both.
+    A block of logits (tokens x slice) is laid out padded, texts of similar lengths together (a query and its
+    passages would otherwise pad every query to the longest passage): each group is a (texts x its longest text x
+    slice) view, -inf where a text has no token, so that one max over its token dimension gives both.
     """
-    num_texts, longest = lengths.numel(), int(lengths.max()) if lengths.numel() else 0
     winners = torch.zeros(out.shape if keep_winners else (0,), dtype=torch.int32, device=out.device)
-    if longest == 0:
-        return out.zero_(), winners
-    starts = _starts(lengths)
-    text_of_token = torch.repeat_interleave(torch.arange(num_texts, device=lengths.device), lengths)
-    padded_position = text_of_token * longest + torch.arange(inputs.size(0), device=lengths.device) - starts[text_of_token]
+    groups = _length_groups(lengths.tolist())
+    if len(groups) == 0 or sum(len(rows) for rows, _ in groups) < lengths.numel():
+        out.zero_()  # texts without tokens are in no group
+    if len(groups) == 0:
+        return out, winners
+    starts, device = _starts(lengths), lengths.device
+    # The slot of each text's first token in the padded layout, the groups one after another.
+    first_slot, slots = torch.zeros(lengths.numel(), dtype=torch.long), 0
+    for rows, longest in groups:
+        first_slot[rows] = slots + torch.arange(len(rows)) * longest
+        slots += len(rows) * longest
+    text_of_token = torch.repeat_interleave(torch.arange(lengths.numel(), device=device), lengths)
+    token_in_text = torch.arange(inputs.size(0), device=device) - starts[text_of_token]
+    padded_position = first_slot.to(device)[text_of_token] + token_in_text
+    group_rows = [torch.tensor(rows, device=device) for rows, _ in groups]
     padded = None
-    for columns in _slices(num_texts * longest, projection.size(0)):
+    for columns in _slices(slots, projection.size(0)):
         width = columns.stop - columns.start
         if padded is None or padded.size(1) != width:  # the padding stays -inf: only tokens' rows are copied in
-            padded = out.new_full((num_texts * longest, width), float("-inf"))
+            padded = out.new_full((slots, width), float("-inf"))
         padded.index_copy_(0, padded_position, (inputs @ projection[columns].t()).to(out.dtype))
-        largest, position = padded.view(num_texts, longest, width).max(dim=1)
-        out[:, columns] = largest.clamp_(min=0)
-        if keep_winners:
-            winners[:, columns] = position.to(torch.int32)
+        slot = 0
+        for (rows, longest), row_index in zip(groups, group_rows, strict=True):
+            block = padded[slot:slot + len(rows) * longest].view(len(rows), longest, width)
+            largest, position = block.max(dim=1)
+            out[row_index, columns] = largest.clamp_(min=0)
+            if keep_winners:
+                winners[row_index, columns] = position.to(torch.int32)
+            slot += len(rows) * longest
     return out, winners
+
+
+def _length_groups(lengths: list[int]) -> list[tuple[list[int], int]]:
+    """The texts with tokens in groups of similar lengths, each with its longest length: as few padded slots as
+    the planner of length chunks finds, one more group costing as much as GROUP_COST padded slots."""
+    texts = [text for text, length in enumerate(lengths) if length > 0]
+    # No cap on a group's slots: the blocks' width keeps each one within TOKENS_TIMES_SLICE.
+    plan = plan_chunks([lengths[text] for text in texts], GROUP_COST, max_chunk_tokens=len(lengths) * max(lengths, default=0))
+    return [([texts[row] for row in rows], lengths[texts[rows[0]]]) for rows in plan]
 
 
 def _winners_gradients(grad_logit: Tensor, tokens: Tensor, vocabulary_ids: Tensor, hidden: Tensor, weight: Tensor,

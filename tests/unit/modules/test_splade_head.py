@@ -68,6 +68,28 @@ def test_same_pooled_vectors_and_gradients_as_the_plain_computation(strategy, ac
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12, msg=f"gradient of {name}")
 
 
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_texts_of_very_different_lengths_are_pooled_in_groups_with_the_same_results(activation, small_slices,
+                                                                                     monkeypatch):
+    monkeypatch.setattr(splade_head, "GROUP_COST", 0)  # a group per length
+    lengths = [1, 30, 2, 25, 0, 3]
+    assert len(splade_head._length_groups(lengths)) == 5
+    generator = torch.Generator().manual_seed(2)
+    rows = torch.arange(len(lengths)).repeat_interleave(torch.tensor(lengths))
+    hidden = torch.randn(rows.numel(), 8, generator=generator, dtype=torch.float64)
+    weight = torch.randn(37, 8, generator=generator, dtype=torch.float64)
+    bias = torch.randn(37, generator=generator, dtype=torch.float64)
+    upstream = torch.randn(len(lengths), 37, generator=generator, dtype=torch.float64)
+    inputs = (hidden, weight, bias, rows, len(lengths), "max", activation)
+
+    expected, expected_grads = pooled_and_gradients(plain_pool, inputs, upstream)
+    actual, actual_grads = pooled_and_gradients(splade_pool, inputs, upstream)
+
+    torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12)
+    for name, got, want in zip(["hidden", "weight", "bias"], actual_grads, expected_grads):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12, msg=f"gradient of {name}")
+
+
 class LargestTensor(TorchDispatchMode):
     """The most elements of any tensor an operator returns while the mode is on."""
 
