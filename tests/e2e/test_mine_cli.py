@@ -116,13 +116,15 @@ def test_mined_n_tuples_feed_mnrl_and_scored_ones_margin_mse(labelled_pairs, tin
     torch.testing.assert_close(torch.tensor(first["scores"]), expected, rtol=0, atol=1e-5)
 
 
-def test_score_writes_margins_or_one_score_per_pair(labelled_pairs, tiny_checkpoint, tmp_path):
+def test_score_writes_margins_or_one_score_per_pair(labelled_pairs, tiny_checkpoint, tmp_path, caplog):
     mined, margins = tmp_path / "mined.parquet", tmp_path / "margins.parquet"
     assert run("mine", "--data", labelled_pairs, "--model", tiny_checkpoint, "--output", mined,
                "--output-format", "n-tuple", "--num-negatives", "2", "--output-scores")[0].exit_code == 0
+    caplog.clear()
     result, _ = run("score", "--data", mined, "--model", tiny_checkpoint, "--output", margins, "--margins",
-                    "--replace-label")
+                    "--replace-label", "--kind", "dense")
     assert result.exit_code == 0, result.output
+    assert "plain checkpoint" not in caplog.text  # said to be intended
     with_scores, with_margins = read_rows(mined), read_rows(margins)
     assert with_margins.column_names == ["question", "answer", "negative_1", "negative_2", "label"]
     expected = [[row["scores"][0] - row["scores"][1], row["scores"][0] - row["scores"][2]] for row in with_scores]
@@ -130,7 +132,10 @@ def test_score_writes_margins_or_one_score_per_pair(labelled_pairs, tiny_checkpo
     pairs, scored_pairs = tmp_path / "pairs.jsonl", tmp_path / "scored-pairs.jsonl"
     pairs.write_text("".join(json.dumps({"query": row["question"], "text": row["answer"]}) + "\n"
                              for row in with_scores))
-    assert run("score", "--data", pairs, "--model", tiny_checkpoint, "--output", scored_pairs)[0].exit_code == 0
+    result, _ = run("score", "--data", pairs, "--model", tiny_checkpoint, "--output", scored_pairs)
+    assert result.exit_code == 0, result.output
+    warning = " ".join(caplog.text.split())
+    assert "is a plain checkpoint (no modules.json): it embeds with mean pooling" in warning and "--kind dense" in warning
     assert read_rows(scored_pairs).column_names == ["query", "text", "score"]
     torch.testing.assert_close(torch.tensor(read_rows(scored_pairs)["score"]),
                                torch.tensor([row["scores"][0] for row in with_scores]), rtol=0, atol=1e-5)

@@ -12,11 +12,13 @@ a new, untrained classification head (random scores), and as an embedding model 
 re-scorer, so it needs its kind said (dense or sparse), and cross_encoder needs a trained head.
 """
 
+import logging
 from pathlib import Path
 from typing import Literal
 
 import torch
 
+from embedtrain.data.source import public_name
 from embedtrain.errors import RecipeError
 from embedtrain.evaluation.mining.options import RescoreKind
 from embedtrain.evaluation.mining.scoring import BiEncoderScorer, PairScorer
@@ -30,6 +32,8 @@ from embedtrain.models.io import load_model, resolve_model_path
 from embedtrain.modules.dense import Activation
 
 Kind = Literal["dense", "sparse"]
+
+logger = logging.getLogger(__name__)
 
 
 def is_cross_encoder(path: Path) -> bool:
@@ -50,6 +54,12 @@ def load_embedder(name_or_path: str, kind: Kind | None, option: str = "--model",
     if kind == "dense" and form.saved_kind == "sparse":
         raise RecipeError(f"{kind_option} dense: {name_or_path} is a saved sparse model (SparseEncoder), which keeps "
                           f"its kind; remove {kind_option}")
+    if kind is None and form.saved_kind is None:
+        # As sentence-transformers does for such a folder; say so, for a checkpoint never trained to embed (a
+        # masked-LM or base model) gives scores and neighbours that mean little.
+        logger.warning("%s %s is a plain checkpoint (no modules.json): it embeds with mean pooling as a dense model. "
+                       "If it was not trained for sentence similarity, give a sentence-embedding model; pass %s dense "
+                       "to say this is intended", option, public_name(name_or_path), kind_option)
     chosen = kind or form.saved_kind or "dense"
     model = (build_sparse_model(ModelConfig(base=str(path), kind="sparse"))
              if chosen == "sparse" and form.saved_kind != "sparse" else load_model(path))
