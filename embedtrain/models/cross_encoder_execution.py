@@ -45,7 +45,8 @@ def classify_packed(model: BertForSequenceClassification, inputs: dict[str, Tens
     """`BertForSequenceClassification` on right-padded pairs, computed packed (see the module docstring)."""
     encoder = model.base_model
     outputs, tokens = run_packed(
-        lambda packed, **options: encoder(**packed, **options, return_dict=True).last_hidden_state, inputs, chunking)
+        lambda packed, **options: encoder(**packed, **options, return_dict=True).last_hidden_state, inputs, chunking,
+        model.config)
     batch, seq = inputs["attention_mask"].shape
     # Where each flat (row * seq + position) token sits in the packed sequence; row r's [CLS] is flat token r * seq.
     packed_index = torch.empty(batch * seq, dtype=torch.long, device=tokens.device)

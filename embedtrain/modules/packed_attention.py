@@ -7,10 +7,11 @@ through `packed_attention`, registered with transformers' AttentionInterface, wh
 sequence back into its texts and runs scaled-dot-product attention on length-homogeneous chunks of
 them (the `length_chunks` planner), so attention itself carries little padding either.
 
-Only encoders whose token positions are 0..n-1 for a right-padded text, and whose forward pass hands its
-keyword arguments on to the attention function, qualify (BERT and DistilBERT, `PACKABLE_MODEL_TYPES`): others (RoBERTa's positions start after the padding index,
-relative and rotary schemes, custom code) run padded, in chunks. The outputs are the padded
-computation's up to float rounding (tests/unit/modules/test_packed_attention.py).
+Only encoders whose token positions count up one per token from a fixed first position for a right-padded
+text (0 for BERT and DistilBERT, the padding index + 1 for RoBERTa and XLM-RoBERTa: `FIRST_POSITIONS`), and whose
+forward pass hands its keyword arguments on to the attention function, qualify: others (relative and rotary
+schemes, custom code) run padded, in chunks. The outputs are the padded computation's up to float rounding
+(tests/unit/modules/test_packed_attention.py).
 
 This plugs into transformers' attention and mask interfaces and reads private attributes, which change between
 major versions: before the first packable model is switched, `register_packed_attention` checks that the
@@ -28,13 +29,21 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from transformers import PreTrainedModel
+from transformers import PretrainedConfig, PreTrainedModel
 
 from embedtrain.errors import IncompatibleDependencyError
 from embedtrain.modules.length_chunks import LengthChunking, plan_chunks
 
 ATTENTION_NAME = "embedtrain_packed"
-PACKABLE_MODEL_TYPES = frozenset({"bert", "distilbert"})
+FIRST_POSITIONS: dict[str, Callable[[PretrainedConfig], int]] = {
+    "bert": lambda config: 0,
+    "distilbert": lambda config: 0,
+    # RoBERTa numbers a text's tokens from after the padding index (create_position_ids_from_input_ids).
+    "roberta": lambda config: config.pad_token_id + 1,
+    "xlm-roberta": lambda config: config.pad_token_id + 1,
+}
+"""The position id of a text's first token, per packable model type (the padded forward pass's for a right-padded
+text, whose later tokens count up from it)."""
 
 TESTED_TRANSFORMERS = ">=5.0,<6"
 """The transformers versions embedtrain is tested with: the requirement in pyproject.toml (a test keeps them equal)."""
@@ -169,7 +178,7 @@ def enable_packing(model: PreTrainedModel) -> bool:
 
     IncompatibleDependencyError for a packable model type when transformers lacks what packing relies on."""
     config = model.config
-    if config.model_type not in PACKABLE_MODEL_TYPES or getattr(config, "is_decoder", False):
+    if config.model_type not in FIRST_POSITIONS or getattr(config, "is_decoder", False):
         return False
     register_packed_attention()
     if not getattr(model, "_supports_attention_backend", False) or config._attn_implementation != "sdpa":
@@ -178,10 +187,10 @@ def enable_packing(model: PreTrainedModel) -> bool:
     return True
 
 
-def run_packed(encode: Callable[..., Tensor], inputs: dict[str, Tensor],
-               chunking: LengthChunking) -> tuple[Tensor, Tensor]:
-    """The per-token outputs of a packable model on right-padded `inputs`, without padding: (outputs of the
-    real tokens (total_tokens, dim), their flat positions (total_tokens,) in the padded (batch * seq) layout).
+def run_packed(encode: Callable[..., Tensor], inputs: dict[str, Tensor], chunking: LengthChunking,
+               config: PretrainedConfig) -> tuple[Tensor, Tensor]:
+    """The per-token outputs of a packable model (of `config`) on right-padded `inputs`, without padding: (outputs
+    of the real tokens (total_tokens, dim), their flat positions (total_tokens,) in the padded (batch * seq) layout).
 
     `encode(packed_inputs, position_ids=..., packed_layout=...)` must pass both keywords to the model and
     return its (1, total_tokens, dim) per-token output. One host read of the row lengths per call.
@@ -191,7 +200,7 @@ def run_packed(encode: Callable[..., Tensor], inputs: dict[str, Tensor],
     layout = PackedLayout.from_lengths(mask.sum(dim=1).tolist(), seq, chunking, mask.device)
     packed = {key: value.flatten().index_select(0, layout.tokens).unsqueeze(0)
               for key, value in inputs.items() if key != "attention_mask"}
-    positions = (layout.tokens % seq).unsqueeze(0)
+    positions = (layout.tokens % seq + FIRST_POSITIONS[config.model_type](config)).unsqueeze(0)
     return encode(packed, position_ids=positions, packed_layout=layout)[0], layout.tokens
 
 

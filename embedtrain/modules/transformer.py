@@ -174,7 +174,7 @@ class Transformer(nn.Module):
             return encode(inputs), None
         if not self.packing:
             return run_in_chunks(encode, inputs, self.length_chunking), None
-        outputs, tokens = run_packed(encode, inputs, self.length_chunking)
+        outputs, tokens = run_packed(encode, inputs, self.length_chunking, self.auto_model.config)
         if keep_packed:
             return outputs, tokens
         return unpack(outputs, tokens, *mask.shape), None

@@ -8,7 +8,7 @@ import torch
 import transformers
 from helpers.sparse_models import make_tiny_mlm_checkpoint
 from helpers.texts import ANCHORS, POSITIVES
-from transformers import AutoModel, AutoTokenizer, RobertaConfig, RobertaModel
+from transformers import AutoModel, DistilBertConfig, MPNetConfig, RobertaConfig, XLMRobertaConfig
 
 from embedtrain.errors import IncompatibleDependencyError
 from embedtrain.models.io import load_model
@@ -32,7 +32,7 @@ def test_packed_hidden_states_equal_the_padded_ones(tiny_checkpoint: Path) -> No
     padded = encoder(**inputs).last_hidden_state
     mask = inputs["attention_mask"].bool()
     for chunking in (LengthChunking(chunk_cost=0), LengthChunking(), LengthChunking(chunk_cost=10**6)):
-        packed = unpack(*run_packed(model.input_module._token_outputs, inputs, chunking), *mask.shape)
+        packed = unpack(*run_packed(model.input_module._token_outputs, inputs, chunking, encoder.config), *mask.shape)
         torch.testing.assert_close(packed[mask], padded[mask], rtol=1e-5, atol=1e-5)
         assert not packed[~mask].any()
 
@@ -64,28 +64,38 @@ def test_the_layout_packs_texts_chunk_by_chunk() -> None:
     assert chunk.key_mask.flatten().tolist() == [True] * 6 + [True, True, False] + [True, False, False]
 
 
-def test_packed_distilbert_gives_the_padded_hidden_states(tmp_path: Path) -> None:
-    checkpoint = make_tiny_mlm_checkpoint(tmp_path / "distilbert", architecture="distilbert")
-    encoder = AutoModel.from_pretrained(checkpoint)
+TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "vocab_size": 50}
+PACKABLE_CONFIGS = {
+    "distilbert": DistilBertConfig(vocab_size=50, dim=32, n_layers=2, n_heads=2, hidden_dim=64),
+    # Positions from the padding index + 1 on (pad_token_id 1: positions 2, 3, ...).
+    "roberta": RobertaConfig(**TINY, pad_token_id=1, max_position_embeddings=20),
+    "xlm-roberta": XLMRobertaConfig(**TINY, pad_token_id=1, max_position_embeddings=20),
+}
+
+
+@pytest.mark.parametrize("config", PACKABLE_CONFIGS.values(), ids=PACKABLE_CONFIGS.keys())
+def test_packed_encoders_give_the_padded_hidden_states(config) -> None:
+    torch.manual_seed(0)
+    encoder = AutoModel.from_config(config, attn_implementation="sdpa").eval()
     assert enable_packing(encoder)
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    inputs = dict(tokenizer(ANCHORS + POSITIVES, padding=True, return_tensors="pt"))
-    mask = inputs["attention_mask"].bool()
+    lengths = torch.tensor([5, 1, 9, 3, 9])
+    mask = torch.arange(9) < lengths.unsqueeze(1)
+    input_ids = torch.randint(3, config.vocab_size, mask.shape).masked_fill(~mask, config.pad_token_id)
+    inputs = {"input_ids": input_ids, "attention_mask": mask.long()}
     padded = encoder(**inputs).last_hidden_state
 
     def encode(packed_inputs, **options):
         return encoder(**packed_inputs, **options).last_hidden_state
 
-    packed = unpack(*run_packed(encode, inputs, LengthChunking()), *mask.shape)
+    packed = unpack(*run_packed(encode, inputs, LengthChunking(), encoder.config), *mask.shape)
     torch.testing.assert_close(packed[mask], padded[mask], rtol=1e-5, atol=1e-5)
 
 
 def test_only_bert_style_sdpa_encoders_are_packed(tiny_checkpoint: Path) -> None:
     assert enable_packing(AutoModel.from_pretrained(tiny_checkpoint))
     assert not enable_packing(AutoModel.from_pretrained(tiny_checkpoint, attn_implementation="eager"))
-    roberta = RobertaModel(RobertaConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                         intermediate_size=64))
-    assert not enable_packing(roberta)  # its positions start after the padding index
+    mpnet = AutoModel.from_config(MPNetConfig(**TINY))
+    assert not enable_packing(mpnet)  # relative position buckets
 
 
 @pytest.mark.parametrize("architecture", ["bert", "distilbert"])
@@ -148,9 +158,7 @@ def test_a_transformers_without_what_packing_uses_is_a_clear_error(monkeypatch, 
 def test_non_packable_models_do_not_need_packing_support(monkeypatch):
     monkeypatch.delattr("transformers.masking_utils.AttentionMaskInterface")
     register_packed_attention.cache_clear()
-    roberta = RobertaModel(RobertaConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                         intermediate_size=64))
-    assert not enable_packing(roberta)
+    assert not enable_packing(AutoModel.from_config(MPNetConfig(**TINY)))
 
 
 def test_the_tested_transformers_range_is_the_declared_requirement():
