@@ -11,7 +11,7 @@ page-faulting gigabytes of fresh memory per step.
 vocabulary:
 - max pooling: the activation is monotonic, so the pooled weight is the activation of each text's largest
   logit. The forward finds that logit and the token it came from (texts x vocabulary: a max over each text's
-  tokens, laid out padded one block at a time). The gradient reaches only that token, and only where the
+  tokens, laid out padded per group of similar lengths, one block at a time). The gradient reaches only that token, and only where the
   weight is positive (a few hundred entries per text once trained, most of the vocabulary at the start):
   the backward adds it as sparse (tokens x vocabulary) products, one value per winner, recomputing nothing.
 - sum pooling: every token contributes, so the backward recomputes each slice's logits.
