@@ -143,34 +143,29 @@ def _largest_logits(inputs: Tensor, projection: Tensor, lengths: Tensor, out: Te
     """
     winners = torch.zeros(out.shape if keep_winners else (0,), dtype=torch.int32, device=out.device)
     groups = _length_groups(lengths.tolist())
-    if len(groups) == 0 or sum(len(rows) for rows, _ in groups) < lengths.numel():
+    if sum(len(rows) for rows, _ in groups) < lengths.numel():
         out.zero_()  # texts without tokens are in no group
-    if len(groups) == 0:
-        return out, winners
     starts, device = _starts(lengths), lengths.device
-    # The slot of each text's first token in the padded layout, the groups one after another.
-    first_slot, slots = torch.zeros(lengths.numel(), dtype=torch.long), 0
+    # Each group's texts, and its span of the padded layout (the groups one after another); each text's first slot.
+    first_slot, spans, slots = torch.zeros(lengths.numel(), dtype=torch.long), [], 0
     for rows, longest in groups:
         first_slot[rows] = slots + torch.arange(len(rows)) * longest
+        spans.append((torch.tensor(rows, device=device), slice(slots, slots + len(rows) * longest), longest))
         slots += len(rows) * longest
     text_of_token = torch.repeat_interleave(torch.arange(lengths.numel(), device=device), lengths)
     token_in_text = torch.arange(inputs.size(0), device=device) - starts[text_of_token]
     padded_position = first_slot.to(device)[text_of_token] + token_in_text
-    group_rows = [torch.tensor(rows, device=device) for rows, _ in groups]
     padded = None
-    for columns in _slices(slots, projection.size(0)):
+    for columns in _slices(slots, projection.size(0)) if slots else []:
         width = columns.stop - columns.start
         if padded is None or padded.size(1) != width:  # the padding stays -inf: only tokens' rows are copied in
             padded = out.new_full((slots, width), float("-inf"))
         padded.index_copy_(0, padded_position, (inputs @ projection[columns].t()).to(out.dtype))
-        slot = 0
-        for (rows, longest), row_index in zip(groups, group_rows, strict=True):
-            block = padded[slot:slot + len(rows) * longest].view(len(rows), longest, width)
-            largest, position = block.max(dim=1)
+        for row_index, span, longest in spans:
+            largest, position = padded[span].view(row_index.numel(), longest, width).max(dim=1)
             out[row_index, columns] = largest.clamp_(min=0)
             if keep_winners:
                 winners[row_index, columns] = position.to(torch.int32)
-            slot += len(rows) * longest
     return out, winners
 
 

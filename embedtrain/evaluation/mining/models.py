@@ -18,7 +18,6 @@ from typing import Literal
 
 import torch
 
-from embedtrain.data.source import public_name
 from embedtrain.errors import RecipeError
 from embedtrain.evaluation.mining.options import RescoreKind
 from embedtrain.evaluation.mining.scoring import BiEncoderScorer, PairScorer
@@ -59,7 +58,7 @@ def load_embedder(name_or_path: str, kind: Kind | None, option: str = "--model",
         # masked-LM or base model) gives scores and neighbours that mean little.
         logger.warning("%s %s is a plain checkpoint (no modules.json): it embeds with mean pooling as a dense model. "
                        "If it was not trained for sentence similarity, give a sentence-embedding model; pass %s dense "
-                       "to say this is intended", option, public_name(name_or_path), kind_option)
+                       "to say this is intended", option, name_or_path, kind_option)
     chosen = kind or form.saved_kind or "dense"
     model = (build_sparse_model(ModelConfig(base=str(path), kind="sparse"))
              if chosen == "sparse" and form.saved_kind != "sparse" else load_model(path))
